@@ -1,0 +1,93 @@
+# execmem: plain GNU make.
+#   make              static + shared library, the execmem example programs
+#   make run          build and run the example that JITs a function
+#   make check        build and run every test (ends with "N passed, N failed")
+#   make check-asan / check-ubsan / check-tsan / check-valgrind
+#   make install PREFIX=/usr/local DESTDIR=
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+CC ?= cc
+O ?= build
+XM_DEBUG ?= 1
+
+VERSION := $(shell sed -n 's/^\#define XM_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\)/\2/p' include/execmem.h | paste -sd.)
+SOMAJOR := $(firstword $(subst ., ,$(VERSION)))
+
+WARN := -Wall -Wextra -Wpedantic -Werror
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -g
+OPT ?= -O2
+CFLAGS ?=
+ALL_CFLAGS := $(BASE_CFLAGS) $(OPT) $(CFLAGS)
+LIB_CFLAGS := $(ALL_CFLAGS) -fPIC -fvisibility=hidden -DXM_DEBUG=$(XM_DEBUG) -Iinclude
+LDLIBS := -lpthread
+
+SRCS := $(wildcard src/*.c)
+OBJS := $(SRCS:src/%.c=$(O)/obj/%.o)
+HDRS := include/execmem.h $(wildcard src/*.h)
+TEST_SRCS := $(wildcard test/*.c)
+
+all: $(O)/libexecmem.a $(O)/libexecmem.so $(O)/hello $(O)/execmem.pc
+
+$(O)/obj/%.o: src/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LIB_CFLAGS) -c $< -o $@
+
+$(O)/libexecmem.a: $(OBJS)
+	rm -f $@
+	ar rcs $@ $^
+
+$(O)/libexecmem.so: $(OBJS)
+	$(CC) -shared -Wl,-soname,libexecmem.so.$(SOMAJOR) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(O)/execmem.pc: execmem.pc.in include/execmem.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+
+$(O)/hello: examples/hello.c $(O)/libexecmem.a include/execmem.h
+	$(CC) $(ALL_CFLAGS) -Iinclude $< -o $@ $(O)/libexecmem.a $(LDLIBS)
+
+# The test runner links the static archive: white-box tests may call the
+# library's internal (hidden) xm__ functions such as the fault injector.
+$(O)/runner: $(TEST_SRCS) test/test.h $(O)/libexecmem.a
+	$(CC) $(ALL_CFLAGS) -DXM_DEBUG=$(XM_DEBUG) -Iinclude -Isrc $(TEST_SRCS) -o $@ $(O)/libexecmem.a $(LDLIBS)
+
+run: $(O)/hello
+	./$(O)/hello
+
+check: $(O)/runner $(O)/hello
+	./$(O)/hello > /dev/null
+	./$(O)/runner $(TESTS)
+
+check-asan:
+	$(MAKE) O=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" LDFLAGS="-fsanitize=address,undefined" check-run
+check-ubsan:
+	$(MAKE) O=build-ubsan OPT="-O1 -fsanitize=undefined -fno-sanitize-recover=all" LDFLAGS="-fsanitize=undefined" check-run
+check-tsan:
+	$(MAKE) O=build-tsan CC=clang OPT="-O1 -fsanitize=thread" LDFLAGS="-fsanitize=thread" check-run
+check-valgrind: $(O)/runner
+	valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+	    --child-silent-after-fork=yes ./$(O)/runner $(TESTS)
+
+check-run:
+	$(MAKE) O=$(O) OPT="$(OPT)" LDFLAGS="$(LDFLAGS)" $(O)/runner
+	./$(O)/runner $(TESTS)
+
+# Debug level 3: a full structure walk after every call.
+check-debug:
+	$(MAKE) O=build-debug XM_DEBUG=3 check-run
+
+install: all
+	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 644 include/execmem.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 $(O)/libexecmem.a $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(O)/libexecmem.so $(DESTDIR)$(LIBDIR)/libexecmem.so.$(VERSION)
+	ln -sf libexecmem.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libexecmem.so.$(SOMAJOR)
+	ln -sf libexecmem.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libexecmem.so
+	install -m 644 $(O)/execmem.pc $(DESTDIR)$(PKGCONFIGDIR)/
+
+clean:
+	rm -rf build build-*
+
+.PHONY: all run check check-asan check-ubsan check-tsan check-valgrind check-run check-debug install clean

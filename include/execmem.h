@@ -1,0 +1,188 @@
+/*
+ * execmem.h: a W^X code heap for JIT compilers, with the Linux kernel's
+ * reset-on-free design (VM_FLUSH_RESET_PERMS, bpf_prog_pack, lazy purge).
+ *
+ * Life of a block:
+ *
+ *   xm_alloc()    -> bytes at `rx` hold traps and do not run; the caller writes
+ *                    the code into `rw` (a separate staging buffer in DUAL),
+ *                    computing addresses against `rx`.
+ *   xm_publish()  -> the code appears at `rx` and runs; `rw` is gone.
+ *   xm_patch()    -> rewrites bytes of a published block (not safe against a
+ *                    thread executing those very bytes at that moment).
+ *   xm_free()     -> every byte at `rx` traps at once (INT3 fill on x86-64);
+ *                    dropping page rights is batched and done at purge time.
+ *
+ * Every call is thread-safe. xm_free_async() is also async-signal-safe.
+ *
+ * Fork: with the DUAL backend the child gets a private snapshot of the code as
+ * it was at fork() (taken by a pthread_atfork prepare handler under the heap
+ * lock), so neither side can change the other's code. In the child the heap is
+ * frozen: published code runs, xm_query/xm_heap_stats/xm_heap_destroy work,
+ * every other call returns XM_ESTATE. A FLIP heap uses private memory only and
+ * stays fully usable in the child.
+ */
+#ifndef EXECMEM_H
+#define EXECMEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(XM_BUILDING) && defined(__GNUC__)
+#define XM_API __attribute__((visibility("default")))
+#else
+#define XM_API
+#endif
+
+#define XM_VERSION_MAJOR 0
+#define XM_VERSION_MINOR 1
+#define XM_VERSION_PATCH 0
+#define XM_VERSION_NUMBER \
+    (XM_VERSION_MAJOR * 10000u + XM_VERSION_MINOR * 100u + XM_VERSION_PATCH)
+
+/* Returns XM_VERSION_NUMBER of the library actually linked. */
+XM_API unsigned xm_version(void);
+
+/* Result codes: one list, values are only ever appended. */
+#define XM_RESULT_MAP(X)                                                        \
+    X(XM_OK, "success")                                                         \
+    X(XM_EINVAL, "invalid argument")                                            \
+    X(XM_ENOMEM, "out of memory or address space")                              \
+    X(XM_EBADPTR, "not the start of a live block of this heap")                 \
+    X(XM_ESTATE, "block or heap in the wrong state for this call")              \
+    X(XM_ERANGE, "byte range not inside one block")                             \
+    X(XM_EPERM, "the OS refused executable memory (SELinux, MDWE, noexec)")     \
+    X(XM_ENOTSUP, "backend or feature not available here")                      \
+    X(XM_EOS, "unexpected operating system error")
+
+typedef enum {
+#define XM__ENUM(name, text) name,
+    XM_RESULT_MAP(XM__ENUM)
+#undef XM__ENUM
+    XM_RESULT_COUNT_
+} xm_result;
+
+/* Never NULL, also for values outside the enum. */
+XM_API const char *xm_strerror(xm_result r);
+/* errno of the last failed system call made by this thread inside execmem
+ * (0 if none): for diagnostics when a call returned XM_EOS or XM_EPERM. */
+XM_API int xm_last_errno(void);
+
+typedef enum {
+    XM_BACKEND_AUTO = 0, /* DUAL where it works, else FLIP */
+    XM_BACKEND_DUAL,     /* one memfd: executable view + separate writable alias */
+    XM_BACKEND_FLIP      /* anonymous memory whose rights change with mprotect */
+} xm_backend;
+
+/* Flags for xm_options.flags. Unknown bits are refused with XM_EINVAL. */
+#define XM_STRICT 0x1u /* DUAL: no writable mapping of published bytes ever
+                          exists; writes go through pwrite() on the memfd. */
+#define XM_FLAGS_ALL_ 0x1u
+
+typedef struct xm_options {
+    size_t size;        /* sizeof(xm_options): set by XM_OPTIONS_INIT */
+    size_t reserve;     /* address space reserved up front; 0: 1 GiB */
+    const void *near;   /* non-NULL: every block within +-2 GiB of it */
+    xm_backend backend; /* XM_BACKEND_AUTO by default */
+    unsigned flags;     /* XM_STRICT */
+    size_t lazy_limit;  /* freed mapped bytes kept before an automatic purge;
+                           0: 8 MiB; SIZE_MAX: only xm_purge or exhaustion */
+} xm_options;
+
+#define XM_OPTIONS_INIT {sizeof(xm_options), 0, NULL, XM_BACKEND_AUTO, 0u, 0}
+
+typedef struct xm_heap xm_heap;
+
+typedef struct xm_block {
+    void *rx;    /* where the code runs (and is addressed from) */
+    void *rw;    /* where to write it before publishing; NULL once published
+                    (FLIP: equal to rx) */
+    size_t size; /* usable size, at least the size asked for */
+} xm_block;
+
+#define XM_PROT_R 1  /* publish a data block: read-only, never executable */
+#define XM_PROT_RX 5 /* publish a code block: read + execute */
+
+typedef struct xm_stats {
+    xm_backend backend; /* the backend actually in use (never AUTO) */
+    unsigned flags;
+    size_t reserved_bytes;   /* address space reserved */
+    size_t resident_bytes;   /* bytes of mapped code/data pages (live + cached) */
+    size_t live_blocks, live_bytes; /* blocks not freed; their usable sizes */
+    size_t quarantine_bytes; /* freed pages still mapped, awaiting purge */
+    uint64_t allocs, frees, async_frees, publishes, patches, purges;
+    uint64_t syscalls;    /* every system call this heap made */
+    uint64_t revocations; /* calls among them that removed a right from
+                             present pages (each may cost a TLB shootdown) */
+    /* additions (not in the original contract) */
+    uint64_t purge_runs;  /* contiguous runs released by purges */
+    size_t staging_bytes; /* bytes of staging buffers of unpublished blocks */
+} xm_stats;
+
+/* Creates a heap. opt may be NULL (all defaults). On failure *out is NULL.
+ * XM_EINVAL: bad options; XM_ENOTSUP: asked-for backend unavailable;
+ * XM_EPERM: the OS refuses executable memory entirely. */
+XM_API xm_result xm_heap_create(const xm_options *opt, xm_heap **out);
+/* Unmaps everything. NULL is a no-op. No block may be used afterwards. */
+XM_API void xm_heap_destroy(xm_heap *h);
+
+/* A code block of at least `size` bytes. align: 0 for the default (16), else
+ * a power of two up to the page size. Executing rx before xm_publish traps. */
+XM_API xm_result xm_alloc(xm_heap *h, size_t size, size_t align, xm_block *out);
+/* The same for read-only data; its pages are never executable. */
+XM_API xm_result xm_alloc_data(xm_heap *h, size_t size, size_t align,
+                               xm_block *out);
+/* Makes the block run (XM_PROT_RX, code blocks) or readable (XM_PROT_R, data
+ * blocks) at rx, coherently for every thread. Publishing twice: XM_ESTATE. */
+XM_API xm_result xm_publish(xm_heap *h, void *rx, int prot);
+/* Frees a block in any state. When it returns, every byte of the block traps
+ * if executed (or its page faults). An unpublished block costs no rights
+ * change and no system call. */
+XM_API xm_result xm_free(xm_heap *h, void *rx);
+/* Async-signal-safe, lock-free, allocation-free free: usable from a signal
+ * handler, including one that interrupted a heap call on the same thread.
+ * The free completes at the next heap call on any thread or at xm_purge.
+ * Freeing the same block concurrently from two threads is undefined;
+ * sequential double frees return XM_EBADPTR. */
+XM_API xm_result xm_free_async(xm_heap *h, void *rx);
+/* Completes all deferred work: pending async frees, and the quarantine is
+ * released in coalesced runs (rights dropped, memory given back). */
+XM_API xm_result xm_purge(xm_heap *h);
+/* Rewrites [dst, dst+len) inside one published block and makes it coherent.
+ * NOT safe against threads executing those bytes while they change: stop
+ * them first (or use a patch of one aligned 8-byte word on x86-64 at your own
+ * risk). */
+XM_API xm_result xm_patch(xm_heap *h, void *dst, const void *src, size_t len);
+/* Finds the live block containing addr. */
+XM_API xm_result xm_query(xm_heap *h, const void *addr, xm_block *out);
+XM_API xm_result xm_heap_stats(xm_heap *h, xm_stats *out);
+
+/* W+X audit of a process from /proc/PID/maps (pid 0: this process). */
+#define XM_AUDIT_MAX_RANGES 8
+#define XM_AUDIT_WX 1u    /* one mapping writable and executable */
+#define XM_AUDIT_ALIAS 2u /* writable and executable views of one file range */
+typedef struct xm_audit_range {
+    uintptr_t start, end; /* the executable (or W+X) mapping */
+    unsigned kind;        /* XM_AUDIT_WX or XM_AUDIT_ALIAS */
+    uintptr_t other;      /* ALIAS: start of the writable mapping */
+} xm_audit_range;
+typedef struct xm_audit_report {
+    size_t mappings;    /* lines read */
+    size_t wx_mappings; /* mappings writable and executable at once */
+    size_t wx_aliases;  /* (writable, executable) pairs over one file range */
+    size_t nranges;     /* entries filled in ranges[] */
+    xm_audit_range ranges[XM_AUDIT_MAX_RANGES];
+} xm_audit_report;
+/* XM_EINVAL: out NULL or pid < 0; XM_EOS: the maps file cannot be read
+ * (xm_last_errno() tells why: ENOENT no such process, EACCES no right). */
+XM_API xm_result xm_audit(pid_t pid, xm_audit_report *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EXECMEM_H */

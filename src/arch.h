@@ -1,0 +1,29 @@
+/*
+ * arch.h: what differs per architecture: the trap fill and cache sync.
+ *
+ * x86-64: 0xCC is INT3, a one-byte instruction, so a jump to ANY byte of a
+ * filled range executes INT3 and raises SIGTRAP: no offset decodes into a
+ * longer instruction that could reach past the fill.
+ * arm64: instructions are 4-byte aligned (a misaligned PC faults) and
+ * 0x00000000 is UDF #0, permanently undefined: every reachable offset traps.
+ */
+#ifndef XM_ARCH_H
+#define XM_ARCH_H
+
+#if defined(__x86_64__) || defined(__i386__)
+#define XM__TRAP_BYTE 0xCC
+#elif defined(__aarch64__)
+#define XM__TRAP_BYTE 0x00
+#else
+#error "execmem: unsupported architecture (need a trap fill in src/arch.h)"
+#endif
+
+/* Makes freshly written code at [p, p+n) visible to instruction fetch of the
+ * calling thread; other threads see it on their next context-synchronizing
+ * event (x86 needs nothing for code that was never executed before). */
+static inline void xm__icache_sync(void *p, size_t n)
+{
+    __builtin___clear_cache((char *)p, (char *)p + n);
+}
+
+#endif

@@ -1,0 +1,76 @@
+/*
+ * deferred.c: xm_free_async and the drain that completes it.
+ *
+ * The free path from a signal handler cannot lock, allocate or touch code
+ * memory (it may be read-only). So a request is one bit: the handler finds
+ * the pack through the pagemap (atomic loads; descriptors are never freed
+ * while the heap lives), checks that a block starts at rx, sets the block's
+ * `pend` bit with an atomic OR, and, if the pack is not queued yet, pushes
+ * the pack on a lock-free Treiber stack (push only; the drain takes the
+ * whole stack with one exchange, so there is no ABA).
+ *
+ * The drain runs under the lock at the start of every heap call and in
+ * xm_purge: it takes the stack, clears each pack's `queued` flag before
+ * collecting its bits (a request arriving meanwhile re-queues the pack), and
+ * frees each requested block through the ordinary path, by address.
+ */
+#include "internal.h"
+
+xm_result xm_free_async(xm_heap *h, void *rx)
+{
+    if (!h || !rx)
+        return XM_EINVAL;
+    if (h->forked)
+        return XM_ESTATE;
+    xm__pack *p;
+    uint32_t g;
+    xm_result r = xm__block_find(h, (uintptr_t)rx, &p, &g);
+    if (r != XM_OK)
+        return r;
+    uint64_t m = 1ull << (g & 63);
+    uint64_t old = atomic_fetch_or(&p->pend[g >> 6], m);
+    if (old & m)
+        return XM_EBADPTR; /* already requested */
+    atomic_fetch_add_explicit(&h->async_frees, 1, memory_order_relaxed);
+    int expect = 0;
+    if (atomic_compare_exchange_strong(&p->queued, &expect, 1)) {
+        xm__pack *head = atomic_load(&h->pending);
+        do {
+            atomic_store_explicit(&p->next_pending, head, memory_order_relaxed);
+        } while (!atomic_compare_exchange_weak(&h->pending, &head, p));
+    }
+    return XM_OK;
+}
+
+void xm__drain_locked(xm_heap *h)
+{
+    xm__pack *p = atomic_exchange(&h->pending, NULL);
+    while (p) {
+        xm__pack *next = atomic_load_explicit(&p->next_pending,
+                                              memory_order_relaxed);
+        atomic_store(&p->queued, 0);
+        uintptr_t base = p->base;
+        unsigned sh = p->large ? XM__PAGE_SHIFT : XM__GRAN_SHIFT;
+        uint64_t bits[XM__PACK_WORDS];
+        for (unsigned w = 0; w < XM__PACK_WORDS; w++)
+            bits[w] = atomic_exchange(&p->pend[w], 0);
+        for (unsigned w = 0; w < XM__PACK_WORDS; w++) {
+            while (bits[w]) {
+                unsigned b = (unsigned)__builtin_ctzll(bits[w]);
+                bits[w] &= bits[w] - 1;
+                uintptr_t rx = base + ((uintptr_t)(w * 64 + b) << sh);
+                xm__pack *q;
+                uint32_t g;
+                /* the pack may have been retired by an earlier free here */
+                if (xm__block_find(h, rx, &q, &g) != XM_OK)
+                    continue;
+                if (xm__block_free_locked(h, q, g) != XM_OK) {
+                    /* the OS refused the trap fill: ask again next time */
+                    (void)xm_free_async(h, (void *)rx);
+                    atomic_fetch_sub(&h->async_frees, 1);
+                }
+            }
+        }
+        p = next;
+    }
+}

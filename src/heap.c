@@ -1,0 +1,495 @@
+/*
+ * heap.c: the public API. Checks arguments (bad input never reaches the
+ * subsystems), takes the heap lock, completes deferred frees, and calls
+ * pack.c / range.c. Also heap creation (backend choice and probes) and
+ * destruction, and the debug-level structure walk.
+ *
+ * Locking: one mutex per heap guards everything but the async-free path
+ * (deferred.c), which uses atomics only.
+ */
+#include "internal.h"
+#include "arch.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define XM_HAVE_VALGRIND 1
+#endif
+#endif
+
+void xm__assert_fail(const char *expr, const char *file, int line)
+{
+    char msg[512];
+    int n = snprintf(msg, sizeof msg, "execmem: assertion failed: %s (%s:%d)\n",
+                     expr, file, line);
+    if (n > 0)
+        (void)!write(2, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg);
+    abort();
+}
+
+xm_result xm__os_result(int neg_errno, bool exec)
+{
+    int e = -neg_errno;
+    if (e == ENOMEM || e == ENOSPC)
+        return XM_ENOMEM;
+    if (exec && (e == EACCES || e == EPERM))
+        return XM_EPERM;
+    return XM_EOS;
+}
+
+void xm__valgrind_discard(xm_heap *h, void *p, size_t n)
+{
+#ifdef XM_HAVE_VALGRIND
+    if (h->valgrind)
+        VALGRIND_DISCARD_TRANSLATIONS(p, n);
+#else
+    (void)h;
+    (void)p;
+    (void)n;
+#endif
+}
+
+/* ---- creation --------------------------------------------------------- */
+
+static xm_result reserve_space(xm_heap *h, const void *near)
+{
+    int err = 0;
+    if (!near) {
+        void *p = xm__os_reserve(&h->osc, h->reserve, NULL, 0, &err);
+        if (!p)
+            return XM_ENOMEM;
+        h->base = (uintptr_t)p;
+        return XM_OK;
+    }
+    /* every byte within +-2 GiB of near: try candidate bases stepping away
+       from near in both directions, exact placement only */
+    const uintptr_t lim = ((uintptr_t)1 << 31) - 2 * XM__PAGE;
+    uintptr_t n = (uintptr_t)near & ~(uintptr_t)(XM__PAGE - 1);
+    uintptr_t lo = n > lim ? n - lim : XM__PAGE * 16;
+    uintptr_t hi = n + lim - h->reserve; /* highest base */
+    const uintptr_t step = (uintptr_t)64 << 20;
+    for (uintptr_t k = 0; k < 64; k++) {
+        uintptr_t cand[2] = {n + 16 * XM__PAGE * 256 + k * step,
+                             n > (k + 1) * step + h->reserve
+                                 ? n - (k + 1) * step - h->reserve
+                                 : 0};
+        for (int c = 0; c < 2; c++) {
+            uintptr_t b = cand[c] & ~(uintptr_t)(XM__PAGE - 1);
+            if (b < lo || b > hi)
+                continue;
+            void *p = xm__os_reserve(&h->osc, h->reserve, (void *)b, 1, &err);
+            if (p) {
+                h->base = (uintptr_t)p;
+                return XM_OK;
+            }
+        }
+    }
+    return XM_ENOMEM;
+}
+
+/* DUAL: memfd, its read-only reopen, the alias, and a probe that the
+ * executable view can be mapped. */
+static xm_result setup_dual(xm_heap *h)
+{
+    int fd = xm__os_memfd(&h->osc, "execmem");
+    if (fd < 0)
+        return fd == -ENOSYS || fd == -EINVAL ? XM_ENOTSUP : xm__os_result(fd, true);
+    h->fd = fd;
+    int r = xm__os_truncate(&h->osc, fd, h->reserve);
+    if (r)
+        return xm__os_result(r, false);
+    int ro = xm__os_reopen_ro(&h->osc, fd);
+    if (ro < 0)
+        return XM_ENOTSUP; /* without an O_RDONLY view the exec view could
+                              later be made writable: refuse DUAL */
+    h->fd_ro = ro;
+    int err = 0;
+    if (!xm__os_map_fd(&h->osc, (void *)h->base, XM__PAGE, XM__P_R | XM__P_X,
+                       ro, 0, &err))
+        return xm__os_result(-err, true);
+    r = xm__os_map_anon_at(&h->osc, (void *)h->base, XM__PAGE, XM__P_NONE);
+    if (r)
+        return xm__os_result(r, false);
+    if (!(h->flags & XM_STRICT)) {
+        void *a = xm__os_map_fd(&h->osc, NULL, h->reserve, XM__P_R | XM__P_W,
+                                fd, 0, &err);
+        if (!a)
+            return xm__os_result(-err, false);
+        h->alias = a;
+        /* the child of a fork must never write the parent's code */
+        r = xm__os_dontfork(&h->osc, a, h->reserve);
+        if (r)
+            return xm__os_result(r, false);
+    }
+    return XM_OK;
+}
+
+static void teardown_dual(xm_heap *h)
+{
+    if (h->alias)
+        (void)xm__os_unmap(&h->osc, h->alias, h->reserve);
+    h->alias = NULL;
+    if (h->fd_ro >= 0)
+        (void)xm__os_close(&h->osc, h->fd_ro);
+    if (h->fd >= 0)
+        (void)xm__os_close(&h->osc, h->fd);
+    h->fd = h->fd_ro = -1;
+}
+
+/* FLIP probe: can anonymous memory become executable at all? */
+static xm_result probe_flip(xm_heap *h)
+{
+    void *a = (void *)h->base;
+    int r = xm__os_map_anon_at(&h->osc, a, XM__PAGE, XM__P_R | XM__P_W);
+    if (r)
+        return xm__os_result(r, false);
+    r = xm__os_protect(&h->osc, a, XM__PAGE, XM__P_R | XM__P_X);
+    int r2 = xm__os_map_anon_at(&h->osc, a, XM__PAGE, XM__P_NONE);
+    if (r)
+        return xm__os_result(r, true);
+    return r2 ? xm__os_result(r2, false) : XM_OK;
+}
+
+static void heap_free_meta(xm_heap *h)
+{
+    for (size_t i = 0; i < h->stcap; i++)
+        if (h->st[i].rx)
+            xm__mem_free(h->st[i].rw);
+    xm__mem_free(h->st);
+    for (size_t i = 0; i < h->nall; i++)
+        xm__mem_free(h->all[i]);
+    xm__mem_free(h->all);
+    xm__mem_free(h->fr);
+    xm__mem_free((void *)h->pagemap);
+    pthread_mutex_destroy(&h->lock);
+    xm__mem_free(h);
+}
+
+xm_result xm_heap_create(const xm_options *opt, xm_heap **out)
+{
+    if (!out)
+        return XM_EINVAL;
+    *out = NULL;
+    xm_options o = XM_OPTIONS_INIT;
+    if (opt) {
+        if (opt->size != sizeof(xm_options))
+            return XM_EINVAL;
+        o = *opt;
+    }
+    if (o.flags & ~XM_FLAGS_ALL_)
+        return XM_EINVAL;
+    if (o.backend != XM_BACKEND_AUTO && o.backend != XM_BACKEND_DUAL &&
+        o.backend != XM_BACKEND_FLIP)
+        return XM_EINVAL;
+    if (xm__os_page_size() != (int)XM__PAGE)
+        return XM_ENOTSUP;
+    size_t reserve = o.reserve ? o.reserve : XM__DEFAULT_RESERVE;
+    if (o.near && !o.reserve)
+        reserve = (size_t)512 << 20;
+    if (reserve > ((size_t)1 << 44) || reserve < XM__PACK_PAGES * XM__PAGE)
+        return XM_EINVAL;
+    reserve = (reserve + XM__PAGE - 1) & ~(size_t)(XM__PAGE - 1);
+    if (o.near && reserve > ((size_t)1 << 31) - 64 * XM__PAGE)
+        return XM_EINVAL;
+
+    xm_heap *h = xm__mem_calloc(1, sizeof *h);
+    if (!h)
+        return XM_ENOMEM;
+    if (pthread_mutex_init(&h->lock, NULL)) {
+        xm__mem_free(h);
+        return XM_ENOMEM;
+    }
+    h->fd = h->fd_ro = -1;
+    h->reserve = reserve;
+    h->npages = (uint32_t)(reserve >> XM__PAGE_SHIFT);
+    h->flags = o.flags;
+    h->lazy_limit = o.lazy_limit ? o.lazy_limit : XM__DEFAULT_LAZY;
+#ifdef XM_HAVE_VALGRIND
+    h->valgrind = RUNNING_ON_VALGRIND ? 1 : 0;
+#endif
+    h->pagemap = xm__mem_calloc(h->npages, sizeof *h->pagemap);
+    h->fr = xm__mem_calloc((size_t)h->npages + 1, sizeof *h->fr);
+    if (!h->pagemap || !h->fr) {
+        heap_free_meta(h);
+        return XM_ENOMEM;
+    }
+    xm_result r = reserve_space(h, o.near);
+    if (r != XM_OK) {
+        heap_free_meta(h);
+        return r;
+    }
+    r = XM_ENOTSUP;
+    if (o.backend != XM_BACKEND_FLIP) {
+        r = setup_dual(h);
+        if (r == XM_OK)
+            h->backend = XM_BACKEND_DUAL;
+        else
+            teardown_dual(h);
+    }
+    if (r != XM_OK && o.backend != XM_BACKEND_DUAL) {
+        r = probe_flip(h);
+        if (r == XM_OK)
+            h->backend = XM_BACKEND_FLIP;
+    }
+    if (r != XM_OK) {
+        (void)xm__os_unmap(&h->osc, (void *)h->base, h->reserve);
+        heap_free_meta(h);
+        return r;
+    }
+    xm__range_init(h);
+    xm__fork_register(h);
+    *out = h;
+    return XM_OK;
+}
+
+void xm_heap_destroy(xm_heap *h)
+{
+    if (!h)
+        return;
+    xm__fork_unregister(h);
+    (void)xm__os_unmap(&h->osc, (void *)h->base, h->reserve);
+    teardown_dual(h);
+    heap_free_meta(h);
+}
+
+/* ---- calls ------------------------------------------------------------ */
+
+/* Locks h and completes deferred frees. XM_ESTATE in a frozen fork child
+ * unless the call is allowed there. */
+static xm_result enter(xm_heap *h, bool mutating)
+{
+    pthread_mutex_lock(&h->lock);
+    if (h->forked && mutating) {
+        pthread_mutex_unlock(&h->lock);
+        return XM_ESTATE;
+    }
+    if (!h->forked)
+        xm__drain_if_needed(h);
+    return XM_OK;
+}
+
+static xm_result leave(xm_heap *h, xm_result r)
+{
+#if XM_DEBUG >= 3
+    xm__check_locked(h);
+#endif
+    pthread_mutex_unlock(&h->lock);
+    return r;
+}
+
+static xm_result alloc_kind(xm_heap *h, int kind, size_t size, size_t align,
+                            xm_block *out)
+{
+    if (!h || !out || size == 0 || size > SIZE_MAX / 4)
+        return XM_EINVAL;
+    if (align && ((align & (align - 1)) || align > XM__PAGE))
+        return XM_EINVAL;
+    if (size > h->reserve)
+        return XM_ENOMEM;
+    xm_result r = enter(h, true);
+    if (r != XM_OK)
+        return r;
+    return leave(h, xm__block_alloc_locked(h, kind, size, align, out));
+}
+
+xm_result xm_alloc(xm_heap *h, size_t size, size_t align, xm_block *out)
+{
+    return alloc_kind(h, XM__K_CODE, size, align, out);
+}
+
+xm_result xm_alloc_data(xm_heap *h, size_t size, size_t align, xm_block *out)
+{
+    return alloc_kind(h, XM__K_DATA, size, align, out);
+}
+
+xm_result xm_publish(xm_heap *h, void *rx, int prot)
+{
+    if (!h || !rx || (prot != XM_PROT_RX && prot != XM_PROT_R))
+        return XM_EINVAL;
+    xm_result r = enter(h, true);
+    if (r != XM_OK)
+        return r;
+    xm__pack *p;
+    uint32_t g;
+    r = xm__block_find(h, (uintptr_t)rx, &p, &g);
+    if (r == XM_OK)
+        r = xm__block_publish_locked(h, p, g, prot);
+    return leave(h, r);
+}
+
+xm_result xm_free(xm_heap *h, void *rx)
+{
+    if (!h || !rx)
+        return XM_EINVAL;
+    xm_result r = enter(h, true);
+    if (r != XM_OK)
+        return r;
+    xm__pack *p;
+    uint32_t g;
+    r = xm__block_find(h, (uintptr_t)rx, &p, &g);
+    if (r == XM_OK)
+        r = xm__block_free_locked(h, p, g);
+    return leave(h, r);
+}
+
+xm_result xm_purge(xm_heap *h)
+{
+    if (!h)
+        return XM_EINVAL;
+    xm_result r = enter(h, true);
+    if (r != XM_OK)
+        return r;
+    return leave(h, xm__purge_locked(h));
+}
+
+xm_result xm_patch(xm_heap *h, void *dst, const void *src, size_t len)
+{
+    if (!h || !dst || !src || len == 0)
+        return XM_EINVAL;
+    if ((uintptr_t)dst + len < (uintptr_t)dst)
+        return XM_ERANGE;
+    xm_result r = enter(h, true);
+    if (r != XM_OK)
+        return r;
+    xm__pack *p;
+    uint32_t g;
+    r = xm__block_containing(h, (uintptr_t)dst, &p, &g);
+    if (r == XM_OK)
+        r = xm__block_patch_locked(h, p, (uintptr_t)dst, src, len);
+    else
+        r = XM_ERANGE;
+    return leave(h, r);
+}
+
+xm_result xm_query(xm_heap *h, const void *addr, xm_block *out)
+{
+    if (!h || !out)
+        return XM_EINVAL;
+    xm_result r = enter(h, false);
+    if (r != XM_OK)
+        return r;
+    xm__pack *p;
+    uint32_t g;
+    r = xm__block_containing(h, (uintptr_t)addr, &p, &g);
+    if (r == XM_OK) {
+        uintptr_t rx = p->base + ((uintptr_t)g << (p->large ? XM__PAGE_SHIFT
+                                                            : XM__GRAN_SHIFT));
+        out->rx = (void *)rx;
+        out->size = xm__block_size(p, g);
+        if (xm__bit_get(p->pub, g))
+            out->rw = NULL;
+        else if (h->backend == XM_BACKEND_FLIP)
+            out->rw = (void *)rx;
+        else
+            out->rw = xm__stage_get(h, rx);
+    }
+    return leave(h, r);
+}
+
+xm_result xm_heap_stats(xm_heap *h, xm_stats *out)
+{
+    if (!h || !out)
+        return XM_EINVAL;
+    (void)enter(h, false);
+    xm_stats s;
+    memset(&s, 0, sizeof s);
+    s.backend = h->backend;
+    s.flags = h->flags;
+    s.reserved_bytes = h->reserve;
+    s.resident_bytes = h->resident_bytes;
+    s.live_blocks = h->live_blocks;
+    s.live_bytes = h->live_bytes;
+    s.quarantine_bytes = h->quarantine_bytes;
+    s.allocs = h->allocs;
+    s.frees = h->frees;
+    s.async_frees = atomic_load(&h->async_frees);
+    s.publishes = h->publishes;
+    s.patches = h->patches;
+    s.purges = h->purges;
+    s.syscalls = h->osc.syscalls;
+    s.revocations = h->osc.revocations;
+    s.purge_runs = h->purge_runs;
+    s.staging_bytes = h->staging_bytes;
+    *out = s;
+    return leave(h, XM_OK);
+}
+
+/* ---- debug walk ------------------------------------------------------- */
+
+#define CHECK(e)                                                               \
+    do {                                                                       \
+        if (!(e))                                                              \
+            xm__assert_fail(#e, __FILE__, __LINE__);                           \
+    } while (0)
+
+void xm__check_locked(xm_heap *h)
+{
+    /* ranges sorted, disjoint, not overlapping any pack */
+    size_t qbytes = 0, mapped = 0;
+    for (size_t i = 0; i < h->nfr; i++) {
+        xm__frange *r = &h->fr[i];
+        CHECK(r->npages > 0);
+        CHECK(r->page + r->npages <= h->npages);
+        if (i)
+            CHECK(h->fr[i - 1].page + h->fr[i - 1].npages <= r->page);
+        if (r->state != XM__FR_NONE) {
+            qbytes += (size_t)r->npages << XM__PAGE_SHIFT;
+            mapped += (size_t)r->npages << XM__PAGE_SHIFT;
+        }
+        for (uint32_t k = 0; k < r->npages; k++)
+            CHECK(atomic_load(&h->pagemap[r->page + k]) == NULL);
+    }
+    CHECK(qbytes == h->quarantine_bytes);
+    size_t blocks = 0, bytes = 0, pages = 0;
+    for (size_t i = 0; i < h->nall; i++) {
+        xm__pack *p = h->all[i];
+        if (atomic_load(&h->pagemap[p->page]) != p || p->npages == 0)
+            continue; /* spare */
+        pages += p->npages;
+        for (uint32_t k = 0; k < p->npages; k++)
+            CHECK(atomic_load(&h->pagemap[p->page + k]) == p);
+        uint32_t ngr = p->large ? 1 : XM__PACK_GRANS, used = 0;
+        for (uint32_t g = 0; g < ngr; g++) {
+            bool u = xm__bit_get(p->used, g);
+            bool s = (xm__abit_word(p->start, g) >> (g & 63)) & 1;
+            used += u;
+            CHECK(!s || u);
+            if (s) {
+                size_t sz = xm__block_size(p, g);
+                blocks++;
+                bytes += sz;
+                bool pub = xm__bit_get(p->pub, g);
+                if (!pub && h->backend == XM_BACKEND_DUAL)
+                    CHECK(xm__stage_get(h, p->base + ((uintptr_t)g << (p->large ? 12 : 6))));
+            }
+            if (!u && !p->large && p->kind == XM__K_CODE) {
+                const unsigned char *b =
+                    (const unsigned char *)p->base + ((size_t)g << XM__GRAN_SHIFT);
+                for (unsigned k = 0; k < XM__GRAN; k++)
+                    CHECK(b[k] == XM__TRAP_BYTE);
+            }
+        }
+        if (!p->large)
+            CHECK(p->nfree == XM__PACK_GRANS - used);
+    }
+    mapped += pages << XM__PAGE_SHIFT;
+    CHECK(blocks == h->live_blocks);
+    CHECK(bytes == h->live_bytes);
+    if (h->backend == XM_BACKEND_DUAL)
+        CHECK(mapped == h->resident_bytes);
+    CHECK(h->stcount * 2 <= h->stcap || h->stcap == 0);
+}
+
+/* Exposed to white-box tests regardless of the compiled debug level. */
+void xm__heap_check(xm_heap *h)
+{
+    pthread_mutex_lock(&h->lock);
+    xm__check_locked(h);
+    pthread_mutex_unlock(&h->lock);
+}

@@ -1,0 +1,186 @@
+/*
+ * internal.h: the heap's data structures, shared by the subsystem files.
+ *
+ * Address space. One reserve of `reserve` bytes (PROT_NONE until used) holds
+ * every block's rx address. Page i of the reserve is byte i*4096 of the
+ * memfd in DUAL, so rx - base is also the file offset and alias - base.
+ *
+ * Packs (pack.c). Every mapped run of pages in use belongs to one pack
+ * descriptor, found lock-free through pagemap[page]:
+ *   - small packs: XM__PACK_PAGES pages cut into 64-byte granules; blocks of
+ *     up to XM__SMALL_MAX bytes are runs of granules (bpf_prog_pack);
+ *   - large packs: one block of whole pages (and every block in FLIP).
+ * Bitmaps per pack: `used` (granule taken), `start` (a block starts here),
+ * `pub` (that block is published), `pend` (an async free was requested).
+ * start and pend are atomics: xm_free_async reads and sets them without the
+ * lock. Descriptors are never freed before xm_heap_destroy (recycled through
+ * `spare`), so a signal handler can always dereference a pagemap entry.
+ *
+ * Free ranges (range.c). Sorted array of page runs not in a pack, each in
+ * one state: NONE (reserve only, no memory), CODE/DATA (DUAL: executable or
+ * read-only view mapped, every byte a trap), RW (FLIP: anonymous RW pages,
+ * never executable). Mapped free runs are both the reuse cache and the
+ * quarantine; purge turns them into NONE in coalesced runs.
+ *
+ * Invariants (checked by xm__check at debug level 3):
+ *   - every page is in exactly one pack or one free range;
+ *   - every byte of the executable view that is not a published block of a
+ *     code pack holds XM__TRAP_BYTE;
+ *   - no mapping is ever writable and executable; in DUAL the executable view
+ *     comes from an O_RDONLY descriptor (it can never gain write).
+ */
+#ifndef XM_INTERNAL_H
+#define XM_INTERNAL_H
+
+#define XM_BUILDING 1
+#include "../include/execmem.h"
+#include "os.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#ifndef XM_DEBUG
+#define XM_DEBUG 1
+#endif
+
+#define XM__PAGE 4096u
+#define XM__PAGE_SHIFT 12
+#define XM__GRAN_SHIFT 6 /* 64-byte granules, as bpf_prog_pack */
+#define XM__GRAN (1u << XM__GRAN_SHIFT)
+/* Trade-off: a bigger pack means fewer mmaps and purge runs, but an almost
+ * empty pack holds all its pages. 128 KiB = 2048 granules, 32 words/bitmap. */
+#define XM__PACK_PAGES 32u
+#define XM__PACK_GRANS (XM__PACK_PAGES * XM__PAGE / XM__GRAN)
+#define XM__PACK_WORDS (XM__PACK_GRANS / 64u)
+/* Blocks above this get their own page run (no granule waste beyond a page). */
+#define XM__SMALL_MAX (16u * 1024u)
+#define XM__DEFAULT_RESERVE ((size_t)1 << 30)
+#define XM__DEFAULT_LAZY ((size_t)8 << 20)
+
+enum { XM__K_CODE = 0, XM__K_DATA = 1 };
+enum { XM__FR_NONE = 0, XM__FR_CODE, XM__FR_DATA, XM__FR_RW };
+
+typedef struct xm__pack {
+    _Atomic uint64_t start[XM__PACK_WORDS];
+    _Atomic uint64_t pend[XM__PACK_WORDS];
+    uint64_t used[XM__PACK_WORDS];
+    uint64_t pub[XM__PACK_WORDS];
+    uintptr_t base;       /* rx address of the first byte */
+    uint32_t page;        /* first page index in the reserve */
+    uint32_t npages;
+    uint32_t nfree;       /* free granules (small packs) */
+    uint8_t kind;         /* XM__K_CODE / XM__K_DATA */
+    uint8_t large;        /* one block of whole pages */
+    uint8_t raised;       /* held published bytes: release revokes */
+    uint8_t listed;       /* on h->nonfull[kind] */
+    _Atomic int queued;   /* on h->pending */
+    struct xm__pack *_Atomic next_pending;
+    struct xm__pack *prev, *next; /* nonfull list, or spare list */
+} xm__pack;
+
+typedef struct xm__frange {
+    uint32_t page, npages;
+    uint8_t state, raised;
+} xm__frange;
+
+typedef struct xm__stage {
+    uintptr_t rx; /* 0: empty slot */
+    void *rw;
+} xm__stage;
+
+struct xm_heap {
+    pthread_mutex_t lock;
+    xm_backend backend;
+    unsigned flags;
+    uintptr_t base;
+    size_t reserve;
+    uint32_t npages;
+    char *alias;   /* DUAL without XM_STRICT: RW view of the whole memfd */
+    int fd, fd_ro; /* DUAL: the memfd and its O_RDONLY reopen; else -1 */
+    size_t lazy_limit;
+    _Atomic(xm__pack *) *pagemap;
+    xm__pack *nonfull[2];
+    xm__pack *spare;
+    xm__pack **all; /* every descriptor ever made */
+    size_t nall, capall;
+    xm__frange *fr; /* sorted; capacity npages + 1, never reallocated */
+    size_t nfr;
+    xm__stage *st;  /* rx -> staging buffer of unpublished DUAL blocks */
+    size_t stcap, stcount;
+    xm__pack *_Atomic pending; /* packs with async frees (Treiber stack) */
+    _Atomic uint64_t async_frees;
+    xm__osc osc;
+    size_t live_blocks, live_bytes, quarantine_bytes, resident_bytes;
+    size_t staging_bytes;
+    uint64_t allocs, frees, publishes, patches, purges, purge_runs;
+    int forked;        /* DUAL child after fork: frozen */
+    int valgrind;
+    struct xm_heap *gnext; /* global list, for fork */
+    /* fork snapshots (prepare -> parent/child handlers) */
+    struct xm__snap *snaps;
+    size_t nsnaps;
+};
+
+static inline uintptr_t xm__page_addr(const xm_heap *h, uint32_t page)
+{
+    return h->base + ((uintptr_t)page << XM__PAGE_SHIFT);
+}
+
+/* pack.c */
+xm_result xm__block_alloc_locked(xm_heap *h, int kind, size_t size,
+                                 size_t align, xm_block *out);
+/* Looks up the block starting exactly at rx: pack and granule index. */
+xm_result xm__block_find(xm_heap *h, uintptr_t rx, xm__pack **pk, uint32_t *g);
+/* Block extent in bytes. */
+size_t xm__block_size(const xm__pack *p, uint32_t g);
+/* Finds the block containing addr. */
+xm_result xm__block_containing(xm_heap *h, uintptr_t addr, xm__pack **pk,
+                               uint32_t *g);
+xm_result xm__block_free_locked(xm_heap *h, xm__pack *p, uint32_t g);
+xm_result xm__block_publish_locked(xm_heap *h, xm__pack *p, uint32_t g,
+                                   int prot);
+xm_result xm__block_patch_locked(xm_heap *h, xm__pack *p, uintptr_t dst,
+                                 const void *src, size_t len);
+void xm__pack_retire_empty_locked(xm_heap *h);
+int xm__bit_get(const uint64_t *bm, uint32_t i);
+uint64_t xm__abit_word(_Atomic uint64_t *bm, uint32_t i);
+
+/* stage.c: unpublished-block staging table */
+int xm__stage_reserve(xm_heap *h);
+void xm__stage_put(xm_heap *h, uintptr_t rx, void *rw);
+void *xm__stage_get(xm_heap *h, uintptr_t rx);
+void *xm__stage_take(xm_heap *h, uintptr_t rx);
+
+/* range.c */
+void xm__range_init(xm_heap *h);
+/* Takes npages pages, preferring a mapped run in state `want`, else NONE.
+ * Returns 0, or -1 when no run is large enough. */
+int xm__range_take(xm_heap *h, uint32_t npages, int want, uint32_t *page,
+                   int *state, int *raised);
+void xm__range_put(xm_heap *h, uint32_t page, uint32_t npages, int state,
+                   int raised);
+xm_result xm__purge_locked(xm_heap *h);
+void xm__maybe_purge_locked(xm_heap *h);
+
+/* deferred.c */
+void xm__drain_locked(xm_heap *h);
+static inline void xm__drain_if_needed(xm_heap *h)
+{
+    if (atomic_load_explicit(&h->pending, memory_order_acquire))
+        xm__drain_locked(h);
+}
+
+/* heap.c */
+xm_result xm__os_result(int neg_errno, bool exec);
+void xm__valgrind_discard(xm_heap *h, void *p, size_t n);
+/* Debug level 3 walk: aborts with a message if a structure is inconsistent. */
+void xm__check_locked(xm_heap *h);
+void xm__assert_fail(const char *expr, const char *file, int line);
+#define XM_ASSERT(e) ((e) ? (void)0 : xm__assert_fail(#e, __FILE__, __LINE__))
+
+/* fork.c */
+void xm__fork_register(xm_heap *h);
+void xm__fork_unregister(xm_heap *h);
+
+#endif

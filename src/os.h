@@ -1,0 +1,87 @@
+/*
+ * os.h: the OS contract. Only os_linux.c includes <sys/mman.h> or calls
+ * syscall(); everything above sees "reserve, map a view, change rights,
+ * write the file, punch, read /proc".
+ *
+ * Every call that enters the kernel:
+ *   - increments c->syscalls of the counter it is given (may be NULL),
+ *   - returns 0 (or a pointer / descriptor) on success and a negative errno
+ *     on failure, after saving the errno for xm_last_errno(),
+ *   - can be made to fail by the fault injector (tests): when the countdown
+ *     set by xm__os_inject() reaches the call, it fails with the injected
+ *     errno (or the call's own typical one) without doing anything.
+ * Callers decide whether a call was a revocation (they know whether the
+ * pages it touched were present with rights) and count it themselves.
+ */
+#ifndef XM_OS_H
+#define XM_OS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct xm__osc {
+    uint64_t syscalls;
+    uint64_t revocations;
+} xm__osc;
+
+/* Rights, independent of <sys/mman.h>. */
+enum { XM__P_NONE = 0, XM__P_R = 1, XM__P_W = 2, XM__P_X = 4 };
+
+void xm__os_set_errno(int err);
+int xm__os_page_size(void);
+
+/* Address space: PROT_NONE, no memory. hint != NULL with exact: exactly there
+ * or -EEXIST. Returns the address or NULL (*err = errno). */
+void *xm__os_reserve(xm__osc *c, size_t len, void *hint, int exact, int *err);
+int xm__os_unmap(xm__osc *c, void *addr, size_t len);
+/* Fresh private anonymous memory anywhere. */
+void *xm__os_map_anon(xm__osc *c, size_t len, int prot, int *err);
+/* Replaces [addr, addr+len) by fresh anonymous memory with rights prot
+ * (XM__P_NONE: back to reserved address space; drops any old pages). */
+int xm__os_map_anon_at(xm__osc *c, void *addr, size_t len, int prot);
+/* Maps fd at off shared: at addr (MAP_FIXED) or anywhere (addr NULL). */
+void *xm__os_map_fd(xm__osc *c, void *addr, size_t len, int prot, int fd,
+                    uint64_t off, int *err);
+int xm__os_protect(xm__osc *c, void *addr, size_t len, int prot);
+int xm__os_dontfork(xm__osc *c, void *addr, size_t len);
+/* Moves the mapping at from over to (mremap MAYMOVE|FIXED). */
+int xm__os_move(xm__osc *c, void *from, size_t len, void *to);
+
+/* memfd with MFD_CLOEXEC|MFD_NOEXEC_SEAL, retried without NOEXEC_SEAL. */
+int xm__os_memfd(xm__osc *c, const char *name);
+/* O_RDONLY|O_CLOEXEC reopen through /proc/self/fd. */
+int xm__os_reopen_ro(xm__osc *c, int fd);
+int xm__os_truncate(xm__osc *c, int fd, uint64_t len);
+int xm__os_close(xm__osc *c, int fd);
+/* Writes all of buf at off (loops on short writes). */
+int xm__os_pwrite(xm__osc *c, int fd, const void *buf, size_t len,
+                  uint64_t off);
+/* Writes len trap bytes at off with gathered writes of one trap page. */
+int xm__os_pwrite_traps(xm__osc *c, int fd, size_t len, uint64_t off);
+/* Gives the file's pages in the range back (fallocate PUNCH_HOLE). */
+int xm__os_punch(xm__osc *c, int fd, uint64_t off, size_t len);
+
+/* membarrier SYNC_CORE registration probe: 1 available, 0 not. */
+int xm__os_membarrier_probe(xm__osc *c);
+
+/* Reads a whole (small) file such as /proc/PID/maps into a malloc'd,
+ * NUL-terminated buffer. */
+int xm__os_read_file(xm__osc *c, const char *path, char **out, size_t *len);
+
+/* Ordinary memory for metadata and staging, fault-injectable too. */
+void *xm__mem_alloc(size_t n);
+void *xm__mem_calloc(size_t n, size_t m);
+void *xm__mem_realloc(void *p, size_t n);
+void *xm__mem_aligned(size_t align, size_t n);
+void xm__mem_free(void *p);
+
+/* Fault injection (tests): the n-th kernel call from now (n >= 1) fails with
+ * err (0: the call's own typical errno); n = 0 disarms. mem_n likewise for
+ * xm__mem_* allocations (fail with NULL). Process-wide. */
+void xm__os_inject(long n, int err);
+void xm__mem_inject(long n);
+/* Calls that reached the OS layer since start (process-wide, for tests). */
+uint64_t xm__os_total_calls(void);
+
+#endif

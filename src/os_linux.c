@@ -1,0 +1,397 @@
+/*
+ * os_linux.c: the Linux implementation of os.h. The only file that talks to
+ * the kernel. Each entry point counts itself, honours the fault injector and
+ * returns -errno; nothing here keeps state besides the injector and the
+ * thread's last errno.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "os.h"
+#include "arch.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#ifndef MFD_CLOEXEC
+#define MFD_CLOEXEC 0x0001U
+#endif
+#ifndef MFD_NOEXEC_SEAL
+#define MFD_NOEXEC_SEAL 0x0008U /* Linux 6.3; Debian 12 headers lack it */
+#endif
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+#ifndef FALLOC_FL_KEEP_SIZE
+#define FALLOC_FL_KEEP_SIZE 0x01
+#endif
+#ifndef FALLOC_FL_PUNCH_HOLE
+#define FALLOC_FL_PUNCH_HOLE 0x02
+#endif
+#define XM__MEMBARRIER_QUERY 0
+#define XM__MEMBARRIER_REG_SYNC_CORE (1 << 6)
+
+static _Thread_local int os_last_errno;
+static _Atomic long os_countdown;   /* 0: disarmed */
+static _Atomic int os_inject_err;
+static _Atomic long mem_countdown;
+static _Atomic uint64_t os_total;
+
+void xm__os_set_errno(int err) { os_last_errno = err; }
+int xm_last_errno(void) { return os_last_errno; }
+
+void xm__os_inject(long n, int err)
+{
+    atomic_store(&os_inject_err, err);
+    atomic_store(&os_countdown, n);
+}
+
+void xm__mem_inject(long n) { atomic_store(&mem_countdown, n); }
+
+uint64_t xm__os_total_calls(void) { return atomic_load(&os_total); }
+
+/* Accounts one call; returns the errno to fail with, or 0 to go ahead. */
+static int os_enter(xm__osc *c, int typical)
+{
+    atomic_fetch_add_explicit(&os_total, 1, memory_order_relaxed);
+    if (c)
+        c->syscalls++;
+    long n = atomic_load_explicit(&os_countdown, memory_order_relaxed);
+    if (n > 0) {
+        /* only one caller can take the count from 1 to 0 */
+        while (n > 0 && !atomic_compare_exchange_weak(&os_countdown, &n, n - 1))
+            ;
+        if (n == 1) {
+            int e = atomic_load(&os_inject_err);
+            os_last_errno = e ? e : typical;
+            return os_last_errno;
+        }
+    }
+    return 0;
+}
+
+static int os_fail(void)
+{
+    os_last_errno = errno;
+    return -errno;
+}
+
+static int os_prot(int p)
+{
+    return ((p & XM__P_R) ? PROT_READ : 0) | ((p & XM__P_W) ? PROT_WRITE : 0) |
+           ((p & XM__P_X) ? PROT_EXEC : 0);
+}
+
+int xm__os_page_size(void)
+{
+    static int ps;
+    if (!ps)
+        ps = (int)sysconf(_SC_PAGESIZE);
+    return ps;
+}
+
+void *xm__os_reserve(xm__osc *c, size_t len, void *hint, int exact, int *err)
+{
+    int e = os_enter(c, ENOMEM);
+    if (e) {
+        *err = e;
+        return NULL;
+    }
+    int fl = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+    if (hint && exact)
+        fl |= MAP_FIXED_NOREPLACE;
+    void *p = mmap(hint, len, PROT_NONE, fl, -1, 0);
+    if (p == MAP_FAILED) {
+        *err = errno;
+        os_last_errno = errno;
+        return NULL;
+    }
+    if (hint && exact && p != hint) { /* kernel without NOREPLACE: a hint */
+        munmap(p, len);
+        *err = os_last_errno = EEXIST;
+        return NULL;
+    }
+    return p;
+}
+
+void *xm__os_map_anon(xm__osc *c, size_t len, int prot, int *err)
+{
+    int e = os_enter(c, ENOMEM);
+    if (e) {
+        *err = e;
+        return NULL;
+    }
+    void *p = mmap(NULL, len, os_prot(prot), MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        *err = os_last_errno = errno;
+        return NULL;
+    }
+    return p;
+}
+
+int xm__os_unmap(xm__osc *c, void *addr, size_t len)
+{
+    int e = os_enter(c, EINVAL);
+    if (e)
+        return -e;
+    return munmap(addr, len) ? os_fail() : 0;
+}
+
+int xm__os_map_anon_at(xm__osc *c, void *addr, size_t len, int prot)
+{
+    int e = os_enter(c, ENOMEM);
+    if (e)
+        return -e;
+    void *p = mmap(addr, len, os_prot(prot),
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1,
+                   0);
+    return p == MAP_FAILED ? os_fail() : 0;
+}
+
+void *xm__os_map_fd(xm__osc *c, void *addr, size_t len, int prot, int fd,
+                    uint64_t off, int *err)
+{
+    int e = os_enter(c, (prot & XM__P_X) ? EACCES : ENOMEM);
+    if (e) {
+        *err = e;
+        return NULL;
+    }
+    void *p = mmap(addr, len, os_prot(prot), MAP_SHARED | (addr ? MAP_FIXED : 0),
+                   fd, (off_t)off);
+    if (p == MAP_FAILED) {
+        *err = os_last_errno = errno;
+        return NULL;
+    }
+    return p;
+}
+
+int xm__os_protect(xm__osc *c, void *addr, size_t len, int prot)
+{
+    int e = os_enter(c, (prot & XM__P_X) ? EACCES : ENOMEM);
+    if (e)
+        return -e;
+    return mprotect(addr, len, os_prot(prot)) ? os_fail() : 0;
+}
+
+int xm__os_dontfork(xm__osc *c, void *addr, size_t len)
+{
+    int e = os_enter(c, EINVAL);
+    if (e)
+        return -e;
+    return madvise(addr, len, MADV_DONTFORK) ? os_fail() : 0;
+}
+
+int xm__os_move(xm__osc *c, void *from, size_t len, void *to)
+{
+    int e = os_enter(c, ENOMEM);
+    if (e)
+        return -e;
+    void *p = mremap(from, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+    return p == MAP_FAILED ? os_fail() : 0;
+}
+
+int xm__os_memfd(xm__osc *c, const char *name)
+{
+    int e = os_enter(c, ENOSYS);
+    if (e)
+        return -e;
+    int fd = (int)syscall(SYS_memfd_create, name, MFD_CLOEXEC | MFD_NOEXEC_SEAL);
+    if (fd < 0 && errno == EINVAL) { /* kernel before 6.3 */
+        if (c)
+            c->syscalls++;
+        fd = (int)syscall(SYS_memfd_create, name, MFD_CLOEXEC);
+    }
+    return fd < 0 ? os_fail() : fd;
+}
+
+int xm__os_reopen_ro(xm__osc *c, int fd)
+{
+    int e = os_enter(c, ENOENT);
+    if (e)
+        return -e;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    int r = open(path, O_RDONLY | O_CLOEXEC);
+    return r < 0 ? os_fail() : r;
+}
+
+int xm__os_truncate(xm__osc *c, int fd, uint64_t len)
+{
+    int e = os_enter(c, ENOSPC);
+    if (e)
+        return -e;
+    return ftruncate(fd, (off_t)len) ? os_fail() : 0;
+}
+
+int xm__os_close(xm__osc *c, int fd)
+{
+    /* close is not failed by the injector: a failed close leaks nothing we
+       could recover and Linux releases the descriptor anyway. */
+    if (c)
+        c->syscalls++;
+    atomic_fetch_add_explicit(&os_total, 1, memory_order_relaxed);
+    return close(fd) ? os_fail() : 0;
+}
+
+int xm__os_pwrite(xm__osc *c, int fd, const void *buf, size_t len,
+                  uint64_t off)
+{
+    const char *p = buf;
+    while (len) {
+        int e = os_enter(c, ENOMEM);
+        if (e)
+            return -e;
+        ssize_t n = pwrite(fd, p, len, (off_t)off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return os_fail();
+        }
+        p += n;
+        off += (uint64_t)n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int xm__os_pwrite_traps(xm__osc *c, int fd, size_t len, uint64_t off)
+{
+    static unsigned char traps[4096];
+    static _Atomic int ready;
+    if (!atomic_load_explicit(&ready, memory_order_acquire)) {
+        memset(traps, XM__TRAP_BYTE, sizeof traps); /* idempotent */
+        atomic_store_explicit(&ready, 1, memory_order_release);
+    }
+    struct iovec iov[64];
+    while (len) {
+        int cnt = 0;
+        size_t chunk = 0;
+        while (cnt < 64 && chunk < len) {
+            size_t n = len - chunk < sizeof traps ? len - chunk : sizeof traps;
+            iov[cnt].iov_base = traps;
+            iov[cnt].iov_len = n;
+            chunk += n;
+            cnt++;
+        }
+        int e = os_enter(c, ENOMEM);
+        if (e)
+            return -e;
+        ssize_t n = pwritev(fd, iov, cnt, (off_t)off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return os_fail();
+        }
+        off += (uint64_t)n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int xm__os_punch(xm__osc *c, int fd, uint64_t off, size_t len)
+{
+    int e = os_enter(c, EOPNOTSUPP);
+    if (e)
+        return -e;
+    return fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
+                     (off_t)len)
+               ? os_fail()
+               : 0;
+}
+
+int xm__os_membarrier_probe(xm__osc *c)
+{
+    if (os_enter(c, ENOSYS))
+        return 0;
+    long r = syscall(SYS_membarrier, XM__MEMBARRIER_QUERY, 0, 0);
+    return r >= 0 && (r & XM__MEMBARRIER_REG_SYNC_CORE);
+}
+
+int xm__os_read_file(xm__osc *c, const char *path, char **out, size_t *outlen)
+{
+    int e = os_enter(c, ENOENT);
+    if (e)
+        return -e;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return os_fail();
+    size_t cap = 16384, len = 0;
+    char *buf = malloc(cap + 1);
+    if (!buf) {
+        close(fd);
+        return -(os_last_errno = ENOMEM);
+    }
+    for (;;) {
+        if (len == cap) {
+            char *nb = realloc(buf, cap * 2 + 1);
+            if (!nb) {
+                free(buf);
+                close(fd);
+                return -(os_last_errno = ENOMEM);
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        if (c)
+            c->syscalls++;
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            int r = os_fail();
+            free(buf);
+            close(fd);
+            return r;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    close(fd);
+    buf[len] = 0;
+    *out = buf;
+    *outlen = len;
+    return 0;
+}
+
+static int mem_enter(void)
+{
+    long n = atomic_load_explicit(&mem_countdown, memory_order_relaxed);
+    if (n > 0) {
+        while (n > 0 && !atomic_compare_exchange_weak(&mem_countdown, &n, n - 1))
+            ;
+        if (n == 1) {
+            os_last_errno = ENOMEM;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+void *xm__mem_alloc(size_t n) { return mem_enter() ? NULL : malloc(n); }
+void *xm__mem_calloc(size_t n, size_t m)
+{
+    return mem_enter() ? NULL : calloc(n, m);
+}
+void *xm__mem_realloc(void *p, size_t n)
+{
+    return mem_enter() ? NULL : realloc(p, n);
+}
+void *xm__mem_aligned(size_t align, size_t n)
+{
+    if (mem_enter())
+        return NULL;
+    if (align <= 16)
+        return malloc(n);
+    void *p = NULL;
+    return posix_memalign(&p, align, n) ? NULL : p;
+}
+void xm__mem_free(void *p) { free(p); }

@@ -1,0 +1,542 @@
+/*
+ * pack.c: blocks. Small blocks are runs of 64-byte granules inside shared
+ * packs (bpf_prog_pack); large blocks, and every FLIP block, are packs of
+ * their own made of whole pages.
+ *
+ * DUAL: a pack's executable view is mapped once, filled with traps. A new
+ * block's bytes at rx stay traps until xm_publish copies its staging buffer
+ * (ordinary memory, the `rw` the caller writes) into the file, through the
+ * alias or pwrite() under XM_STRICT. So an unpublished block cannot run, and
+ * freeing it writes nothing and changes no right. Freeing a published block
+ * refills its bytes with traps; its pages' rights are dropped later, by a
+ * purge, once the whole pack is free.
+ * FLIP: rw == rx; pages are RW until publish turns them RX (or R); freeing a
+ * published block replaces its pages at once with an inaccessible mapping.
+ *
+ * A failed system call leaves the block exactly as it was.
+ */
+#include "internal.h"
+#include "arch.h"
+
+#include <string.h>
+
+/* ---- bitmaps ---------------------------------------------------------- */
+
+int xm__bit_get(const uint64_t *bm, uint32_t i)
+{
+    return (int)((bm[i >> 6] >> (i & 63)) & 1u);
+}
+
+uint64_t xm__abit_word(_Atomic uint64_t *bm, uint32_t i)
+{
+    return atomic_load_explicit(&bm[i >> 6], memory_order_acquire);
+}
+
+static void bits_set(uint64_t *bm, uint32_t i, uint32_t n, bool on)
+{
+    while (n) {
+        uint32_t b = i & 63, k = 64 - b < n ? 64 - b : n;
+        uint64_t m = (k == 64 ? ~0ull : ((1ull << k) - 1)) << b;
+        if (on)
+            bm[i >> 6] |= m;
+        else
+            bm[i >> 6] &= ~m;
+        i += k;
+        n -= k;
+    }
+}
+
+/* First index in [i, end) whose bit equals `val`, or end. */
+static uint32_t bits_next(const uint64_t *bm, uint32_t i, uint32_t end, int val)
+{
+    while (i < end) {
+        uint64_t w = bm[i >> 6];
+        if (!val)
+            w = ~w;
+        w &= ~0ull << (i & 63);
+        if (w) {
+            uint32_t r = (i & ~63u) + (uint32_t)__builtin_ctzll(w);
+            return r < end ? r : end;
+        }
+        i = (i & ~63u) + 64;
+    }
+    return end;
+}
+
+/* First granule of a free run of n aligned to ag, or -1. */
+static int64_t bits_find_run(const uint64_t *bm, uint32_t nbits, uint32_t n,
+                             uint32_t ag)
+{
+    uint32_t i = 0;
+    while (i + n <= nbits) {
+        i = bits_next(bm, i, nbits, 0);
+        i = (i + ag - 1) & ~(ag - 1);
+        if (i + n > nbits)
+            return -1;
+        uint32_t j = bits_next(bm, i, i + n, 1);
+        if (j == i + n)
+            return i;
+        i = j + 1;
+    }
+    return -1;
+}
+
+static unsigned pack_shift(const xm__pack *p)
+{
+    return p->large ? XM__PAGE_SHIFT : XM__GRAN_SHIFT;
+}
+
+static bool flip(const xm_heap *h) { return h->backend == XM_BACKEND_FLIP; }
+
+static uint64_t start_word(xm__pack *p, uint32_t g)
+{
+    return xm__abit_word(p->start, g) >> (g & 63);
+}
+
+size_t xm__block_size(const xm__pack *p, uint32_t g)
+{
+    if (p->large)
+        return (size_t)p->npages << XM__PAGE_SHIFT;
+    /* the block ends at the next start or the next free granule */
+    uint32_t end = XM__PACK_GRANS;
+    for (uint32_t i = g + 1; i < end;) {
+        uint64_t w = atomic_load_explicit(&p->start[i >> 6], memory_order_relaxed) |
+                     ~p->used[i >> 6];
+        w &= ~0ull << (i & 63);
+        if (w) {
+            uint32_t r = (i & ~63u) + (uint32_t)__builtin_ctzll(w);
+            end = r < end ? r : end;
+            break;
+        }
+        i = (i & ~63u) + 64;
+    }
+    return (size_t)(end - g) << XM__GRAN_SHIFT;
+}
+
+xm_result xm__block_find(xm_heap *h, uintptr_t rx, xm__pack **pk, uint32_t *g)
+{
+    if (rx < h->base || rx - h->base >= h->reserve)
+        return XM_EBADPTR;
+    xm__pack *p = atomic_load_explicit(
+        &h->pagemap[(rx - h->base) >> XM__PAGE_SHIFT], memory_order_acquire);
+    if (!p)
+        return XM_EBADPTR;
+    uintptr_t off = rx - p->base;
+    unsigned sh = pack_shift(p);
+    if (off & ((1u << sh) - 1))
+        return XM_EBADPTR;
+    uint32_t i = (uint32_t)(off >> sh);
+    if (p->large && i != 0)
+        return XM_EBADPTR;
+    if (!(start_word(p, i) & 1))
+        return XM_EBADPTR;
+    *pk = p;
+    *g = i;
+    return XM_OK;
+}
+
+xm_result xm__block_containing(xm_heap *h, uintptr_t addr, xm__pack **pk,
+                               uint32_t *g)
+{
+    if (addr < h->base || addr - h->base >= h->reserve)
+        return XM_EBADPTR;
+    xm__pack *p = atomic_load_explicit(
+        &h->pagemap[(addr - h->base) >> XM__PAGE_SHIFT], memory_order_acquire);
+    if (!p)
+        return XM_EBADPTR;
+    if (p->large) {
+        if (!(start_word(p, 0) & 1))
+            return XM_EBADPTR;
+        *pk = p;
+        *g = 0;
+        return XM_OK;
+    }
+    uint32_t i = (uint32_t)((addr - p->base) >> XM__GRAN_SHIFT);
+    if (!xm__bit_get(p->used, i))
+        return XM_EBADPTR;
+    for (;;) { /* nearest start at or below i */
+        uint64_t w = xm__abit_word(p->start, i);
+        w &= (i & 63) == 63 ? ~0ull : ((1ull << ((i & 63) + 1)) - 1);
+        if (w) {
+            *pk = p;
+            *g = (i & ~63u) + 63u - (uint32_t)__builtin_clzll(w);
+            return XM_OK;
+        }
+        if (i < 64)
+            return XM_EBADPTR; /* cannot happen: a used granule has a start */
+        i = (i & ~63u) - 1;
+    }
+}
+
+/* ---- packs ------------------------------------------------------------ */
+
+static void list_add(xm_heap *h, xm__pack *p)
+{
+    p->prev = NULL;
+    p->next = h->nonfull[p->kind];
+    if (p->next)
+        p->next->prev = p;
+    h->nonfull[p->kind] = p;
+    p->listed = 1;
+}
+
+static void list_del(xm_heap *h, xm__pack *p)
+{
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        h->nonfull[p->kind] = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    p->prev = p->next = NULL;
+    p->listed = 0;
+}
+
+static int want_state(const xm_heap *h, int kind)
+{
+    if (flip(h))
+        return XM__FR_RW;
+    return kind == XM__K_CODE ? XM__FR_CODE : XM__FR_DATA;
+}
+
+/* Makes fresh reserve pages usable: DUAL fills the file range with traps and
+ * maps the executable (or read-only) view over it; FLIP maps RW pages. */
+static xm_result map_fresh(xm_heap *h, int kind, uint32_t page, uint32_t n)
+{
+    void *addr = (void *)xm__page_addr(h, page);
+    size_t len = (size_t)n << XM__PAGE_SHIFT;
+    if (flip(h)) {
+        int r = xm__os_map_anon_at(&h->osc, addr, len, XM__P_R | XM__P_W);
+        if (r)
+            return xm__os_result(r, false);
+    } else {
+        uint64_t off = (uint64_t)page << XM__PAGE_SHIFT;
+        int r = xm__os_pwrite_traps(&h->osc, h->fd, len, off);
+        if (r)
+            return xm__os_result(r, false);
+        int prot = kind == XM__K_CODE ? (XM__P_R | XM__P_X) : XM__P_R;
+        int err = 0;
+        if (!xm__os_map_fd(&h->osc, addr, len, prot, h->fd_ro, off, &err)) {
+            (void)xm__os_punch(&h->osc, h->fd, off, len);
+            return xm__os_result(-err, kind == XM__K_CODE);
+        }
+    }
+    h->resident_bytes += len;
+    return XM_OK;
+}
+
+static xm_result pack_new(xm_heap *h, int kind, uint32_t npages, int large,
+                          xm__pack **out)
+{
+    xm__pack *p = h->spare;
+    if (p) {
+        h->spare = p->next;
+    } else {
+        if (h->nall == h->capall) {
+            size_t cap = h->capall ? h->capall * 2 : 64;
+            xm__pack **a = xm__mem_realloc(h->all, cap * sizeof *a);
+            if (!a)
+                return XM_ENOMEM;
+            h->all = a;
+            h->capall = cap;
+        }
+        p = xm__mem_calloc(1, sizeof *p);
+        if (!p)
+            return XM_ENOMEM;
+        h->all[h->nall++] = p;
+    }
+    int want = want_state(h, kind), state, raised;
+    uint32_t page;
+    if (xm__range_take(h, npages, want, &page, &state, &raised)) {
+        if (h->quarantine_bytes)
+            (void)xm__purge_locked(h);
+        if (xm__range_take(h, npages, want, &page, &state, &raised)) {
+            p->next = h->spare;
+            h->spare = p;
+            return XM_ENOMEM;
+        }
+    }
+    if (state != want) {
+        XM_ASSERT(state == XM__FR_NONE);
+        xm_result r = map_fresh(h, kind, page, npages);
+        if (r != XM_OK) {
+            xm__range_put(h, page, npages, XM__FR_NONE, 0);
+            p->next = h->spare;
+            h->spare = p;
+            return r;
+        }
+        raised = 0;
+    }
+    /* the descriptor may be recycled: reset everything a reader looks at */
+    for (unsigned w = 0; w < XM__PACK_WORDS; w++) {
+        atomic_store_explicit(&p->start[w], 0, memory_order_relaxed);
+        atomic_store_explicit(&p->pend[w], 0, memory_order_relaxed);
+        p->used[w] = p->pub[w] = 0;
+    }
+    p->base = xm__page_addr(h, page);
+    p->page = page;
+    p->npages = npages;
+    p->nfree = large ? 0 : XM__PACK_GRANS;
+    p->kind = (uint8_t)kind;
+    p->large = (uint8_t)large;
+    p->raised = (uint8_t)raised;
+    p->listed = 0;
+    p->prev = p->next = NULL;
+    for (uint32_t i = 0; i < npages; i++)
+        atomic_store_explicit(&h->pagemap[page + i], p, memory_order_release);
+    if (!large)
+        list_add(h, p);
+    *out = p;
+    return XM_OK;
+}
+
+/* Gives a pack's pages back to the free ranges (mapped: quarantine). */
+static void pack_release(xm_heap *h, xm__pack *p, int state, int raised)
+{
+    for (uint32_t i = 0; i < p->npages; i++)
+        atomic_store_explicit(&h->pagemap[p->page + i], NULL,
+                              memory_order_release);
+    if (p->listed)
+        list_del(h, p);
+    xm__range_put(h, p->page, p->npages, state, raised);
+    p->next = h->spare;
+    h->spare = p;
+}
+
+void xm__pack_retire_empty_locked(xm_heap *h)
+{
+    for (int k = 0; k < 2; k++) {
+        xm__pack *p = h->nonfull[k];
+        while (p) {
+            xm__pack *next = p->next;
+            if (p->nfree == XM__PACK_GRANS)
+                pack_release(h, p, want_state(h, k), p->raised);
+            p = next;
+        }
+    }
+}
+
+/* ---- blocks ----------------------------------------------------------- */
+
+xm_result xm__block_alloc_locked(xm_heap *h, int kind, size_t size,
+                                 size_t align, xm_block *out)
+{
+    size_t a = align ? align : 16;
+    bool large = flip(h) || size > XM__SMALL_MAX;
+    size_t usable = large ? (size + XM__PAGE - 1) & ~(size_t)(XM__PAGE - 1)
+                          : (size + XM__GRAN - 1) & ~(size_t)(XM__GRAN - 1);
+    if (large && usable / XM__PAGE > h->npages)
+        return XM_ENOMEM;
+    void *stage = NULL;
+    if (!flip(h)) {
+        if (xm__stage_reserve(h))
+            return XM_ENOMEM;
+        stage = xm__mem_aligned(a < 16 ? 16 : a, usable);
+        if (!stage)
+            return XM_ENOMEM;
+    }
+    xm__pack *p = NULL;
+    uint32_t g = 0;
+    xm_result r = XM_OK;
+    if (large) {
+        r = pack_new(h, kind, (uint32_t)(usable >> XM__PAGE_SHIFT), 1, &p);
+        if (r == XM_OK)
+            p->used[0] = 1;
+    } else {
+        uint32_t n = (uint32_t)(usable >> XM__GRAN_SHIFT);
+        uint32_t ag = a > XM__GRAN ? (uint32_t)(a >> XM__GRAN_SHIFT) : 1;
+        for (p = h->nonfull[kind]; p; p = p->next) {
+            if (p->nfree < n)
+                continue;
+            int64_t f = bits_find_run(p->used, XM__PACK_GRANS, n, ag);
+            if (f >= 0) {
+                g = (uint32_t)f;
+                break;
+            }
+        }
+        if (!p) {
+            r = pack_new(h, kind, XM__PACK_PAGES, 0, &p);
+            g = 0;
+        }
+        if (r == XM_OK) {
+            bits_set(p->used, g, n, true);
+            p->nfree -= n;
+            if (p->nfree == 0)
+                list_del(h, p);
+        }
+    }
+    if (r != XM_OK) {
+        xm__mem_free(stage);
+        return r;
+    }
+    uint64_t m = 1ull << (g & 63);
+    atomic_fetch_and(&p->pend[g >> 6], ~m); /* a stale request is void */
+    atomic_fetch_or(&p->start[g >> 6], m);
+    uintptr_t rx = p->base + ((uintptr_t)g << pack_shift(p));
+    if (flip(h)) {
+        memset((void *)rx, XM__TRAP_BYTE, usable);
+        out->rw = (void *)rx;
+    } else {
+        memset(stage, XM__TRAP_BYTE, usable);
+        xm__stage_put(h, rx, stage);
+        h->staging_bytes += usable;
+        out->rw = stage;
+    }
+    out->rx = (void *)rx;
+    out->size = usable;
+    h->live_blocks++;
+    h->live_bytes += usable;
+    h->allocs++;
+    return XM_OK;
+}
+
+xm_result xm__block_free_locked(xm_heap *h, xm__pack *p, uint32_t g)
+{
+    size_t sz = xm__block_size(p, g);
+    uintptr_t rx = p->base + ((uintptr_t)g << pack_shift(p));
+    bool pub = xm__bit_get(p->pub, g);
+    if (pub && !flip(h)) {
+        uintptr_t off = rx - h->base;
+        if (h->alias) {
+            memset(h->alias + off, XM__TRAP_BYTE, sz);
+        } else {
+            int e = xm__os_pwrite_traps(&h->osc, h->fd, sz, off);
+            if (e)
+                return xm__os_result(e, false);
+        }
+        xm__valgrind_discard(h, (void *)rx, sz);
+    } else if (pub) { /* FLIP: the exec right goes now */
+        int e = xm__os_map_anon_at(&h->osc, (void *)rx, sz, XM__P_NONE);
+        if (e)
+            return xm__os_result(e, false);
+        h->osc.revocations++;
+        h->resident_bytes -= sz;
+        xm__valgrind_discard(h, (void *)rx, sz);
+    }
+    uint64_t m = 1ull << (g & 63);
+    atomic_fetch_and(&p->start[g >> 6], ~m);
+    atomic_fetch_and(&p->pend[g >> 6], ~m); /* a late async request is void */
+    p->pub[g >> 6] &= ~m;
+    if (!pub && !flip(h)) {
+        xm__mem_free(xm__stage_take(h, rx));
+        h->staging_bytes -= sz;
+    }
+    h->live_blocks--;
+    h->live_bytes -= sz;
+    h->frees++;
+    if (p->large) {
+        p->used[0] = 0;
+        if (flip(h))
+            pack_release(h, p, pub ? XM__FR_NONE : XM__FR_RW, !pub);
+        else
+            pack_release(h, p, want_state(h, p->kind), p->raised);
+    } else {
+        uint32_t n = (uint32_t)(sz >> XM__GRAN_SHIFT);
+        bits_set(p->used, g, n, false);
+        p->nfree += n;
+        if (!p->listed)
+            list_add(h, p);
+        /* keep one empty pack per kind hot; retire the others */
+        if (p->nfree == XM__PACK_GRANS &&
+            (h->nonfull[p->kind] != p || p->next))
+            pack_release(h, p, want_state(h, p->kind), p->raised);
+    }
+    xm__maybe_purge_locked(h);
+    return XM_OK;
+}
+
+xm_result xm__block_publish_locked(xm_heap *h, xm__pack *p, uint32_t g,
+                                   int prot)
+{
+    if ((p->kind == XM__K_CODE) != (prot == XM_PROT_RX))
+        return XM_EINVAL;
+    if (xm__bit_get(p->pub, g))
+        return XM_ESTATE;
+    size_t sz = xm__block_size(p, g);
+    uintptr_t rx = p->base + ((uintptr_t)g << pack_shift(p));
+    bool code = p->kind == XM__K_CODE;
+    if (flip(h)) {
+        int e = xm__os_protect(&h->osc, (void *)rx, sz,
+                               code ? (XM__P_R | XM__P_X) : XM__P_R);
+        if (e)
+            return xm__os_result(e, code);
+        h->osc.revocations++; /* write right removed from present pages */
+    } else {
+        void *stage = xm__stage_get(h, rx);
+        uintptr_t off = rx - h->base;
+        XM_ASSERT(stage != NULL);
+        if (h->alias) {
+            memcpy(h->alias + off, stage, sz);
+        } else {
+            int e = xm__os_pwrite(&h->osc, h->fd, stage, sz, off);
+            if (e)
+                return xm__os_result(e, false);
+        }
+        xm__mem_free(xm__stage_take(h, rx));
+        h->staging_bytes -= sz;
+    }
+    if (code)
+        xm__icache_sync((void *)rx, sz);
+    xm__valgrind_discard(h, (void *)rx, sz);
+    p->pub[g >> 6] |= 1ull << (g & 63);
+    p->raised = 1;
+    h->publishes++;
+    return XM_OK;
+}
+
+/* FLIP patch, failure-atomic: build the new pages elsewhere, then move them
+ * over the old ones in one mremap. */
+static xm_result flip_patch(xm_heap *h, xm__pack *p, uintptr_t rx, size_t sz,
+                            uintptr_t dst, const void *src, size_t len)
+{
+    int err = 0;
+    char *tmp = xm__os_map_anon(&h->osc, sz, XM__P_R | XM__P_W, &err);
+    if (!tmp)
+        return xm__os_result(-err, false);
+    memcpy(tmp, (void *)rx, sz);
+    memcpy(tmp + (dst - rx), src, len);
+    bool code = p->kind == XM__K_CODE;
+    int e = xm__os_protect(&h->osc, tmp, sz, code ? (XM__P_R | XM__P_X) : XM__P_R);
+    if (!e) {
+        h->osc.revocations++;
+        e = xm__os_move(&h->osc, tmp, sz, (void *)rx);
+        if (!e) {
+            h->osc.revocations++;
+            return XM_OK;
+        }
+    }
+    (void)xm__os_unmap(&h->osc, tmp, sz);
+    return xm__os_result(e, code);
+}
+
+xm_result xm__block_patch_locked(xm_heap *h, xm__pack *p, uintptr_t dst,
+                                 const void *src, size_t len)
+{
+    uint32_t g;
+    xm__pack *q;
+    xm_result r = xm__block_containing(h, dst, &q, &g);
+    if (r != XM_OK || q != p)
+        return XM_ERANGE;
+    uintptr_t rx = p->base + ((uintptr_t)g << pack_shift(p));
+    size_t sz = xm__block_size(p, g);
+    if (dst + len > rx + sz)
+        return XM_ERANGE;
+    if (!xm__bit_get(p->pub, g))
+        return XM_ESTATE;
+    if (flip(h)) {
+        r = flip_patch(h, p, rx, sz, dst, src, len);
+        if (r != XM_OK)
+            return r;
+    } else if (h->alias) {
+        memcpy(h->alias + (dst - h->base), src, len);
+    } else {
+        int e = xm__os_pwrite(&h->osc, h->fd, src, len, dst - h->base);
+        if (e)
+            return xm__os_result(e, false);
+    }
+    if (p->kind == XM__K_CODE)
+        xm__icache_sync((void *)dst, len);
+    xm__valgrind_discard(h, (void *)dst, len);
+    h->patches++;
+    return XM_OK;
+}
