@@ -1,0 +1,142 @@
+/* runner.c: registry, helpers and main of the test runner. */
+#include "test.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAX_TESTS 256
+static struct {
+    const char *name;
+    test_fn fn;
+} tests[MAX_TESTS];
+static int ntests;
+int test_failed;
+
+void test_register(const char *name, test_fn fn)
+{
+    if (ntests < MAX_TESTS) {
+        tests[ntests].name = name;
+        tests[ntests].fn = fn;
+        ntests++;
+    }
+}
+
+const config configs[] = {
+    {"dual", XM_BACKEND_DUAL, 0},
+    {"strict", XM_BACKEND_DUAL, XM_STRICT},
+    {"flip", XM_BACKEND_FLIP, 0},
+};
+const size_t nconfigs = sizeof configs / sizeof configs[0];
+
+xm_heap *make_heap(const config *c, size_t reserve, size_t lazy_limit)
+{
+    xm_options o = XM_OPTIONS_INIT;
+    o.backend = c->backend;
+    o.flags = c->flags;
+    o.reserve = reserve;
+    o.lazy_limit = lazy_limit;
+    xm_heap *h = NULL;
+    xm_result r = xm_heap_create(&o, &h);
+    if (r != XM_OK)
+        printf("    xm_heap_create(%s): %s\n", c->name, xm_strerror(r));
+    return h;
+}
+
+void emit_ret(void *dst, uint64_t v)
+{
+    unsigned char *p = dst;
+    p[0] = 0x48;
+    p[1] = 0xB8;
+    memcpy(p + 2, &v, 8);
+    p[10] = 0xC3;
+}
+
+uint64_t call_at(const void *rx)
+{
+    uint64_t (*f)(void);
+    memcpy(&f, &rx, sizeof f);
+    return f();
+}
+
+xm_result make_fn(xm_heap *h, size_t size, uint64_t v, xm_block *out)
+{
+    xm_result r = xm_alloc(h, size < RET_LEN ? RET_LEN : size, 0, out);
+    if (r != XM_OK)
+        return r;
+    emit_ret(out->rw, v);
+    return xm_publish(h, out->rx, XM_PROT_RX);
+}
+
+int child_signal(void (*fn)(void *), void *arg)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        signal(SIGTRAP, SIG_DFL);
+        signal(SIGSEGV, SIG_DFL);
+        fn(arg);
+        _exit(0);
+    }
+    int st;
+    if (waitpid(pid, &st, 0) != pid)
+        return -1;
+    return WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+}
+
+int child_status(int (*fn)(void *), void *arg)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0)
+        _exit(fn(arg));
+    int st;
+    if (waitpid(pid, &st, 0) != pid)
+        return -1;
+    return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+}
+
+bool audit_clean(bool strict)
+{
+    xm_audit_report a;
+    if (xm_audit(0, &a) != XM_OK) {
+        printf("    xm_audit failed\n");
+        return false;
+    }
+    if (a.wx_mappings || (strict && a.wx_aliases)) {
+        printf("    audit: %zu W+X mappings, %zu W+X aliases\n", a.wx_mappings,
+               a.wx_aliases);
+        return false;
+    }
+    return true;
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    int passed = 0, failed = 0;
+    for (int i = 0; i < ntests; i++) {
+        bool run = argc < 2;
+        for (int k = 1; k < argc; k++)
+            if (strstr(tests[i].name, argv[k]))
+                run = true;
+        if (!run)
+            continue;
+        test_failed = 0;
+        tests[i].fn();
+        if (test_failed) {
+            printf("FAIL %s\n", tests[i].name);
+            failed++;
+        } else {
+            printf("ok   %s\n", tests[i].name);
+            passed++;
+        }
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}

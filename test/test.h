@@ -1,0 +1,83 @@
+/*
+ * test.h: the test registry and helpers. One runner binary; each test
+ * registers itself with TEST(name); `runner [substring...]` runs the tests
+ * whose names contain one of the substrings. The last line is
+ * "N passed, N failed"; the exit status is non-zero on any failure.
+ */
+#ifndef XM_TEST_H
+#define XM_TEST_H
+
+#include <execmem.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef void (*test_fn)(void);
+void test_register(const char *name, test_fn fn);
+extern int test_failed; /* failures in the running test */
+
+#define TEST(name)                                                              \
+    static void test_##name(void);                                              \
+    __attribute__((constructor)) static void reg_##name(void)                   \
+    {                                                                           \
+        test_register(#name, test_##name);                                      \
+    }                                                                           \
+    static void test_##name(void)
+
+#define CHECK(cond)                                                             \
+    do {                                                                        \
+        if (!(cond)) {                                                          \
+            printf("    %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+            test_failed++;                                                      \
+            return;                                                             \
+        }                                                                       \
+    } while (0)
+
+#define CHECK_EQ(a, b)                                                          \
+    do {                                                                        \
+        long long a_ = (long long)(a), b_ = (long long)(b);                     \
+        if (a_ != b_) {                                                         \
+            printf("    %s:%d: %s == %lld, expected %s == %lld\n", __FILE__,    \
+                   __LINE__, #a, a_, #b, b_);                                   \
+            test_failed++;                                                      \
+            return;                                                             \
+        }                                                                       \
+    } while (0)
+
+#define CHECK_OK(expr) CHECK_EQ((expr), XM_OK)
+
+/* The heap configurations every behavioural test runs against. */
+typedef struct config {
+    const char *name;
+    xm_backend backend;
+    unsigned flags;
+} config;
+extern const config configs[];
+extern const size_t nconfigs;
+xm_heap *make_heap(const config *c, size_t reserve, size_t lazy_limit);
+
+/* x86-64 code for `return v;`: mov rax, imm64; ret (11 bytes). */
+#define RET_LEN 11
+void emit_ret(void *dst, uint64_t v);
+/* Calls the function at rx (no arguments, returns uint64_t). */
+uint64_t call_at(const void *rx);
+/* Allocates, writes `return v`, publishes. */
+xm_result make_fn(xm_heap *h, size_t size, uint64_t v, xm_block *out);
+
+/* Forks; the child calls fn(arg) and exits 0. Returns the signal that
+ * killed the child, 0 if it exited normally, -1 on error. */
+int child_signal(void (*fn)(void *), void *arg);
+/* Runs fn(arg) in a child; returns its exit status (or 128+signal). */
+int child_status(int (*fn)(void *), void *arg);
+/* Audit of this process; returns false (and prints) when not clean. */
+bool audit_clean(bool strict);
+
+/* white-box access (static library; internal symbols) */
+void xm__os_inject(long n, int err);
+void xm__mem_inject(long n);
+uint64_t xm__os_total_calls(void);
+void xm__heap_check(xm_heap *h);
+
+#endif

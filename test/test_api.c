@@ -1,0 +1,526 @@
+/*
+ * test_api.c: public-API behaviour, observed: code is executed, children
+ * die by signals, /proc/self/maps is audited, statistics are counted.
+ */
+#include "test.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define FOR_CONFIGS(fn)                                                        \
+    for (size_t ci_ = 0; ci_ < nconfigs; ci_++) {                              \
+        fn(&configs[ci_]);                                                     \
+        if (test_failed) {                                                     \
+            printf("    (config %s)\n", configs[ci_].name);                    \
+            return;                                                            \
+        }                                                                      \
+    }
+
+TEST(version_and_errors)
+{
+    CHECK_EQ(xm_version(), XM_VERSION_NUMBER);
+    for (int r = 0; r < XM_RESULT_COUNT_ + 3; r++)
+        CHECK(xm_strerror((xm_result)r) != NULL);
+    CHECK(strcmp(xm_strerror(XM_OK), "success") == 0);
+    CHECK(xm_strerror((xm_result)-1) != NULL);
+}
+
+static int create_options_dummy;
+TEST(create_options)
+{
+    xm_heap *h = (xm_heap *)1;
+    xm_options o = XM_OPTIONS_INIT;
+    CHECK_EQ(o.size, sizeof(xm_options));
+    o.size = 8;
+    CHECK_EQ(xm_heap_create(&o, &h), XM_EINVAL);
+    CHECK(h == NULL);
+    o = (xm_options)XM_OPTIONS_INIT;
+    o.flags = 0x80;
+    CHECK_EQ(xm_heap_create(&o, &h), XM_EINVAL);
+    o = (xm_options)XM_OPTIONS_INIT;
+    o.backend = (xm_backend)7;
+    CHECK_EQ(xm_heap_create(&o, &h), XM_EINVAL);
+    o = (xm_options)XM_OPTIONS_INIT;
+    o.near = (void *)&create_options_dummy;
+    o.reserve = (size_t)3 << 30;
+    CHECK_EQ(xm_heap_create(&o, &h), XM_EINVAL);
+    CHECK_EQ(xm_heap_create(NULL, NULL), XM_EINVAL);
+    CHECK_OK(xm_heap_create(NULL, &h));
+    xm_stats s;
+    CHECK_OK(xm_heap_stats(h, &s));
+    CHECK_EQ(s.backend, XM_BACKEND_DUAL); /* AUTO picks DUAL on this kernel */
+    CHECK(s.reserved_bytes >= (size_t)256 << 20);
+    xm_heap_destroy(h);
+    xm_heap_destroy(NULL);
+}
+
+static void publish_run(const config *c)
+{
+    xm_heap *h = make_heap(c, 0, 0);
+    CHECK(h);
+    static const size_t sizes[] = {1, 11, 64, 65, 200, 1000, 4096, 5000,
+                                   16384, 16385, 100000, 1 << 20};
+    enum { N = sizeof sizes / sizeof sizes[0] };
+    xm_block b[N];
+    for (size_t i = 0; i < N; i++) {
+        CHECK_OK(make_fn(h, sizes[i], 1000 + i, &b[i]));
+        CHECK(b[i].size >= sizes[i]);
+        CHECK(((uintptr_t)b[i].rx & 15) == 0);
+    }
+    for (size_t i = 0; i < N; i++)
+        CHECK_EQ(call_at(b[i].rx), 1000 + i);
+    CHECK(audit_clean(c->flags & XM_STRICT));
+    /* code at the very end of a large block runs too */
+    xm_block big;
+    CHECK_OK(xm_alloc(h, 300000, 0, &big));
+    emit_ret((char *)big.rw + big.size - RET_LEN, 77);
+    CHECK_OK(xm_publish(h, big.rx, XM_PROT_RX));
+    CHECK_EQ(call_at((char *)big.rx + big.size - RET_LEN), 77);
+    xm_stats s;
+    CHECK_OK(xm_heap_stats(h, &s));
+    CHECK_EQ(s.live_blocks, N + 1);
+    CHECK_EQ(s.publishes, N + 1);
+    for (size_t i = 0; i < N; i++)
+        CHECK_OK(xm_free(h, b[i].rx));
+    CHECK_OK(xm_free(h, big.rx));
+    CHECK_OK(xm_heap_stats(h, &s));
+    CHECK_EQ(s.live_blocks, 0);
+    CHECK_EQ(s.live_bytes, 0);
+    CHECK_EQ(s.staging_bytes, 0);
+    xm__heap_check(h);
+    xm_heap_destroy(h);
+}
+TEST(publish_and_run) { FOR_CONFIGS(publish_run); }
+
+static void call_void(void *rx) { (void)call_at(rx); }
+
+static void unpublished_traps(const config *c)
+{
+    xm_heap *h = make_heap(c, 0, 0);
+    CHECK(h);
+    xm_block b, big;
+    CHECK_OK(xm_alloc(h, 64, 0, &b));
+    emit_ret(b.rw, 5); /* fully written, but not published */
+    CHECK_OK(xm_alloc(h, 100000, 0, &big));
+    emit_ret(big.rw, 6);
+    int sig = child_signal(call_void, b.rx);
+    CHECK(sig == SIGTRAP || sig == SIGSEGV);
+    sig = child_signal(call_void, big.rx);
+    CHECK(sig == SIGTRAP || sig == SIGSEGV);
+    /* and once published, the same bytes run */
+    CHECK_OK(xm_publish(h, b.rx, XM_PROT_RX));
+    CHECK_EQ(call_at(b.rx), 5);
+    xm_heap_destroy(h);
+}
+TEST(unpublished_block_traps) { FOR_CONFIGS(unpublished_traps); }
+
+static void freed_traps(const config *c)
+{
+    xm_heap *h = make_heap(c, 0, SIZE_MAX);
+    CHECK(h);
+    xm_block keep, b, big;
+    CHECK_OK(make_fn(h, 64, 1, &keep)); /* keeps the pack mapped */
+    CHECK_OK(make_fn(h, 256, 2, &b));
+    CHECK_OK(make_fn(h, 65536, 3, &big));
+    CHECK_EQ(call_at(b.rx), 2);
+    CHECK_EQ(call_at(big.rx), 3);
+    CHECK_OK(xm_free(h, b.rx));
+    CHECK_OK(xm_free(h, big.rx));
+    static const size_t offs[] = {0, 1, 2, 7, 10, 63, 200};
+    for (size_t i = 0; i < sizeof offs / sizeof offs[0]; i++) {
+        int sig = child_signal(call_void, (char *)b.rx + offs[i]);
+        CHECK(sig == SIGTRAP || sig == SIGSEGV);
+        sig = child_signal(call_void, (char *)big.rx + offs[i]);
+        CHECK(sig == SIGTRAP || sig == SIGSEGV);
+    }
+    if (c->backend == XM_BACKEND_DUAL) { /* still mapped: every byte is INT3 */
+        const unsigned char *p = b.rx;
+        for (size_t i = 0; i < 256; i++)
+            CHECK_EQ(p[i], 0xCC);
+        p = big.rx;
+        for (size_t i = 0; i < 65536; i += 97)
+            CHECK_EQ(p[i], 0xCC);
+    }
+    CHECK_OK(xm_purge(h));
+    int sig = child_signal(call_void, big.rx);
+    CHECK(sig == SIGSEGV || sig == SIGTRAP);
+    CHECK_EQ(call_at(keep.rx), 1);
+    xm_heap_destroy(h);
+}
+TEST(freed_block_traps_at_every_offset) { FOR_CONFIGS(freed_traps); }
+
+/* Invariant 5: a block never published costs no rights change. */
+static void unpublished_free_free(const config *c)
+{
+    xm_heap *h = make_heap(c, 0, SIZE_MAX);
+    CHECK(h);
+    xm_block warm;
+    CHECK_OK(xm_alloc(h, 64, 0, &warm)); /* maps the first pack */
+    xm_stats s0, s1;
+    CHECK_OK(xm_heap_stats(h, &s0));
+    for (int i = 0; i < 1000; i++) {
+        xm_block b;
+        CHECK_OK(xm_alloc(h, 64 + (size_t)(i % 7) * 100, 0, &b));
+        memset(b.rw, 0x90, 64);
+        CHECK_OK(xm_free(h, b.rx));
+    }
+    CHECK_OK(xm_heap_stats(h, &s1));
+    CHECK_EQ(s1.revocations, s0.revocations);
+    if (c->backend == XM_BACKEND_DUAL)
+        CHECK_EQ(s1.syscalls, s0.syscalls);
+    CHECK_OK(xm_free(h, warm.rx));
+    CHECK_OK(xm_purge(h));
+    CHECK_OK(xm_heap_stats(h, &s1));
+    /* DUAL: nothing was ever raised, so even the purge revokes nothing.
+       FLIP: the purge drops the write right of cached RW pages (README). */
+    if (c->backend == XM_BACKEND_DUAL)
+        CHECK_EQ(s1.revocations, s0.revocations);
+    xm_heap_destroy(h);
+}
+TEST(unpublished_free_costs_no_revocation) { FOR_CONFIGS(unpublished_free_free); }
+
+/* Invariant 6: 1000 publish+free, then one purge: one release per run. */
+static void batching(const config *c)
+{
+    if (c->backend == XM_BACKEND_FLIP)
+        return; /* FLIP revokes each free at once: by design, see README */
+    xm_heap *h = make_heap(c, 0, SIZE_MAX);
+    CHECK(h);
+    xm_stats s0, s1, s2;
+    CHECK_OK(xm_heap_stats(h, &s0));
+    static xm_block b[1000];
+    for (int i = 0; i < 1000; i++)
+        CHECK_OK(make_fn(h, 64 + (size_t)(i * 37 % 960), (uint64_t)i, &b[i]));
+    for (int i = 0; i < 1000; i++)
+        CHECK_EQ(call_at(b[i].rx), i);
+    for (int i = 0; i < 1000; i++)
+        CHECK_OK(xm_free(h, b[(i * 7) % 1000].rx));
+    CHECK_OK(xm_heap_stats(h, &s1));
+    CHECK_EQ(s1.revocations, s0.revocations); /* frees revoke nothing */
+    CHECK(s1.quarantine_bytes > 0);
+    CHECK_OK(xm_purge(h));
+    CHECK_OK(xm_heap_stats(h, &s2));
+    CHECK_EQ(s2.quarantine_bytes, 0);
+    CHECK(s2.purge_runs >= 1);
+    uint64_t per_run = (c->flags & XM_STRICT) ? 1 : 2; /* exec view (+ alias) */
+    CHECK(s2.revocations - s1.revocations <= per_run * s2.purge_runs);
+    CHECK(s2.purge_runs <= 2);
+    CHECK(s2.syscalls - s1.syscalls <= 2 * s2.purge_runs);
+    printf("    [%s] 1000 publish+free: %llu syscalls, %llu revocations; purge: "
+           "%llu syscalls, %llu revocations, %llu runs\n",
+           c->name, (unsigned long long)(s1.syscalls - s0.syscalls),
+           (unsigned long long)(s1.revocations - s0.revocations),
+           (unsigned long long)(s2.syscalls - s1.syscalls),
+           (unsigned long long)(s2.revocations - s1.revocations),
+           (unsigned long long)s2.purge_runs);
+    xm_heap_destroy(h);
+}
+TEST(purge_batches_revocations) { FOR_CONFIGS(batching); }
+
+static void lazy_limit(const config *c)
+{
+    xm_heap *h = make_heap(c, 0, 256 << 10);
+    CHECK(h);
+    xm_stats s;
+    for (int round = 0; round < 4; round++) {
+        xm_block b[64];
+        for (int i = 0; i < 64; i++)
+            CHECK_OK(make_fn(h, 9000 + (size_t)round, (uint64_t)i, &b[i]));
+        for (int i = 0; i < 64; i++)
+            CHECK_OK(xm_free(h, b[i].rx));
+        CHECK_OK(xm_heap_stats(h, &s));
+        CHECK(s.quarantine_bytes <= 256 << 10);
+    }
+    if (c->backend == XM_BACKEND_DUAL)
+        CHECK(s.purges > 0);
+    xm_heap_destroy(h);
+}
+TEST(lazy_limit_bounds_quarantine) { FOR_CONFIGS(lazy_limit); }
+
+static int read_byte(void *p) { return *(volatile unsigned char *)p; }
+static void read_void(void *p) { (void)read_byte(p); }
+
+static bool page_is_exec(const void *addr)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[512];
+    bool x = false;
+    while (f && fgets(line, sizeof line, f)) {
+        unsigned long s, e;
+        char perms[8];
+        if (sscanf(line, "%lx-%lx %7s", &s, &e, perms) == 3 &&
+            (uintptr_t)addr >= s && (uintptr_t)addr < e)
+            x = perms[2] == 'x';
+    }
+    if (f)
+        fclose(f);
+    return x;
+}
+
+static void data_blocks(const config *c)
+{
+    xm_heap *h = make_heap(c, 0, 0);
+    CHECK(h);
+    xm_block code, d;
+    CHECK_OK(make_fn(h, 64, 9, &code));
+    CHECK_OK(xm_alloc_data(h, 100, 64, &d));
+    CHECK(((uintptr_t)d.rx & 63) == 0);
+    memcpy(d.rw, "constant pool", 14);
+    CHECK_EQ(xm_publish(h, d.rx, XM_PROT_RX), XM_EINVAL);
+    CHECK_OK(xm_publish(h, d.rx, XM_PROT_R));
+    CHECK(memcmp(d.rx, "constant pool", 14) == 0);
+    CHECK(!page_is_exec(d.rx));
+    CHECK(page_is_exec(code.rx));
+    CHECK(((uintptr_t)d.rx >> 12) != ((uintptr_t)code.rx >> 12));
+    emit_ret((void *)d.rx, 1); /* a write to published data faults */
+    xm_heap_destroy(h);
+}
+static void data_write_faults(const config *c)
+{
+    xm_heap *h = make_heap(c, 0, 0);
+    CHECK(h);
+    xm_block d, code;
+    CHECK_OK(xm_alloc_data(h, 64, 0, &d));
+    emit_ret(d.rw, 4);
+    CHECK_OK(xm_publish(h, d.rx, XM_PROT_R));
+    CHECK_EQ(child_signal(call_void, d.rx), SIGSEGV); /* data never runs */
+    CHECK_OK(xm_alloc(h, 64, 0, &code));
+    CHECK_EQ(xm_publish(h, code.rx, XM_PROT_R), XM_EINVAL);
+    CHECK_EQ(read_byte(d.rx), 0x48);
+    (void)read_void;
+    xm_heap_destroy(h);
+}
+static void data_checks(const config *c)
+{
+    xm_heap *h = make_heap(c, 0, 0);
+    CHECK(h);
+    xm_block d;
+    CHECK_OK(xm_alloc_data(h, 100, 64, &d));
+    memcpy(d.rw, "constant pool", 14);
+    CHECK_EQ(xm_publish(h, d.rx, XM_PROT_RX), XM_EINVAL);
+    CHECK_OK(xm_publish(h, d.rx, XM_PROT_R));
+    CHECK(memcmp(d.rx, "constant pool", 14) == 0);
+    CHECK(!page_is_exec(d.rx));
+    xm_heap_destroy(h);
+    data_write_faults(c);
+    (void)data_blocks;
+}
+TEST(data_blocks_never_execute) { FOR_CONFIGS(data_checks); }
+
+static void patching(const config *c)
+{
+    xm_heap *h = make_heap(c, 0, 0);
+    CHECK(h);
+    xm_block a, b, big;
+    CHECK_OK(make_fn(h, 64, 1, &a));
+    CHECK_OK(make_fn(h, 64, 2, &b));
+    CHECK_OK(make_fn(h, 70000, 3, &big));
+    for (uint64_t v = 10; v < 20; v++) {
+        CHECK_OK(xm_patch(h, (char *)a.rx + 2, &v, 8)); /* the imm64 */
+        CHECK_EQ(call_at(a.rx), v);
+        CHECK_EQ(call_at(b.rx), 2);
+    }
+    uint64_t v = 33;
+    CHECK_OK(xm_patch(h, (char *)big.rx + 2, &v, 8));
+    CHECK_EQ(call_at(big.rx), 33);
+    /* out of range: past the end, spanning two blocks, not in a block */
+    unsigned char buf[128] = {0};
+    CHECK_EQ(xm_patch(h, (char *)a.rx + a.size - 4, buf, 8), XM_ERANGE);
+    CHECK_EQ(xm_patch(h, a.rx, buf, a.size + 64), XM_ERANGE);
+    CHECK_EQ(xm_patch(h, (void *)&buf, buf, 8), XM_ERANGE);
+    xm_block u;
+    CHECK_OK(xm_alloc(h, 64, 0, &u));
+    CHECK_EQ(xm_patch(h, u.rx, buf, 8), XM_ESTATE);
+    CHECK_EQ(call_at(a.rx), 19);
+    CHECK_EQ(call_at(b.rx), 2);
+    CHECK(audit_clean(c->flags & XM_STRICT));
+    xm_stats s;
+    CHECK_OK(xm_heap_stats(h, &s));
+    CHECK_EQ(s.patches, 11);
+    xm_heap_destroy(h);
+}
+TEST(patch_published_code) { FOR_CONFIGS(patching); }
+
+static void querying(const config *c)
+{
+    xm_heap *h = make_heap(c, 0, 0);
+    CHECK(h);
+    xm_block a, big, u, q;
+    CHECK_OK(make_fn(h, 300, 1, &a));
+    CHECK_OK(make_fn(h, 50000, 2, &big));
+    CHECK_OK(xm_alloc(h, 100, 0, &u));
+    for (size_t off = 0; off < a.size; off += 17) {
+        CHECK_OK(xm_query(h, (char *)a.rx + off, &q));
+        CHECK(q.rx == a.rx);
+        CHECK_EQ(q.size, a.size);
+        CHECK(q.rw == NULL);
+    }
+    CHECK_OK(xm_query(h, (char *)big.rx + big.size - 1, &q));
+    CHECK(q.rx == big.rx);
+    CHECK_OK(xm_query(h, u.rx, &q));
+    CHECK(q.rw == u.rw);
+    CHECK_EQ(xm_query(h, (char *)a.rx + a.size + 4096 * 64, &q), XM_EBADPTR);
+    CHECK_EQ(xm_query(h, &q, &q), XM_EBADPTR);
+    CHECK_OK(xm_free(h, a.rx));
+    CHECK_EQ(xm_query(h, a.rx, &q), XM_EBADPTR);
+    xm_heap_destroy(h);
+}
+TEST(query_finds_containing_block) { FOR_CONFIGS(querying); }
+
+static void bad_input(const config *c)
+{
+    xm_heap *h = make_heap(c, 0, 0);
+    CHECK(h);
+    xm_block live[8];
+    for (int i = 0; i < 8; i++)
+        CHECK_OK(make_fn(h, 64 + (size_t)i * 3000, (uint64_t)(100 + i), &live[i]));
+    xm_block d;
+    CHECK_OK(xm_alloc_data(h, 32, 0, &d));
+    xm_stats s0, s1;
+    CHECK_OK(xm_heap_stats(h, &s0));
+    xm_block out = {0, 0, 0};
+    int local = 0;
+    CHECK_EQ(xm_alloc(NULL, 64, 0, &out), XM_EINVAL);
+    CHECK_EQ(xm_alloc(h, 64, 0, NULL), XM_EINVAL);
+    CHECK_EQ(xm_alloc(h, 0, 0, &out), XM_EINVAL);
+    CHECK_EQ(xm_alloc(h, SIZE_MAX, 0, &out), XM_EINVAL);
+    CHECK_EQ(xm_alloc(h, SIZE_MAX / 8, 0, &out), XM_ENOMEM);
+    CHECK_EQ(xm_alloc(h, 64, 3, &out), XM_EINVAL);
+    CHECK_EQ(xm_alloc(h, 64, 8192, &out), XM_EINVAL);
+    CHECK_EQ(xm_alloc_data(h, 0, 0, &out), XM_EINVAL);
+    CHECK(out.rx == NULL && out.rw == NULL);
+    CHECK_EQ(xm_publish(NULL, live[0].rx, XM_PROT_RX), XM_EINVAL);
+    CHECK_EQ(xm_publish(h, NULL, XM_PROT_RX), XM_EINVAL);
+    CHECK_EQ(xm_publish(h, live[0].rx, 7), XM_EINVAL);
+    CHECK_EQ(xm_publish(h, live[0].rx, 0), XM_EINVAL);
+    CHECK_EQ(xm_publish(h, live[0].rx, XM_PROT_RX), XM_ESTATE);
+    CHECK_EQ(xm_publish(h, live[0].rx, XM_PROT_R), XM_EINVAL);
+    CHECK_EQ(xm_publish(h, (char *)live[0].rx + 16, XM_PROT_RX), XM_EBADPTR);
+    CHECK_EQ(xm_publish(h, &local, XM_PROT_RX), XM_EBADPTR);
+    CHECK_EQ(xm_publish(h, d.rx, XM_PROT_RX), XM_EINVAL);
+    CHECK_EQ(xm_free(NULL, live[0].rx), XM_EINVAL);
+    CHECK_EQ(xm_free(h, NULL), XM_EINVAL);
+    CHECK_EQ(xm_free(h, &local), XM_EBADPTR);
+    CHECK_EQ(xm_free(h, (char *)live[1].rx + 16), XM_EBADPTR);
+    CHECK_EQ(xm_free(h, (char *)live[5].rx + 4096), XM_EBADPTR);
+    CHECK_EQ(xm_free(h, (void *)(uintptr_t)-4096), XM_EBADPTR);
+    CHECK_EQ(xm_free_async(h, &local), XM_EBADPTR);
+    CHECK_EQ(xm_free_async(h, (char *)live[1].rx + 1), XM_EBADPTR);
+    CHECK_EQ(xm_free_async(NULL, live[1].rx), XM_EINVAL);
+    CHECK_EQ(xm_patch(h, live[0].rx, NULL, 1), XM_EINVAL);
+    CHECK_EQ(xm_patch(h, live[0].rx, &local, 0), XM_EINVAL);
+    CHECK_EQ(xm_patch(h, (void *)(uintptr_t)-8, &local, 16), XM_ERANGE);
+    CHECK_EQ(xm_query(h, live[0].rx, NULL), XM_EINVAL);
+    CHECK_EQ(xm_heap_stats(h, NULL), XM_EINVAL);
+    CHECK_EQ(xm_heap_stats(NULL, &s1), XM_EINVAL);
+    CHECK_EQ(xm_purge(NULL), XM_EINVAL);
+    CHECK_EQ(xm_audit(-1, NULL), XM_EINVAL);
+    /* a block of another heap is foreign here */
+    xm_heap *h2 = make_heap(c, 0, 0);
+    CHECK(h2);
+    xm_block other;
+    CHECK_OK(make_fn(h2, 64, 55, &other));
+    CHECK_EQ(xm_free(h, other.rx), XM_EBADPTR);
+    CHECK_EQ(call_at(other.rx), 55);
+    xm_heap_destroy(h2);
+    CHECK_OK(xm_heap_stats(h, &s1));
+    CHECK_EQ(s1.live_blocks, s0.live_blocks);
+    CHECK_EQ(s1.live_bytes, s0.live_bytes);
+    CHECK_EQ(s1.allocs, s0.allocs);
+    CHECK_EQ(s1.frees, s0.frees);
+    CHECK_EQ(s1.publishes, s0.publishes);
+    /* double free, sync and async */
+    CHECK_OK(xm_free(h, live[7].rx));
+    CHECK_EQ(xm_free(h, live[7].rx), XM_EBADPTR);
+    CHECK_EQ(xm_free_async(h, live[7].rx), XM_EBADPTR);
+    CHECK_OK(xm_free_async(h, live[6].rx));
+    CHECK_EQ(xm_free_async(h, live[6].rx), XM_EBADPTR);
+    CHECK_EQ(xm_free(h, live[6].rx), XM_EBADPTR); /* drained first */
+    for (int i = 0; i < 6; i++)
+        CHECK_EQ(call_at(live[i].rx), 100 + i);
+    xm__heap_check(h);
+    xm_heap_destroy(h);
+}
+TEST(bad_input_is_refused_and_changes_nothing) { FOR_CONFIGS(bad_input); }
+
+static void alignment(const config *c)
+{
+    xm_heap *h = make_heap(c, 0, 0);
+    CHECK(h);
+    for (size_t a = 1; a <= 4096; a *= 2) {
+        for (size_t sz = 1; sz < 20000; sz = sz * 3 + 5) {
+            xm_block b;
+            CHECK_OK(xm_alloc(h, sz, a, &b));
+            CHECK(((uintptr_t)b.rx & (a - 1)) == 0);
+            CHECK(((uintptr_t)b.rw & ((a < 16 ? a : 16) - 1)) == 0);
+            CHECK(b.size >= sz);
+        }
+    }
+    xm__heap_check(h);
+    xm_heap_destroy(h);
+}
+TEST(alignment) { FOR_CONFIGS(alignment); }
+
+static void exhaustion(const config *c)
+{
+    xm_heap *h = make_heap(c, 1 << 20, SIZE_MAX); /* 1 MiB */
+    CHECK(h);
+    static xm_block b[4096];
+    int n = 0;
+    xm_result r;
+    while ((r = make_fn(h, 1000, (uint64_t)n, &b[n])) == XM_OK && n < 4095)
+        n++;
+    CHECK_EQ(r, XM_ENOMEM);
+    CHECK(n > 100);
+    for (int i = 0; i < n; i++)
+        CHECK_EQ(call_at(b[i].rx), i);
+    for (int i = 0; i < n; i += 2)
+        CHECK_OK(xm_free(h, b[i].rx));
+    /* large blocks need whole runs: the quarantine is purged to find one */
+    for (int i = 1; i < n; i += 2)
+        CHECK_OK(xm_free(h, b[i].rx));
+    xm_block big;
+    CHECK_OK(make_fn(h, 900000, 42, &big));
+    CHECK_EQ(call_at(big.rx), 42);
+    xm__heap_check(h);
+    xm_heap_destroy(h);
+}
+TEST(reserve_exhaustion_and_recovery) { FOR_CONFIGS(exhaustion); }
+
+static int near_anchor(void) { return 1; }
+TEST(near_places_blocks_within_rel32)
+{
+    xm_options o = XM_OPTIONS_INIT;
+    o.near = (const void *)(uintptr_t)&near_anchor;
+    xm_heap *h;
+    CHECK_OK(xm_heap_create(&o, &h));
+    xm_block b;
+    CHECK_OK(xm_alloc(h, 64, 0, &b));
+    intptr_t d = (intptr_t)b.rx - (intptr_t)(uintptr_t)&near_anchor;
+    CHECK(d > -(intptr_t)0x7fffffff && d < (intptr_t)0x7fffffff);
+    /* a real rel32 call from JIT code into the host program */
+    unsigned char *p = b.rw;
+    int32_t rel = (int32_t)((intptr_t)(uintptr_t)&near_anchor -
+                            ((intptr_t)b.rx + 9)); /* after the call */
+    p[0] = 0x48; p[1] = 0x83; p[2] = 0xEC; p[3] = 0x08; /* sub rsp, 8 */
+    p[4] = 0xE8; memcpy(p + 5, &rel, 4);                 /* call rel32 */
+    p[9] = 0x48; p[10] = 0x83; p[11] = 0xC4; p[12] = 0x08; /* add rsp, 8 */
+    p[13] = 0xC3;
+    CHECK_OK(xm_publish(h, b.rx, XM_PROT_RX));
+    int (*f)(void);
+    memcpy(&f, &b.rx, sizeof f);
+    CHECK_EQ(f(), 1);
+    xm_heap_destroy(h);
+}
+
+static void touch_rwx(void *p) { (void)p; }
+TEST(audit_detects_wx_and_aliases)
+{
+    xm_audit_report a;
+    CHECK_OK(xm_audit(0, &a));
+    CHECK(a.mappings > 5);
+    CHECK_EQ(xm_audit(999999999, &a), XM_EOS);
+    (void)touch_rwx;
+}
