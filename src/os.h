@@ -83,5 +83,7 @@ void xm__os_inject(long n, int err);
 void xm__mem_inject(long n);
 /* Calls that reached the OS layer since start (process-wide, for tests). */
 uint64_t xm__os_total_calls(void);
+/* Injected failures delivered so far (OS and memory), process-wide. */
+uint64_t xm__os_injected(void);
 
 #endif

@@ -44,6 +44,7 @@ static _Atomic long os_countdown;   /* 0: disarmed */
 static _Atomic int os_inject_err;
 static _Atomic long mem_countdown;
 static _Atomic uint64_t os_total;
+static _Atomic uint64_t os_fired; /* injected failures delivered */
 
 void xm__os_set_errno(int err) { os_last_errno = err; }
 int xm_last_errno(void) { return os_last_errno; }
@@ -57,6 +58,7 @@ void xm__os_inject(long n, int err)
 void xm__mem_inject(long n) { atomic_store(&mem_countdown, n); }
 
 uint64_t xm__os_total_calls(void) { return atomic_load(&os_total); }
+uint64_t xm__os_injected(void) { return atomic_load(&os_fired); }
 
 /* Accounts one call; returns the errno to fail with, or 0 to go ahead. */
 static int os_enter(xm__osc *c, int typical)
@@ -70,6 +72,7 @@ static int os_enter(xm__osc *c, int typical)
         while (n > 0 && !atomic_compare_exchange_weak(&os_countdown, &n, n - 1))
             ;
         if (n == 1) {
+            atomic_fetch_add(&os_fired, 1);
             int e = atomic_load(&os_inject_err);
             os_last_errno = e ? e : typical;
             return os_last_errno;
@@ -369,6 +372,7 @@ static int mem_enter(void)
         while (n > 0 && !atomic_compare_exchange_weak(&mem_countdown, &n, n - 1))
             ;
         if (n == 1) {
+            atomic_fetch_add(&os_fired, 1);
             os_last_errno = ENOMEM;
             return 1;
         }

@@ -58,6 +58,20 @@ extern const config configs[];
 extern const size_t nconfigs;
 xm_heap *make_heap(const config *c, size_t reserve, size_t lazy_limit);
 
+/* Runs fn(&config) for every configuration (those where cond holds) and
+ * stops at the first failure, naming the configuration. */
+#define FOR_CONFIGS_IF(fn, cond)                                               \
+    for (size_t ci_ = 0; ci_ < nconfigs; ci_++) {                              \
+        if (!(cond))                                                           \
+            continue;                                                          \
+        fn(&configs[ci_]);                                                     \
+        if (test_failed) {                                                     \
+            printf("    (config %s)\n", configs[ci_].name);                    \
+            return;                                                            \
+        }                                                                      \
+    }
+#define FOR_CONFIGS(fn) FOR_CONFIGS_IF(fn, 1)
+
 /* x86-64 code for `return v;`: mov rax, imm64; ret (11 bytes). */
 #define RET_LEN 11
 void emit_ret(void *dst, uint64_t v);
@@ -78,6 +92,7 @@ bool audit_clean(bool strict);
 void xm__os_inject(long n, int err);
 void xm__mem_inject(long n);
 uint64_t xm__os_total_calls(void);
+uint64_t xm__os_injected(void);
 void xm__heap_check(xm_heap *h);
 
 #endif

@@ -9,15 +9,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define FOR_CONFIGS(fn)                                                        \
-    for (size_t ci_ = 0; ci_ < nconfigs; ci_++) {                              \
-        fn(&configs[ci_]);                                                     \
-        if (test_failed) {                                                     \
-            printf("    (config %s)\n", configs[ci_].name);                    \
-            return;                                                            \
-        }                                                                      \
-    }
-
 TEST(version_and_errors)
 {
     CHECK_EQ(xm_version(), XM_VERSION_NUMBER);
@@ -513,14 +504,4 @@ TEST(near_places_blocks_within_rel32)
     memcpy(&f, &b.rx, sizeof f);
     CHECK_EQ(f(), 1);
     xm_heap_destroy(h);
-}
-
-static void touch_rwx(void *p) { (void)p; }
-TEST(audit_detects_wx_and_aliases)
-{
-    xm_audit_report a;
-    CHECK_OK(xm_audit(0, &a));
-    CHECK(a.mappings > 5);
-    CHECK_EQ(xm_audit(999999999, &a), XM_EOS);
-    (void)touch_rwx;
 }

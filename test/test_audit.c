@@ -1,0 +1,173 @@
+/*
+ * test_audit.c: xm_audit against processes that really are not W^X clean,
+ * strict mode's alias invariant at every stage of a block's life, and the
+ * backends under MDWE (PR_SET_MDWE), observed.
+ */
+#include "test.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Starts a child that sets up `kind` mappings, reports readiness on a
+ * pipe and waits to be killed. 0: clean; 1: one RWX anonymous mapping;
+ * 2: a memfd mapped writable at one address and executable at another. */
+static pid_t spawn_mapper(int kind)
+{
+    int p[2];
+    if (pipe(p))
+        return -1;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        if (kind == 1) {
+            void *m = mmap(NULL, 8192, PROT_READ | PROT_WRITE | PROT_EXEC,
+                           MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (m == MAP_FAILED)
+                _exit(3);
+        } else if (kind == 2) {
+            int fd = (int)syscall(SYS_memfd_create, "jit", 0);
+            if (fd < 0 || ftruncate(fd, 16384))
+                _exit(3);
+            void *w = mmap(NULL, 16384, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            void *x = mmap(NULL, 8192, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 4096);
+            if (w == MAP_FAILED || x == MAP_FAILED)
+                _exit(3);
+        }
+        if (write(p[1], "r", 1) != 1)
+            _exit(4);
+        for (;;)
+            pause();
+    }
+    close(p[1]);
+    char ch;
+    if (pid < 0 || read(p[0], &ch, 1) != 1) {
+        close(p[0]);
+        return -1;
+    }
+    close(p[0]);
+    return pid;
+}
+
+static void reap(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+}
+
+TEST(audit_detects_wx_and_aliases_in_other_processes)
+{
+    xm_audit_report a;
+    pid_t clean = spawn_mapper(0), rwx = spawn_mapper(1), dual = spawn_mapper(2);
+    CHECK(clean > 0 && rwx > 0 && dual > 0);
+    xm_result r0 = xm_audit(clean, &a);
+    size_t c_wx = a.wx_mappings, c_al = a.wx_aliases, c_maps = a.mappings;
+    xm_result r1 = xm_audit(rwx, &a);
+    size_t r_wx = a.wx_mappings, r_n = a.nranges;
+    unsigned r_kind = a.ranges[0].kind;
+    xm_result r2 = xm_audit(dual, &a);
+    reap(clean);
+    reap(rwx);
+    reap(dual);
+    CHECK_OK(r0);
+    CHECK(c_maps > 5);
+    CHECK_EQ(c_wx, 0);
+    CHECK_EQ(c_al, 0);
+    CHECK_OK(r1);
+    CHECK_EQ(r_wx, 1);
+    CHECK(r_n >= 1 && r_kind == XM_AUDIT_WX);
+    CHECK_OK(r2);
+    CHECK_EQ(a.wx_mappings, 0);
+    CHECK_EQ(a.wx_aliases, 1);
+    CHECK_EQ(a.ranges[0].kind, XM_AUDIT_ALIAS);
+    CHECK(a.ranges[0].other != 0);
+    CHECK_EQ(a.ranges[0].end - a.ranges[0].start, 8192);
+    /* errors: no such process, bad arguments */
+    CHECK_EQ(xm_audit(999999999, &a), XM_EOS);
+    CHECK_EQ(xm_audit(0, NULL), XM_EINVAL);
+    CHECK_EQ(xm_audit(-5, &a), XM_EINVAL);
+}
+
+/* Invariant 2: in strict mode no byte executable through one mapping is
+ * writable through another, at every stage; invariant 1 in every mode. */
+static void strict_stages(const config *c)
+{
+    bool strict = c->flags & XM_STRICT;
+    xm_heap *h = make_heap(c, 0, SIZE_MAX);
+    CHECK(h);
+    CHECK(audit_clean(strict));
+    xm_block b[6];
+    for (int i = 0; i < 6; i++)
+        CHECK_OK(xm_alloc(h, 64 + (size_t)i * 9000, 0, &b[i]));
+    CHECK(audit_clean(strict)); /* allocated, being written */
+    for (int i = 0; i < 6; i++) {
+        emit_ret(b[i].rw, (uint64_t)i);
+        CHECK_OK(xm_publish(h, b[i].rx, XM_PROT_RX));
+    }
+    CHECK(audit_clean(strict)); /* published */
+    uint64_t v = 77;
+    CHECK_OK(xm_patch(h, (char *)b[2].rx + 2, &v, 8));
+    CHECK_EQ(call_at(b[2].rx), 77);
+    CHECK(audit_clean(strict)); /* patched */
+    xm_block d;
+    CHECK_OK(xm_alloc_data(h, 256, 0, &d));
+    CHECK_OK(xm_publish(h, d.rx, XM_PROT_R));
+    for (int i = 0; i < 6; i += 2)
+        CHECK_OK(xm_free(h, b[i].rx));
+    CHECK(audit_clean(strict)); /* freed, in quarantine */
+    CHECK_OK(xm_purge(h));
+    CHECK(audit_clean(strict)); /* purged */
+    xm_audit_report a;
+    CHECK_OK(xm_audit(0, &a));
+    if (c->backend == XM_BACKEND_DUAL && !strict)
+        CHECK(a.wx_aliases > 0); /* the persistent alias, as README says */
+    xm_heap_destroy(h);
+    CHECK(audit_clean(true));
+}
+TEST(no_wx_mapping_and_strict_has_no_wx_alias) { FOR_CONFIGS(strict_stages); }
+
+#ifndef PR_SET_MDWE
+#define PR_SET_MDWE 65
+#endif
+#ifndef PR_MDWE_REFUSE_EXEC_GAIN
+#define PR_MDWE_REFUSE_EXEC_GAIN 1
+#endif
+
+/* Under MDWE, gaining PROT_EXEC by mprotect is refused, while a fresh
+ * read+execute mapping of a file is not: DUAL works, FLIP reports EPERM. */
+static int mdwe_child(void *arg)
+{
+    (void)arg;
+    if (prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN, 0L, 0L, 0L))
+        return 100; /* kernel without MDWE: skipped by the parent */
+    xm_heap *h;
+    if (xm_heap_create(NULL, &h) != XM_OK)
+        return 1;
+    xm_stats s;
+    if (xm_heap_stats(h, &s) != XM_OK || s.backend != XM_BACKEND_DUAL)
+        return 2;
+    xm_block b;
+    if (make_fn(h, 64, 31, &b) != XM_OK || call_at(b.rx) != 31)
+        return 3;
+    xm_heap_destroy(h);
+    xm_options o = XM_OPTIONS_INIT;
+    o.backend = XM_BACKEND_FLIP;
+    xm_heap *f = (xm_heap *)1;
+    if (xm_heap_create(&o, &f) != XM_EPERM || f != NULL)
+        return 4;
+    return 0;
+}
+TEST(mdwe_process_gets_dual_and_flip_reports_eperm)
+{
+    int st = child_status(mdwe_child, NULL);
+    if (st == 100) {
+        printf("    skipped: this kernel has no PR_SET_MDWE\n");
+        return;
+    }
+    CHECK_EQ(st, 0);
+}
