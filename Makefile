@@ -26,7 +26,7 @@ LDLIBS := -lpthread
 SRCS := $(wildcard src/*.c)
 OBJS := $(SRCS:src/%.c=$(O)/obj/%.o)
 HDRS := include/execmem.h $(wildcard src/*.h)
-TEST_SRCS := $(wildcard test/*.c)
+TEST_SRCS := $(filter-out test/consumer.c,$(wildcard test/*.c))
 
 all: $(O)/libexecmem.a $(O)/libexecmem.so $(O)/hello $(O)/execmem.pc
 
@@ -41,9 +41,11 @@ $(O)/libexecmem.a: $(OBJS)
 $(O)/libexecmem.so: $(OBJS)
 	$(CC) -shared -Wl,-soname,libexecmem.so.$(SOMAJOR) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# The prefix is substituted again at install time (PREFIX may differ).
+PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|'
 $(O)/execmem.pc: execmem.pc.in include/execmem.h
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
-	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|' $< > $@
+	$(PC_SED) $< > $@
 
 $(O)/hello: examples/hello.c $(O)/libexecmem.a include/execmem.h
 	$(CC) $(ALL_CFLAGS) -Iinclude $< -o $@ $(O)/libexecmem.a $(LDLIBS)
@@ -56,8 +58,9 @@ $(O)/runner: $(TEST_SRCS) test/test.h $(O)/libexecmem.a
 run: $(O)/hello
 	./$(O)/hello
 
-check: $(O)/runner $(O)/hello
+check: $(O)/runner $(O)/hello all
 	./$(O)/hello > /dev/null
+	sh test/install_check.sh $(O)
 	./$(O)/runner $(TESTS)
 
 check-asan:
@@ -85,7 +88,7 @@ install: all
 	install -m 755 $(O)/libexecmem.so $(DESTDIR)$(LIBDIR)/libexecmem.so.$(VERSION)
 	ln -sf libexecmem.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libexecmem.so.$(SOMAJOR)
 	ln -sf libexecmem.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libexecmem.so
-	install -m 644 $(O)/execmem.pc $(DESTDIR)$(PKGCONFIGDIR)/
+	$(PC_SED) execmem.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/execmem.pc
 
 clean:
 	rm -rf build build-*

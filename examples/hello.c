@@ -1,6 +1,7 @@
 /*
  * hello.c: JIT one function into an execmem heap, run it, free it, and show
- * what the heap did. x86-64 machine code; other architectures print a note.
+ * what the heap did: once with the defaults and once with XM_STRICT.
+ * x86-64 machine code; other architectures print a note.
  */
 #include <execmem.h>
 
@@ -9,11 +10,12 @@
 
 typedef long (*add_fn)(long, long);
 
-int main(void)
+static int run(unsigned flags)
 {
-#if defined(__x86_64__)
+    xm_options o = XM_OPTIONS_INIT;
+    o.flags = flags;
     xm_heap *h;
-    xm_result r = xm_heap_create(NULL, &h);
+    xm_result r = xm_heap_create(&o, &h);
     if (r != XM_OK) {
         fprintf(stderr, "xm_heap_create: %s\n", xm_strerror(r));
         return 1;
@@ -37,25 +39,33 @@ int main(void)
     long v = f(20, 22);
     xm_stats s;
     xm_heap_stats(h, &s);
-    printf("execmem %u.%u.%u, backend %s%s\n", XM_VERSION_MAJOR,
-           XM_VERSION_MINOR, XM_VERSION_PATCH,
+    xm_audit_report a;
+    xm_audit(0, &a);
+    printf("backend %s%s\n",
            s.backend == XM_BACKEND_DUAL ? "DUAL (memfd, two views)" : "FLIP (mprotect)",
-           (s.flags & XM_STRICT) ? " strict" : "");
-    printf("JIT-compiled add(20, 22) + 1000 at %p (block of %zu bytes): %ld\n",
+           (s.flags & XM_STRICT) ? " + XM_STRICT" : "");
+    printf("  JIT-compiled add(20, 22) + 1000 at %p (block of %zu bytes): %ld\n",
            b.rx, b.size, v);
+    printf("  while it is live: %zu W+X mappings, %zu W+X aliases%s\n",
+           a.wx_mappings, a.wx_aliases,
+           a.wx_aliases ? " (the writable view of DUAL's memfd)" : "");
     xm_free(h, b.rx);
     xm_purge(h);
     xm_heap_stats(h, &s);
-    xm_audit_report a;
-    xm_audit(0, &a);
-    printf("after free + purge: %zu live blocks, %llu system calls, "
+    printf("  after free + purge: %zu live blocks, %llu system calls, "
            "%llu revocations, quarantine %zu bytes\n",
            s.live_blocks, (unsigned long long)s.syscalls,
            (unsigned long long)s.revocations, s.quarantine_bytes);
-    printf("W^X audit of this process: %zu W+X mappings, %zu W+X aliases\n",
-           a.wx_mappings, a.wx_aliases);
     xm_heap_destroy(h);
     return v == 1042 ? 0 : 1;
+}
+
+int main(void)
+{
+#if defined(__x86_64__)
+    printf("execmem %u.%u.%u\n", XM_VERSION_MAJOR, XM_VERSION_MINOR,
+           XM_VERSION_PATCH);
+    return run(0) | run(XM_STRICT);
 #else
     printf("this example carries x86-64 machine code; nothing to run here\n");
     return 0;

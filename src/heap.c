@@ -486,6 +486,14 @@ void xm__check_locked(xm_heap *h)
     CHECK(h->stcount * 2 <= h->stcap || h->stcap == 0);
 }
 
+/* White-box tests: where the heap's address ranges are (leak checks). */
+void xm__heap_ranges(xm_heap *h, uintptr_t *base, size_t *len, uintptr_t *alias)
+{
+    *base = h->base;
+    *len = h->reserve;
+    *alias = (uintptr_t)h->alias;
+}
+
 /* Exposed to white-box tests regardless of the compiled debug level. */
 void xm__heap_check(xm_heap *h)
 {

@@ -85,6 +85,8 @@ xm_result make_fn(xm_heap *h, size_t size, uint64_t v, xm_block *out);
 int child_signal(void (*fn)(void *), void *arg);
 /* Runs fn(arg) in a child; returns its exit status (or 128+signal). */
 int child_status(int (*fn)(void *), void *arg);
+/* True when the runner runs under valgrind. */
+bool under_valgrind(void);
 /* Audit of this process; returns false (and prints) when not clean. */
 bool audit_clean(bool strict);
 
@@ -94,5 +96,6 @@ void xm__mem_inject(long n);
 uint64_t xm__os_total_calls(void);
 uint64_t xm__os_injected(void);
 void xm__heap_check(xm_heap *h);
+void xm__heap_ranges(xm_heap *h, uintptr_t *base, size_t *len, uintptr_t *alias);
 
 #endif

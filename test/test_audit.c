@@ -76,6 +76,10 @@ TEST(audit_detects_wx_and_aliases_in_other_processes)
     reap(dual);
     CHECK_OK(r0);
     CHECK(c_maps > 5);
+    if (under_valgrind()) { /* valgrind's own RWX cache is in every child */
+        printf("    W+X counts not checked under valgrind (native run does)\n");
+        return;
+    }
     CHECK_EQ(c_wx, 0);
     CHECK_EQ(c_al, 0);
     CHECK_OK(r1);

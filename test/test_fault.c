@@ -31,12 +31,81 @@ static int count_fds(void)
     return n;
 }
 
-static int count_maps(void)
+/* A snapshot of /proc/self/maps. Leak checks compare two snapshots and
+ * report a line present only in the second, unless it is an anonymous
+ * read-write mapping (malloc's or a sanitizer's heap growing, never ours:
+ * every mapping execmem keeps is PROT_NONE, read-only, executable or a
+ * memfd view). */
+typedef struct maps_snap {
+    char *text;
+} maps_snap;
+
+static maps_snap maps_take(void)
+{
+    maps_snap m = {NULL};
+    FILE *f = fopen("/proc/self/maps", "r");
+    size_t cap = 0, len = 0;
+    char line[512];
+    while (f && fgets(line, sizeof line, f)) {
+        size_t n = strlen(line);
+        if (len + n + 1 > cap) {
+            cap = (len + n + 1) * 2;
+            m.text = realloc(m.text, cap);
+        }
+        memcpy(m.text + len, line, n + 1);
+        len += n;
+    }
+    if (f)
+        fclose(f);
+    return m;
+}
+
+static bool ours_candidate(const char *line)
+{
+    char perms[8] = {0};
+    unsigned long ino = 0;
+    if (sscanf(line, "%*x-%*x %7s %*x %*x:%*x %lu", perms, &ino) != 2)
+        return false;
+    if (ino == 0 && !strstr(line, "memfd:") &&
+        ((perms[0] == 'r' && perms[1] == 'w' && perms[2] != 'x') ||
+         strncmp(perms, "---", 3) == 0))
+        return false; /* checked through maps_overlap for our reserve */
+    return true;
+}
+
+/* Lines of b (ours_candidate) that are not in a; prints them. */
+static int maps_leaks(const maps_snap *a, const maps_snap *b)
+{
+    int leaks = 0;
+    for (const char *l = b->text; l && *l;) {
+        const char *nl = strchr(l, '\n');
+        size_t n = nl ? (size_t)(nl - l + 1) : strlen(l);
+        char line[512];
+        snprintf(line, sizeof line, "%.*s", (int)n, l);
+        if (ours_candidate(line) && !(a->text && strstr(a->text, line))) {
+            printf("    new mapping: %s", line);
+            leaks++;
+        }
+        l += n;
+    }
+    return leaks;
+}
+
+static void maps_drop(maps_snap *m) { free(m->text); }
+
+/* Mappings overlapping [a, a+len) right now. */
+static int maps_overlap(uintptr_t a, size_t len)
 {
     FILE *f = fopen("/proc/self/maps", "r");
-    int n = 0, ch;
-    while (f && (ch = fgetc(f)) != EOF)
-        n += ch == '\n';
+    char line[512];
+    int n = 0;
+    while (a && f && fgets(line, sizeof line, f)) {
+        unsigned long s, e;
+        if (sscanf(line, "%lx-%lx", &s, &e) == 2 && s < a + len && a < e) {
+            printf("    still mapped: %s", line);
+            n++;
+        }
+    }
     if (f)
         fclose(f);
     return n;
@@ -145,7 +214,8 @@ static const int script[][2] = {
  * after reporting a broken promise. */
 static int run_once(const config *c, long nth, int err, bool mem)
 {
-    int fds0 = count_fds(), maps0 = count_maps();
+    int fds0 = count_fds();
+    maps_snap maps0 = maps_take();
     uint64_t fired0 = xm__os_injected();
     xm_options o = XM_OPTIONS_INIT;
     o.backend = c->backend;
@@ -212,10 +282,18 @@ static int run_once(const config *c, long nth, int err, bool mem)
                st.live_blocks, ANCHORS + 1);
         return -1;
     }
+    uintptr_t base, alias;
+    size_t rlen;
+    xm__heap_ranges(h, &base, &rlen, &alias);
     xm_heap_destroy(h);
-    if (count_fds() != fds0 || count_maps() != maps0) {
-        printf("    fault #%ld: leak: fds %d -> %d, maps %d -> %d\n", nth, fds0,
-               count_fds(), maps0, count_maps());
+    maps_snap maps1 = maps_take();
+    int leaks = maps_leaks(&maps0, &maps1) + maps_overlap(base, rlen) +
+                maps_overlap(alias, rlen);
+    maps_drop(&maps0);
+    maps_drop(&maps1);
+    if (count_fds() != fds0 || leaks) {
+        printf("    fault #%ld: leak: fds %d -> %d, %d new mappings\n", nth,
+               fds0, count_fds(), leaks);
         return -1;
     }
     return fired;
@@ -224,13 +302,11 @@ static int run_once(const config *c, long nth, int err, bool mem)
 static void sweep(const config *c, int err, bool mem)
 {
     long n;
-    int total = 0;
     for (n = 1; n < 10000; n++) {
         int f = run_once(c, n, err, mem);
         CHECK(f >= 0);
         if (f == 0)
             break;
-        total += f;
     }
     CHECK(n > 5); /* the scenario makes calls: faults were really delivered */
     printf("    [%s] %s errno %d: %ld injection points, all recovered\n",
@@ -253,7 +329,8 @@ TEST(fault_injection_sweep_loses_nothing) { FOR_CONFIGS(sweep_all); }
 static void create_faults(const config *c)
 {
     for (long n = 1; n < 200; n++) {
-        int fds0 = count_fds(), maps0 = count_maps();
+        int fds0 = count_fds();
+        maps_snap maps0 = maps_take();
         uint64_t f0 = xm__os_injected();
         xm_options o = XM_OPTIONS_INIT;
         o.backend = c->backend;
@@ -270,10 +347,18 @@ static void create_faults(const config *c)
             xm_block b;
             CHECK_OK(make_fn(h, 64, 9, &b));
             CHECK_EQ(call_at(b.rx), 9);
+            uintptr_t base, alias;
+            size_t rlen;
+            xm__heap_ranges(h, &base, &rlen, &alias);
             xm_heap_destroy(h);
+            CHECK_EQ(maps_overlap(base, rlen) + maps_overlap(alias, rlen), 0);
         }
         CHECK_EQ(count_fds(), fds0);
-        CHECK_EQ(count_maps(), maps0);
+        maps_snap maps1 = maps_take();
+        int leaks = maps_leaks(&maps0, &maps1);
+        maps_drop(&maps0);
+        maps_drop(&maps1);
+        CHECK_EQ(leaks, 0);
         if (!fired)
             return;
     }
