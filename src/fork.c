@@ -143,7 +143,13 @@ static void fork_child(void)
                     (void)xm__os_map_anon_at(&h->osc, (void *)s->addr, s->len,
                                              XM__P_NONE);
             }
-            h->alias = NULL; /* MADV_DONTFORK: not in this process */
+            /* MADV_DONTFORK already kept the alias out of this process;
+               unmapping the empty range changes nothing for the kernel but
+               tells tools that do not model DONTFORK (valgrind) that it is
+               gone, so they do not scan it. */
+            if (h->alias)
+                (void)xm__os_unmap(&h->osc, h->alias, h->reserve);
+            h->alias = NULL;
             if (h->fd_ro >= 0)
                 (void)xm__os_close(&h->osc, h->fd_ro);
             if (h->fd >= 0)

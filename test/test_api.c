@@ -66,9 +66,12 @@ static void publish_run(const config *c)
     /* code at the very end of a large block runs too */
     xm_block big;
     CHECK_OK(xm_alloc(h, 300000, 0, &big));
-    emit_ret((char *)big.rw + big.size - RET_LEN, 77);
+    /* (valgrind 3.19 reads one byte past a final instruction: its own
+       crash when that byte is an inaccessible page, so 16 bytes in) */
+    size_t end = big.size - RET_LEN - (under_valgrind() ? 16 : 0);
+    emit_ret((char *)big.rw + end, 77);
     CHECK_OK(xm_publish(h, big.rx, XM_PROT_RX));
-    CHECK_EQ(call_at((char *)big.rx + big.size - RET_LEN), 77);
+    CHECK_EQ(call_at((char *)big.rx + end), 77);
     xm_stats s;
     CHECK_OK(xm_heap_stats(h, &s));
     CHECK_EQ(s.live_blocks, N + 1);

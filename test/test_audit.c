@@ -5,6 +5,7 @@
  */
 #include "test.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -174,4 +175,26 @@ TEST(mdwe_process_gets_dual_and_flip_reports_eperm)
         return;
     }
     CHECK_EQ(st, 0);
+}
+
+/* DUAL's executable view is mapped from an O_RDONLY descriptor: no one in
+ * the process can mprotect it writable later, not even by mistake. */
+static void exec_view_never_writable(const config *c)
+{
+    xm_heap *h = make_heap(c, 0, 0);
+    CHECK(h);
+    xm_block b;
+    CHECK_OK(make_fn(h, 64, 3, &b));
+    void *page = (void *)((uintptr_t)b.rx & ~(uintptr_t)4095);
+    errno = 0;
+    CHECK(mprotect(page, 4096, PROT_READ | PROT_WRITE) != 0);
+    CHECK_EQ(errno, EACCES);
+    CHECK(mprotect(page, 4096, PROT_READ | PROT_WRITE | PROT_EXEC) != 0);
+    CHECK_EQ(call_at(b.rx), 3);
+    xm_heap_destroy(h);
+}
+TEST(dual_exec_view_cannot_become_writable)
+{
+    FOR_CONFIGS_IF(exec_view_never_writable,
+                   configs[ci_].backend == XM_BACKEND_DUAL);
 }
