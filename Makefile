@@ -77,6 +77,28 @@ check-run:
 	$(MAKE) O=$(O) OPT="$(OPT)" LDFLAGS="$(LDFLAGS)" $(O)/runner
 	./$(O)/runner $(TESTS)
 
+# Long stress: make stress SECONDS=30 THREADS=4 SEED=1
+SECONDS ?= 10
+THREADS ?= 4
+SEED ?= 0
+stress: $(O)/runner
+	XM_STRESS_SECONDS=$(SECONDS) XM_STRESS_THREADS=$(THREADS) XM_STRESS_SEED=$(SEED) \
+	    ./$(O)/runner stress
+
+# Coverage-guided fuzzing of the API (clang, libFuzzer + ASan). New inputs
+# land in $(O)/fuzz-new; `make fuzz-merge` folds the interesting ones into
+# the committed corpus that make check replays.
+FUZZ_SECONDS ?= 60
+$(O)/fuzz_api: test/fuzz_api.c $(SRCS) $(HDRS)
+	@mkdir -p $(O)
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+	    -DXM_DEBUG=2 -Iinclude -Isrc test/fuzz_api.c $(SRCS) -o $@ -lpthread
+fuzz: $(O)/fuzz_api
+	@mkdir -p $(O)/fuzz-new
+	./$(O)/fuzz_api -max_total_time=$(FUZZ_SECONDS) -max_len=2048 $(O)/fuzz-new test/corpus
+fuzz-merge: $(O)/fuzz_api
+	./$(O)/fuzz_api -merge=1 test/corpus $(O)/fuzz-new
+
 # Debug level 3: a full structure walk after every call.
 check-debug:
 	$(MAKE) O=build-debug XM_DEBUG=3 check-run
@@ -93,4 +115,4 @@ install: all
 clean:
 	rm -rf build build-*
 
-.PHONY: all run check check-asan check-ubsan check-tsan check-valgrind check-run check-debug install clean
+.PHONY: stress fuzz fuzz-merge all run check check-asan check-ubsan check-tsan check-valgrind check-run check-debug install clean
