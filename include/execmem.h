@@ -166,10 +166,13 @@ XM_API xm_result xm_heap_stats(xm_heap *h, xm_stats *out);
 #define XM_AUDIT_MAX_RANGES 8
 #define XM_AUDIT_WX 1u    /* one mapping writable and executable */
 #define XM_AUDIT_ALIAS 2u /* writable and executable views of one file range */
+#define XM_AUDIT_MAYBE 4u /* could become W+X by mprotect (VmFlags mw and me) */
 typedef struct xm_audit_range {
     uintptr_t start, end; /* the executable (or W+X) mapping */
-    unsigned kind;        /* XM_AUDIT_WX or XM_AUDIT_ALIAS */
+    unsigned kind;        /* XM_AUDIT_WX, XM_AUDIT_ALIAS or XM_AUDIT_MAYBE */
     uintptr_t other;      /* ALIAS: start of the writable mapping */
+    char path[96];        /* the mapping's name as /proc shows it ("" if none),
+                             cut to fit */
 } xm_audit_range;
 typedef struct xm_audit_report {
     size_t mappings;    /* lines read */
@@ -177,10 +180,43 @@ typedef struct xm_audit_report {
     size_t wx_aliases;  /* (writable, executable) pairs over one file range */
     size_t nranges;     /* entries filled in ranges[] */
     xm_audit_range ranges[XM_AUDIT_MAX_RANGES];
+    /* additions */
+    size_t wx_possible; /* XM_AUDIT_SMAPS only: mappings that are not W+X
+                           but may become so (may-write and may-exec), such
+                           as private file mappings of program text */
 } xm_audit_report;
 /* XM_EINVAL: out NULL or pid < 0; XM_EOS: the maps file cannot be read
- * (xm_last_errno() tells why: ENOENT no such process, EACCES no right). */
+ * (xm_last_errno() tells why: ENOENT no such process, EACCES no right).
+ * W+X ranges come first in ranges[], then aliases, then XM_AUDIT_MAYBE. */
 XM_API xm_result xm_audit(pid_t pid, xm_audit_report *out);
+/* The same with options: XM_AUDIT_SMAPS also reads /proc/PID/smaps to
+ * count mappings that may become W+X (slower: the kernel walks page tables
+ * for smaps). Unknown flag bits: XM_EINVAL. */
+#define XM_AUDIT_SMAPS 1u
+XM_API xm_result xm_audit_ex(pid_t pid, unsigned flags, xm_audit_report *out);
+
+/* What this system offers for executable memory, probed (not guessed) with
+ * the same system calls the heap would make. Fields are 1 yes, 0 no, -1
+ * unknown unless said otherwise. */
+typedef struct xm_sysinfo {
+    size_t page_size;
+    int memfd;                /* memfd_create works */
+    int memfd_noexec_seal;    /* MFD_NOEXEC_SEAL accepted (Linux 6.3+) */
+    int memfd_noexec_sysctl;  /* vm.memfd_noexec: 0, 1 or 2; -1 absent */
+    int exec_memfd;           /* a read+exec view of a memfd can be mapped */
+    int exec_anon;            /* anonymous memory can gain PROT_EXEC */
+    int selinux;              /* 1 enforcing, 0 permissive, -1 absent */
+    int mdwe;                 /* PR_GET_MDWE flags of this process; -1 unknown */
+    int pkeys;                /* protection keys can be allocated */
+    int membarrier_sync_core; /* MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE */
+    char thp_enabled[16];     /* transparent_hugepage/enabled: the selected
+                                 value ("always", "madvise", "never"), or "" */
+    char thp_shmem[16];       /* transparent_hugepage/shmem_enabled, or "" */
+    xm_backend auto_backend;  /* what XM_BACKEND_AUTO gives here */
+    xm_result auto_result;    /* XM_OK, or why no heap can be made */
+    const char *auto_reason;  /* one sentence: why that backend (static) */
+} xm_sysinfo;
+XM_API xm_result xm_system_info(xm_sysinfo *out);
 
 #ifdef __cplusplus
 }

@@ -1,9 +1,13 @@
 /*
  * audit.c: the kernel's CONFIG_DEBUG_WX for a live process. Reads
- * /proc/PID/maps; counts mappings that are writable and executable at once,
- * and pairs of mappings of one file (same device and inode) whose file
- * ranges overlap, one writable and the other executable: W+X through an
- * alias. O(n^2) over file-backed mappings, which is fine for /proc sizes.
+ * /proc/PID/maps (or smaps, which repeats each maps line followed by
+ * key-value lines ending in VmFlags) and counts:
+ *   - mappings writable and executable at once;
+ *   - pairs of mappings of one file (same device and inode) whose file
+ *     ranges overlap, one writable and the other executable: W+X through
+ *     an alias (O(n^2) over file-backed mappings; fine for /proc sizes);
+ *   - with smaps, mappings that are neither but carry both may-write and
+ *     may-exec (VmFlags mw, me): one mprotect away from W+X.
  */
 #include "internal.h"
 
@@ -16,29 +20,61 @@ typedef struct audit_map {
     uint64_t off, inode;
     unsigned dev_major, dev_minor;
     bool w, x;
+    const char *path; /* into the file buffer */
 } audit_map;
 
-static void audit_note(xm_audit_report *out, uintptr_t s, uintptr_t e,
-                       unsigned kind, uintptr_t other)
+typedef struct audit_acc {
+    xm_audit_range r[3][XM_AUDIT_MAX_RANGES]; /* WX, ALIAS, MAYBE */
+    size_t n[3];
+} audit_acc;
+
+static void audit_note(audit_acc *acc, int which, uintptr_t s, uintptr_t e,
+                       uintptr_t other, const char *path)
 {
-    if (out->nranges < XM_AUDIT_MAX_RANGES) {
-        xm_audit_range *r = &out->ranges[out->nranges++];
-        r->start = s;
-        r->end = e;
-        r->kind = kind;
-        r->other = other;
+    static const unsigned kinds[3] = {XM_AUDIT_WX, XM_AUDIT_ALIAS, XM_AUDIT_MAYBE};
+    if (acc->n[which] >= XM_AUDIT_MAX_RANGES)
+        return;
+    xm_audit_range *r = &acc->r[which][acc->n[which]++];
+    memset(r, 0, sizeof *r);
+    r->start = s;
+    r->end = e;
+    r->kind = kinds[which];
+    r->other = other;
+    if (path) {
+        size_t n = strlen(path);
+        if (n >= sizeof r->path)
+            n = sizeof r->path - 1;
+        memcpy(r->path, path, n);
     }
 }
 
-xm_result xm_audit(pid_t pid, xm_audit_report *out)
+/* Whether a VmFlags line lists both `mw` and `me`. */
+static bool vmflags_maybe_wx(const char *line)
 {
-    if (!out || pid < 0)
+    bool mw = false, me = false;
+    for (const char *p = line + 8; *p;) {
+        while (*p == ' ')
+            p++;
+        if (p[0] && p[1] && (p[2] == ' ' || p[2] == 0)) {
+            mw |= p[0] == 'm' && p[1] == 'w';
+            me |= p[0] == 'm' && p[1] == 'e';
+        }
+        while (*p && *p != ' ')
+            p++;
+    }
+    return mw && me;
+}
+
+xm_result xm_audit_ex(pid_t pid, unsigned flags, xm_audit_report *out)
+{
+    if (!out || pid < 0 || (flags & ~XM_AUDIT_SMAPS))
         return XM_EINVAL;
+    const char *file = (flags & XM_AUDIT_SMAPS) ? "smaps" : "maps";
     char path[64];
     if (pid == 0)
-        snprintf(path, sizeof path, "/proc/self/maps");
+        snprintf(path, sizeof path, "/proc/self/%s", file);
     else
-        snprintf(path, sizeof path, "/proc/%ld/maps", (long)pid);
+        snprintf(path, sizeof path, "/proc/%ld/%s", (long)pid, file);
     char *buf;
     size_t len;
     int e = xm__os_read_file(NULL, path, &buf, &len);
@@ -46,12 +82,18 @@ xm_result xm_audit(pid_t pid, xm_audit_report *out)
         return e == -12 ? XM_ENOMEM : XM_EOS;
     size_t cap = 64, n = 0;
     audit_map *maps = xm__mem_alloc(cap * sizeof *maps);
-    if (!maps) {
+    audit_acc *acc = xm__mem_calloc(1, sizeof *acc);
+    if (!maps || !acc) {
+        xm__mem_free(maps);
+        xm__mem_free(acc);
         xm__mem_free(buf);
         return XM_ENOMEM;
     }
     xm_audit_report rep;
     memset(&rep, 0, sizeof rep);
+    uintptr_t cur_s = 0, cur_e = 0; /* the mapping VmFlags lines belong to */
+    bool cur_wx = false;
+    const char *cur_path = NULL;
     for (char *line = buf; line && *line;) {
         char *nl = strchr(line, '\n');
         if (nl)
@@ -60,27 +102,40 @@ xm_result xm_audit(pid_t pid, xm_audit_report *out)
         char perms[8] = {0};
         uint64_t off, inode;
         unsigned maj, min;
-        if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %7s %" SCNx64 " %x:%x %" SCNu64,
-                   &s, &en, perms, &off, &maj, &min, &inode) == 7) {
+        int pos = 0;
+        if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " %7s %" SCNx64 " %x:%x %" SCNu64 "%n",
+                   &s, &en, perms, &off, &maj, &min, &inode, &pos) == 7) {
+            const char *name = line + pos;
+            while (*name == ' ')
+                name++;
             rep.mappings++;
             bool w = perms[1] == 'w', x = perms[2] == 'x';
+            cur_s = s;
+            cur_e = en;
+            cur_wx = w && x;
+            cur_path = name;
             if (w && x) {
                 rep.wx_mappings++;
-                audit_note(&rep, s, en, XM_AUDIT_WX, 0);
+                audit_note(acc, 0, s, en, 0, name);
             }
             if (inode && (w || x)) {
                 if (n == cap) {
                     audit_map *nm = xm__mem_realloc(maps, cap * 2 * sizeof *maps);
                     if (!nm) {
                         xm__mem_free(maps);
+                        xm__mem_free(acc);
                         xm__mem_free(buf);
                         return XM_ENOMEM;
                     }
                     maps = nm;
                     cap *= 2;
                 }
-                maps[n++] = (audit_map){s, en, off, inode, maj, min, w, x};
+                maps[n++] = (audit_map){s, en, off, inode, maj, min, w, x, name};
             }
+        } else if (strncmp(line, "VmFlags:", 8) == 0 && cur_e && !cur_wx &&
+                   vmflags_maybe_wx(line)) {
+            rep.wx_possible++;
+            audit_note(acc, 2, cur_s, cur_e, 0, cur_path);
         }
         line = nl ? nl + 1 : NULL;
     }
@@ -96,13 +151,22 @@ xm_result xm_audit(pid_t pid, xm_audit_report *out)
             uint64_t b0 = maps[j].off, b1 = b0 + (maps[j].end - maps[j].start);
             if (a0 < b1 && b0 < a1) {
                 rep.wx_aliases++;
-                audit_note(&rep, maps[i].start, maps[i].end, XM_AUDIT_ALIAS,
-                           maps[j].start);
+                audit_note(acc, 1, maps[i].start, maps[i].end, maps[j].start,
+                           maps[i].path);
             }
         }
     }
+    for (int k = 0; k < 3; k++)
+        for (size_t i = 0; i < acc->n[k] && rep.nranges < XM_AUDIT_MAX_RANGES; i++)
+            rep.ranges[rep.nranges++] = acc->r[k][i];
+    xm__mem_free(acc);
     xm__mem_free(maps);
     xm__mem_free(buf);
     *out = rep;
     return XM_OK;
+}
+
+xm_result xm_audit(pid_t pid, xm_audit_report *out)
+{
+    return xm_audit_ex(pid, 0, out);
 }

@@ -97,7 +97,7 @@ static xm_result reserve_space(xm_heap *h, const void *near)
  * executable view can be mapped. */
 static xm_result setup_dual(xm_heap *h)
 {
-    int fd = xm__os_memfd(&h->osc, "execmem");
+    int fd = xm__os_memfd(&h->osc, "execmem", NULL);
     if (fd < 0)
         return fd == -ENOSYS || fd == -EINVAL ? XM_ENOTSUP : xm__os_result(fd, true);
     h->fd = fd;

@@ -48,8 +48,9 @@ int xm__os_dontfork(xm__osc *c, void *addr, size_t len);
 /* Moves the mapping at from over to (mremap MAYMOVE|FIXED). */
 int xm__os_move(xm__osc *c, void *from, size_t len, void *to);
 
-/* memfd with MFD_CLOEXEC|MFD_NOEXEC_SEAL, retried without NOEXEC_SEAL. */
-int xm__os_memfd(xm__osc *c, const char *name);
+/* memfd with MFD_CLOEXEC|MFD_NOEXEC_SEAL, retried without NOEXEC_SEAL.
+ * *sealed (may be NULL) tells whether the seal was accepted. */
+int xm__os_memfd(xm__osc *c, const char *name, int *sealed);
 /* O_RDONLY|O_CLOEXEC reopen through /proc/self/fd. */
 int xm__os_reopen_ro(xm__osc *c, int fd);
 int xm__os_truncate(xm__osc *c, int fd, uint64_t len);
@@ -64,6 +65,10 @@ int xm__os_punch(xm__osc *c, int fd, uint64_t off, size_t len);
 
 /* membarrier SYNC_CORE registration probe: 1 available, 0 not. */
 int xm__os_membarrier_probe(xm__osc *c);
+/* PR_GET_MDWE of this process: its flags, or a negative errno. */
+int xm__os_mdwe(xm__osc *c);
+/* Whether protection keys can be allocated (allocates and frees one). */
+int xm__os_pkeys_probe(xm__osc *c);
 
 /* Reads a whole (small) file such as /proc/PID/maps into a malloc'd,
  * NUL-terminated buffer. */

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -35,6 +36,9 @@
 #endif
 #ifndef FALLOC_FL_PUNCH_HOLE
 #define FALLOC_FL_PUNCH_HOLE 0x02
+#endif
+#ifndef PR_GET_MDWE
+#define PR_GET_MDWE 66 /* Linux 6.3; Debian 12 headers lack it */
 #endif
 #define XM__MEMBARRIER_QUERY 0
 #define XM__MEMBARRIER_REG_SYNC_CORE (1 << 6)
@@ -79,6 +83,14 @@ static int os_enter(xm__osc *c, int typical)
         }
     }
     return 0;
+}
+
+/* Counts one system call that os_enter did not already count. */
+static void os_count(xm__osc *c)
+{
+    if (c)
+        c->syscalls++;
+    atomic_fetch_add_explicit(&os_total, 1, memory_order_relaxed);
 }
 
 static int os_fail(void)
@@ -201,15 +213,16 @@ int xm__os_move(xm__osc *c, void *from, size_t len, void *to)
     return p == MAP_FAILED ? os_fail() : 0;
 }
 
-int xm__os_memfd(xm__osc *c, const char *name)
+int xm__os_memfd(xm__osc *c, const char *name, int *sealed)
 {
     int e = os_enter(c, ENOSYS);
     if (e)
         return -e;
     int fd = (int)syscall(SYS_memfd_create, name, MFD_CLOEXEC | MFD_NOEXEC_SEAL);
+    if (sealed)
+        *sealed = fd >= 0;
     if (fd < 0 && errno == EINVAL) { /* kernel before 6.3 */
-        if (c)
-            c->syscalls++;
+        os_count(c);
         fd = (int)syscall(SYS_memfd_create, name, MFD_CLOEXEC);
     }
     return fd < 0 ? os_fail() : fd;
@@ -238,9 +251,7 @@ int xm__os_close(xm__osc *c, int fd)
 {
     /* close is not failed by the injector: a failed close leaks nothing we
        could recover and Linux releases the descriptor anyway. */
-    if (c)
-        c->syscalls++;
-    atomic_fetch_add_explicit(&os_total, 1, memory_order_relaxed);
+    os_count(c);
     return close(fd) ? os_fail() : 0;
 }
 
@@ -318,6 +329,31 @@ int xm__os_membarrier_probe(xm__osc *c)
     return r >= 0 && (r & XM__MEMBARRIER_REG_SYNC_CORE);
 }
 
+int xm__os_mdwe(xm__osc *c)
+{
+    int e = os_enter(c, EINVAL);
+    if (e)
+        return -e;
+    int r = prctl(PR_GET_MDWE, 0L, 0L, 0L, 0L);
+    return r < 0 ? os_fail() : r;
+}
+
+int xm__os_pkeys_probe(xm__osc *c)
+{
+    if (os_enter(c, ENOSPC))
+        return 0;
+#ifdef SYS_pkey_alloc
+    long k = syscall(SYS_pkey_alloc, 0UL, 0UL);
+    if (k < 0) /* EINVAL or ENOSPC where the CPU has no PKU: no keys */
+        return 0;
+    os_count(c);
+    syscall(SYS_pkey_free, k);
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 int xm__os_read_file(xm__osc *c, const char *path, char **out, size_t *outlen)
 {
     int e = os_enter(c, ENOENT);
@@ -328,41 +364,39 @@ int xm__os_read_file(xm__osc *c, const char *path, char **out, size_t *outlen)
         return os_fail();
     size_t cap = 16384, len = 0;
     char *buf = malloc(cap + 1);
-    if (!buf) {
-        close(fd);
-        return -(os_last_errno = ENOMEM);
-    }
-    for (;;) {
+    int r = 0;
+    while (buf) {
         if (len == cap) {
             char *nb = realloc(buf, cap * 2 + 1);
-            if (!nb) {
-                free(buf);
-                close(fd);
-                return -(os_last_errno = ENOMEM);
-            }
+            if (!nb)
+                break;
             buf = nb;
             cap *= 2;
         }
-        if (c)
-            c->syscalls++;
+        os_count(c);
         ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR)
+            continue;
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            int r = os_fail();
-            free(buf);
-            close(fd);
-            return r;
-        }
-        if (n == 0)
+            r = os_fail();
             break;
+        }
+        if (n == 0) {
+            os_count(c);
+            close(fd);
+            buf[len] = 0;
+            *out = buf;
+            *outlen = len;
+            return 0;
+        }
         len += (size_t)n;
     }
+    if (!r)
+        r = -(os_last_errno = ENOMEM);
+    free(buf);
+    os_count(c);
     close(fd);
-    buf[len] = 0;
-    *out = buf;
-    *outlen = len;
-    return 0;
+    return r;
 }
 
 static int mem_enter(void)

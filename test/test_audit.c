@@ -92,9 +92,11 @@ TEST(audit_detects_wx_and_aliases_in_other_processes)
     CHECK_EQ(a.ranges[0].kind, XM_AUDIT_ALIAS);
     CHECK(a.ranges[0].other != 0);
     CHECK_EQ(a.ranges[0].end - a.ranges[0].start, 8192);
+    CHECK(strstr(a.ranges[0].path, "memfd:jit") != NULL);
     /* errors: no such process, bad arguments */
     CHECK_EQ(xm_audit(999999999, &a), XM_EOS);
     CHECK_EQ(xm_audit(0, NULL), XM_EINVAL);
+    CHECK_EQ(xm_audit_ex(0, 0x10, &a), XM_EINVAL);
     CHECK_EQ(xm_audit(-5, &a), XM_EINVAL);
 }
 
@@ -165,6 +167,11 @@ static int mdwe_child(void *arg)
     xm_heap *f = (xm_heap *)1;
     if (xm_heap_create(&o, &f) != XM_EPERM || f != NULL)
         return 4;
+    xm_sysinfo si;
+    if (xm_system_info(&si) != XM_OK || si.mdwe != PR_MDWE_REFUSE_EXEC_GAIN ||
+        si.exec_anon != 0 || si.exec_memfd != 1 ||
+        si.auto_backend != XM_BACKEND_DUAL)
+        return 5;
     return 0;
 }
 TEST(mdwe_process_gets_dual_and_flip_reports_eperm)
@@ -201,4 +208,53 @@ TEST(dual_exec_view_cannot_become_writable)
 {
     FOR_CONFIGS_IF(exec_view_never_writable,
                    configs[ci_].backend == XM_BACKEND_DUAL);
+}
+
+/* The probes agree with what the heap does here, and leave nothing. */
+TEST(system_info_probes_this_machine)
+{
+    xm_sysinfo si;
+    CHECK_EQ(xm_system_info(NULL), XM_EINVAL);
+    CHECK_OK(xm_system_info(&si));
+    CHECK_EQ(si.page_size, (size_t)sysconf(_SC_PAGESIZE));
+    CHECK_OK(si.auto_result);
+    CHECK(si.auto_reason != NULL && si.auto_reason[0]);
+    xm_heap *h;
+    CHECK_OK(xm_heap_create(NULL, &h));
+    xm_stats st;
+    CHECK_OK(xm_heap_stats(h, &st));
+    xm_heap_destroy(h);
+    CHECK_EQ(si.auto_backend, st.backend);
+    if (st.backend == XM_BACKEND_DUAL)
+        CHECK(si.memfd == 1 && si.exec_memfd == 1);
+    CHECK(si.exec_anon == 0 || si.exec_anon == 1);
+    CHECK(si.membarrier_sync_core == 0 || si.membarrier_sync_core == 1);
+    CHECK(si.mdwe >= -1);
+    /* nothing of the probes is left mapped */
+    xm_audit_report a;
+    CHECK_OK(xm_audit(0, &a));
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[512];
+    while (f && fgets(line, sizeof line, f))
+        CHECK(strstr(line, "execmem-probe") == NULL);
+    if (f)
+        fclose(f);
+}
+
+/* smaps: program text (private file mappings) may become W+X by mprotect;
+ * the audit counts it apart, with the file's name. */
+TEST(audit_smaps_reports_mappings_that_may_become_wx)
+{
+    xm_audit_report a;
+    CHECK_OK(xm_audit_ex(0, XM_AUDIT_SMAPS, &a));
+    CHECK(a.wx_possible > 0);
+    bool named = false;
+    for (size_t i = 0; i < a.nranges; i++)
+        if (a.ranges[i].kind == XM_AUDIT_MAYBE && a.ranges[i].path[0] == '/')
+            named = true;
+    CHECK(named);
+    xm_audit_report b;
+    CHECK_OK(xm_audit(0, &b));
+    CHECK_EQ(b.wx_possible, 0); /* maps alone cannot tell */
+    CHECK_EQ(b.wx_mappings, a.wx_mappings);
 }
