@@ -1,12 +1,14 @@
 # execmem: plain GNU make.
 #   make              static + shared library, the execmem example programs
-#   make run          build and run the example that JITs a function
+#   make run          build everything and run `execmem demo` (a small JIT)
 #   make check        build and run every test (ends with "N passed, N failed")
 #   make check-asan / check-ubsan / check-tsan / check-valgrind
 #   make install PREFIX=/usr/local DESTDIR=
 PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 CC ?= cc
 O ?= build
@@ -26,9 +28,9 @@ LDLIBS := -lpthread
 SRCS := $(wildcard src/*.c)
 OBJS := $(SRCS:src/%.c=$(O)/obj/%.o)
 HDRS := include/execmem.h $(wildcard src/*.h)
-TEST_SRCS := $(filter-out test/consumer.c,$(wildcard test/*.c))
+TEST_SRCS := test/runner.c test/fuzz_api.c $(wildcard test/test_*.c)
 
-all: $(O)/libexecmem.a $(O)/libexecmem.so $(O)/hello $(O)/execmem.pc
+all: $(O)/libexecmem.a $(O)/libexecmem.so $(O)/hello $(O)/execmem $(O)/execmem.pc
 
 $(O)/obj/%.o: src/%.c $(HDRS)
 	@mkdir -p $(dir $@)
@@ -50,17 +52,41 @@ $(O)/execmem.pc: execmem.pc.in include/execmem.h
 $(O)/hello: examples/hello.c $(O)/libexecmem.a include/execmem.h
 	$(CC) $(ALL_CFLAGS) -Iinclude $< -o $@ $(O)/libexecmem.a $(LDLIBS)
 
+$(O)/execmem: tools/execmem.c $(O)/libexecmem.a include/execmem.h
+	$(CC) $(ALL_CFLAGS) -Iinclude $< -o $@ $(O)/libexecmem.a $(LDLIBS)
+
+# asmjit (Debian libasmjit-dev: header + static archive) is optional: the
+# client example is built and run by make check only where it is installed.
+ASMJIT_LIB := $(firstword $(wildcard /usr/lib/*/libasmjit.a /usr/lib/libasmjit.a /usr/local/lib/libasmjit.a))
+ASMJIT_INC := $(wildcard /usr/include/asmjit/x86.h /usr/local/include/asmjit/x86.h)
+CXX ?= c++
+$(O)/asmjit_client: examples/asmjit_client.cpp $(O)/libexecmem.a include/execmem.h
+	$(CXX) -std=c++17 -O2 -g -Wall -Wextra -Werror -Iinclude $< -o $@ \
+	    $(O)/libexecmem.a $(ASMJIT_LIB) -lpthread -lrt
+asmjit-example:
+ifneq ($(and $(ASMJIT_LIB),$(ASMJIT_INC)),)
+	$(MAKE) -s $(O)/asmjit_client
+	./$(O)/asmjit_client
+else
+	@echo "asmjit client: libasmjit-dev not installed, skipped (apt-get install libasmjit-dev)"
+endif
+
+$(O)/wx_helper: test/wx_helper.c
+	$(CC) $(ALL_CFLAGS) $< -o $@
+
 # The test runner links the static archive: white-box tests may call the
 # library's internal (hidden) xm__ functions such as the fault injector.
 $(O)/runner: $(TEST_SRCS) test/test.h $(O)/libexecmem.a
 	$(CC) $(ALL_CFLAGS) -DXM_DEBUG=$(XM_DEBUG) -Iinclude -Isrc $(TEST_SRCS) -o $@ $(O)/libexecmem.a $(LDLIBS)
 
-run: $(O)/hello
-	./$(O)/hello
+run: all
+	./$(O)/execmem demo
 
-check: $(O)/runner $(O)/hello all
+check: $(O)/runner $(O)/hello $(O)/wx_helper all
 	./$(O)/hello > /dev/null
 	sh test/install_check.sh $(O)
+	sh test/cli_check.sh $(O)
+	$(MAKE) -s O=$(O) asmjit-example
 	./$(O)/runner $(TESTS)
 
 check-asan:
@@ -104,7 +130,10 @@ check-debug:
 	$(MAKE) O=build-debug XM_DEBUG=3 check-run
 
 install: all
-	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) \
+	    $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	install -m 755 $(O)/execmem $(DESTDIR)$(BINDIR)/
+	install -m 644 tools/execmem.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 include/execmem.h $(DESTDIR)$(INCLUDEDIR)/
 	install -m 644 $(O)/libexecmem.a $(DESTDIR)$(LIBDIR)/
 	install -m 755 $(O)/libexecmem.so $(DESTDIR)$(LIBDIR)/libexecmem.so.$(VERSION)
@@ -115,4 +144,4 @@ install: all
 clean:
 	rm -rf build build-*
 
-.PHONY: stress fuzz fuzz-merge all run check check-asan check-ubsan check-tsan check-valgrind check-run check-debug install clean
+.PHONY: asmjit-example stress fuzz fuzz-merge all run check check-asan check-ubsan check-tsan check-valgrind check-run check-debug install clean

