@@ -71,6 +71,24 @@ else
 	@echo "asmjit client: libasmjit-dev not installed, skipped (apt-get install libasmjit-dev)"
 endif
 
+# make bench [BENCH_ARGS=--quick]: execmem against its peers (bench/bench.c).
+ifneq ($(and $(ASMJIT_LIB),$(ASMJIT_INC)),)
+BENCH_ASMJIT = $(O)/asmjit_shim.o $(ASMJIT_LIB) -lstdc++ -lrt
+BENCH_DEFS = -DHAVE_ASMJIT
+$(O)/asmjit_shim.o: bench/asmjit_shim.cpp
+	@mkdir -p $(O)
+	$(CXX) -std=c++17 -O2 -g -Wall -Wextra -Werror -c $< -o $@
+$(O)/bench: $(O)/asmjit_shim.o
+endif
+$(O)/bench: bench/bench.c $(O)/libexecmem.a include/execmem.h
+	$(CC) $(ALL_CFLAGS) $(BENCH_DEFS) -Iinclude $< -o $@ $(O)/libexecmem.a $(BENCH_ASMJIT) $(LDLIBS)
+BENCH_ARGS ?=
+bench: $(O)/bench
+	@test -n "$(ASMJIT_LIB)" || echo "note: libasmjit-dev is not installed; asmjit rows will say so (make bench-deps)"
+	./$(O)/bench $(BENCH_ARGS)
+bench-deps:
+	apt-get install -y libasmjit-dev
+
 $(O)/wx_helper: test/wx_helper.c
 	$(CC) $(ALL_CFLAGS) $< -o $@
 
@@ -144,4 +162,4 @@ install: all
 clean:
 	rm -rf build build-*
 
-.PHONY: asmjit-example stress fuzz fuzz-merge all run check check-asan check-ubsan check-tsan check-valgrind check-run check-debug install clean
+.PHONY: bench bench-deps asmjit-example stress fuzz fuzz-merge all run check check-asan check-ubsan check-tsan check-valgrind check-run check-debug install clean

@@ -475,8 +475,10 @@ void xm__check_locked(xm_heap *h)
                     CHECK(b[k] == XM__TRAP_BYTE);
             }
         }
-        if (!p->large)
+        if (!p->large) {
             CHECK(p->nfree == XM__PACK_GRANS - used);
+            xm__pack_check_runs(p);
+        }
     }
     mapped += pages << XM__PAGE_SHIFT;
     CHECK(blocks == h->live_blocks);

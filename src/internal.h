@@ -53,6 +53,10 @@
 #define XM__PACK_PAGES 32u
 #define XM__PACK_GRANS (XM__PACK_PAGES * XM__PAGE / XM__GRAN)
 #define XM__PACK_WORDS (XM__PACK_GRANS / 64u)
+/* Free runs are indexed by length: bins 0..15 hold runs of exactly 1..16
+ * granules (up to 1 KiB: every allocation there is one ctz away), bin 16
+ * the longer ones. Trade-off: each bin is a bitmap of the pack (256 B). */
+#define XM__BINS 17u
 /* Blocks above this get their own page run (no granule waste beyond a page). */
 #define XM__SMALL_MAX (16u * 1024u)
 #define XM__DEFAULT_RESERVE ((size_t)1 << 30)
@@ -70,6 +74,11 @@ typedef struct xm__pack {
     uint32_t page;        /* first page index in the reserve */
     uint32_t npages;
     uint32_t nfree;       /* free granules (small packs) */
+    uint32_t binmask;     /* bins of runs[] that are not empty */
+    uint16_t bincount[XM__BINS];
+    /* free-run index: runs[b] marks the first granule of every maximal free
+       run whose length falls in bin b (pack.c, run_bin) */
+    uint64_t runs[XM__BINS][XM__PACK_WORDS];
     uint8_t kind;         /* XM__K_CODE / XM__K_DATA */
     uint8_t large;        /* one block of whole pages */
     uint8_t raised;       /* held published bytes: release revokes */
@@ -143,6 +152,7 @@ xm_result xm__block_publish_locked(xm_heap *h, xm__pack *p, uint32_t g,
 xm_result xm__block_patch_locked(xm_heap *h, xm__pack *p, uintptr_t dst,
                                  const void *src, size_t len);
 void xm__pack_retire_empty_locked(xm_heap *h);
+void xm__pack_check_runs(const xm__pack *p);
 int xm__bit_get(const uint64_t *bm, uint32_t i);
 uint64_t xm__abit_word(_Atomic uint64_t *bm, uint32_t i);
 

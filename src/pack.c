@@ -63,22 +63,116 @@ static uint32_t bits_next(const uint64_t *bm, uint32_t i, uint32_t end, int val)
     return end;
 }
 
-/* First granule of a free run of n aligned to ag, or -1. */
-static int64_t bits_find_run(const uint64_t *bm, uint32_t nbits, uint32_t n,
-                             uint32_t ag)
+/* ---- the free-run index -------------------------------------------------
+ * Every maximal run of free granules of a small pack has its first granule
+ * marked in runs[bin of its length]. Allocation takes the smallest bin that
+ * fits (best fit; one ctz for blocks up to 1 KiB), splits the run and files
+ * the rest; a free merges with the free runs on either side (found through
+ * `used`) and files the merged run. Lengths are read from `used`, so the
+ * index holds starts only and is kept exact (checked at debug level 3). */
+
+static uint32_t run_bin(uint32_t len) { return len <= 16 ? len - 1 : 16; }
+
+static uint32_t run_len(const xm__pack *p, uint32_t s)
 {
-    uint32_t i = 0;
-    while (i + n <= nbits) {
-        i = bits_next(bm, i, nbits, 0);
-        i = (i + ag - 1) & ~(ag - 1);
-        if (i + n > nbits)
-            return -1;
-        uint32_t j = bits_next(bm, i, i + n, 1);
-        if (j == i + n)
-            return i;
-        i = j + 1;
+    return bits_next(p->used, s, XM__PACK_GRANS, 1) - s;
+}
+
+static void run_add(xm__pack *p, uint32_t s, uint32_t len)
+{
+    if (!len)
+        return;
+    uint32_t b = run_bin(len);
+    p->runs[b][s >> 6] |= 1ull << (s & 63);
+    p->bincount[b]++;
+    p->binmask |= 1u << b;
+}
+
+static void run_del(xm__pack *p, uint32_t s, uint32_t len)
+{
+    uint32_t b = run_bin(len);
+    p->runs[b][s >> 6] &= ~(1ull << (s & 63));
+    if (--p->bincount[b] == 0)
+        p->binmask &= ~(1u << b);
+}
+
+/* Start of the free run that ends just before granule g (g-1 is free). */
+static uint32_t run_start_before(const uint64_t *bm, uint32_t g)
+{
+    uint32_t s = g;
+    while (s > 0) {
+        uint64_t w = bm[(s - 1) >> 6] & (~0ull >> (63 - ((s - 1) & 63)));
+        if (w)
+            return ((s - 1) & ~63u) + 64u - (uint32_t)__builtin_clzll(w);
+        s = (s - 1) & ~63u;
+    }
+    return 0;
+}
+
+/* Takes n granules aligned to ag granules from the best-fitting free run;
+ * returns the first granule or -1. Does not touch `used`. */
+static int64_t pack_take(xm__pack *p, uint32_t n, uint32_t ag)
+{
+    uint32_t first = n <= 16 ? n - 1 : 16;
+    uint32_t mask = p->binmask & (~0u << first);
+    while (mask) {
+        uint32_t b = (uint32_t)__builtin_ctz(mask);
+        mask &= mask - 1;
+        for (uint32_t w = 0; w < XM__PACK_WORDS; w++) {
+            for (uint64_t bits = p->runs[b][w]; bits; bits &= bits - 1) {
+                uint32_t s = w * 64 + (uint32_t)__builtin_ctzll(bits);
+                uint32_t len = b < 16 ? b + 1 : run_len(p, s);
+                uint32_t a = (s + ag - 1) & ~(ag - 1);
+                if (a + n > s + len)
+                    continue; /* bin 16 or alignment: this run is short */
+                run_del(p, s, len);
+                run_add(p, s, a - s);
+                run_add(p, a + n, s + len - (a + n));
+                return a;
+            }
+        }
     }
     return -1;
+}
+
+/* Gives granules [g, g+n) back: merges with free neighbours and marks the
+ * granules free in `used`. */
+static void pack_give(xm__pack *p, uint32_t g, uint32_t n)
+{
+    uint32_t s = g, e = g + n;
+    if (g > 0 && !xm__bit_get(p->used, g - 1)) {
+        s = run_start_before(p->used, g);
+        run_del(p, s, g - s);
+    }
+    if (e < XM__PACK_GRANS && !xm__bit_get(p->used, e)) {
+        uint32_t len = run_len(p, e);
+        run_del(p, e, len);
+        e += len;
+    }
+    bits_set(p->used, g, n, false);
+    run_add(p, s, e - s);
+}
+
+/* Debug level 3: the index lists exactly the maximal free runs. */
+void xm__pack_check_runs(const xm__pack *p)
+{
+    uint32_t g = 0, count[XM__BINS] = {0};
+    while (g < XM__PACK_GRANS) {
+        uint32_t s = bits_next(p->used, g, XM__PACK_GRANS, 0);
+        if (s >= XM__PACK_GRANS)
+            break;
+        uint32_t e = bits_next(p->used, s, XM__PACK_GRANS, 1), b = run_bin(e - s);
+        XM_ASSERT((p->runs[b][s >> 6] >> (s & 63)) & 1);
+        count[b]++;
+        g = e;
+    }
+    for (uint32_t b = 0; b < XM__BINS; b++) {
+        uint32_t marks = 0;
+        for (uint32_t w = 0; w < XM__PACK_WORDS; w++)
+            marks += (uint32_t)__builtin_popcountll(p->runs[b][w]);
+        XM_ASSERT(marks == count[b] && p->bincount[b] == count[b]);
+        XM_ASSERT(!!(p->binmask & (1u << b)) == (count[b] > 0));
+    }
 }
 
 static unsigned pack_shift(const xm__pack *p)
@@ -277,6 +371,11 @@ static xm_result pack_new(xm_heap *h, int kind, uint32_t npages, int large,
     p->page = page;
     p->npages = npages;
     p->nfree = large ? 0 : XM__PACK_GRANS;
+    memset(p->runs, 0, sizeof p->runs);
+    memset(p->bincount, 0, sizeof p->bincount);
+    p->binmask = 0;
+    if (!large)
+        run_add(p, 0, XM__PACK_GRANS);
     p->kind = (uint8_t)kind;
     p->large = (uint8_t)large;
     p->raised = (uint8_t)raised;
@@ -346,9 +445,9 @@ xm_result xm__block_alloc_locked(xm_heap *h, int kind, size_t size,
         uint32_t n = (uint32_t)(usable >> XM__GRAN_SHIFT);
         uint32_t ag = a > XM__GRAN ? (uint32_t)(a >> XM__GRAN_SHIFT) : 1;
         for (p = h->nonfull[kind]; p; p = p->next) {
-            if (p->nfree < n)
+            if (p->nfree < n || !(p->binmask >> (n <= 16 ? n - 1 : 16)))
                 continue;
-            int64_t f = bits_find_run(p->used, XM__PACK_GRANS, n, ag);
+            int64_t f = pack_take(p, n, ag);
             if (f >= 0) {
                 g = (uint32_t)f;
                 break;
@@ -356,7 +455,8 @@ xm_result xm__block_alloc_locked(xm_heap *h, int kind, size_t size,
         }
         if (!p) {
             r = pack_new(h, kind, XM__PACK_PAGES, 0, &p);
-            g = 0;
+            if (r == XM_OK)
+                g = (uint32_t)pack_take(p, n, ag); /* a fresh pack fits all */
         }
         if (r == XM_OK) {
             bits_set(p->used, g, n, true);
@@ -432,7 +532,7 @@ xm_result xm__block_free_locked(xm_heap *h, xm__pack *p, uint32_t g)
             pack_release(h, p, want_state(h, p->kind), p->raised);
     } else {
         uint32_t n = (uint32_t)(sz >> XM__GRAN_SHIFT);
-        bits_set(p->used, g, n, false);
+        pack_give(p, g, n);
         p->nfree += n;
         if (!p->listed)
             list_add(h, p);
