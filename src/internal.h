@@ -11,7 +11,9 @@
  *     up to XM__SMALL_MAX bytes are runs of granules (bpf_prog_pack);
  *   - large packs: one block of whole pages (and every block in FLIP).
  * Bitmaps per pack: `used` (granule taken), `start` (a block starts here),
- * `pub` (that block is published), `pend` (an async free was requested).
+ * `pub` (that block is published), `pend` (an async free was requested),
+ * and the free-run index `runs[bin]` (first granule of each maximal free
+ * run, binned by length) that makes placement best fit in O(words).
  * start and pend are atomics: xm_free_async reads and sets them without the
  * lock. Descriptors are never freed before xm_heap_destroy (recycled through
  * `spare`), so a signal handler can always dereference a pagemap entry.
