@@ -257,5 +257,6 @@ TEST(audit_smaps_reports_mappings_that_may_become_wx)
     xm_audit_report b;
     CHECK_OK(xm_audit(0, &b));
     CHECK_EQ(b.wx_possible, 0); /* maps alone cannot tell */
-    CHECK_EQ(b.wx_mappings, a.wx_mappings);
+    if (!under_valgrind()) /* its translation cache changes in between */
+        CHECK_EQ(b.wx_mappings, a.wx_mappings);
 }
