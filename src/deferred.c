@@ -9,10 +9,11 @@
  * the pack on a lock-free Treiber stack (push only; the drain takes the
  * whole stack with one exchange, so there is no ABA).
  *
- * The drain runs under the lock at the start of every heap call and in
- * xm_purge: it takes the stack, clears each pack's `queued` flag before
- * collecting its bits (a request arriving meanwhile re-queues the pack), and
- * frees each requested block through the ordinary path, by address.
+ * The drain runs at the start of every heap call and in xm_purge, before
+ * the call takes any lock: it takes the stack, clears each pack's `queued`
+ * flag before collecting its bits (a request arriving meanwhile re-queues
+ * the pack), locks the pack's arena and frees each requested block through
+ * the ordinary path, by address.
  */
 #include "internal.h"
 
@@ -42,18 +43,48 @@ xm_result xm_free_async(xm_heap *h, void *rx)
     return XM_OK;
 }
 
-void xm__drain_locked(xm_heap *h)
+/* Locks the arena that owns p while p is live; returns NULL (nothing
+ * locked) when p is a spare descriptor, whose requests are void: a pack
+ * becomes spare only once all its blocks are freed. With the arena and the
+ * heap lock held no descriptor changes hands, so the check is exact; the
+ * heap lock is dropped again before the frees, which may need it. */
+static xm__arena *lock_live_pack(xm_heap *h, xm__pack *p)
+{
+    for (;;) {
+        unsigned ai = atomic_load_explicit(&p->arena, memory_order_relaxed);
+        xm__arena *a = &h->arenas[ai];
+        pthread_mutex_lock(&a->lock);
+        pthread_mutex_lock(&h->lock);
+        bool moved = atomic_load_explicit(&p->arena, memory_order_relaxed) != ai;
+        bool live = !moved && p->npages &&
+                    atomic_load_explicit(&h->pagemap[p->page],
+                                         memory_order_relaxed) == p;
+        pthread_mutex_unlock(&h->lock);
+        if (live)
+            return a;
+        pthread_mutex_unlock(&a->lock);
+        if (!moved)
+            return NULL;
+    }
+}
+
+void xm__drain(xm_heap *h)
 {
     xm__pack *p = atomic_exchange(&h->pending, NULL);
     while (p) {
         xm__pack *next = atomic_load_explicit(&p->next_pending,
                                               memory_order_relaxed);
         atomic_store(&p->queued, 0);
-        uintptr_t base = p->base;
-        unsigned sh = p->large ? XM__PAGE_SHIFT : XM__GRAN_SHIFT;
         uint64_t bits[XM__PACK_WORDS];
         for (unsigned w = 0; w < XM__PACK_WORDS; w++)
             bits[w] = atomic_exchange(&p->pend[w], 0);
+        xm__arena *a = lock_live_pack(h, p);
+        if (!a) {
+            p = next;
+            continue;
+        }
+        uintptr_t base = p->base;
+        unsigned sh = p->large ? XM__PAGE_SHIFT : XM__GRAN_SHIFT;
         for (unsigned w = 0; w < XM__PACK_WORDS; w++) {
             while (bits[w]) {
                 unsigned b = (unsigned)__builtin_ctzll(bits[w]);
@@ -61,9 +92,12 @@ void xm__drain_locked(xm_heap *h)
                 uintptr_t rx = base + ((uintptr_t)(w * 64 + b) << sh);
                 xm__pack *q;
                 uint32_t g;
-                /* the pack may have been retired by an earlier free here */
-                if (xm__block_find(h, rx, &q, &g) != XM_OK)
+                /* an earlier free here may have retired the pack, and
+                   another thread may have taken it for another arena */
+                if (xm__block_find(h, rx, &q, &g) != XM_OK || q != p)
                     continue;
+                if (&h->arenas[atomic_load(&p->arena)] != a)
+                    goto done; /* recycled: every request left is void */
                 if (xm__block_free_locked(h, q, g) != XM_OK) {
                     /* the OS refused the trap fill: ask again next time */
                     (void)xm_free_async(h, (void *)rx);
@@ -71,6 +105,8 @@ void xm__drain_locked(xm_heap *h)
                 }
             }
         }
+    done:
+        pthread_mutex_unlock(&a->lock);
         p = next;
     }
 }

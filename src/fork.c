@@ -5,7 +5,8 @@
  * child's executable view would show every later change the parent makes
  * (frees, patches), and the child could write the parent's code. So:
  *   - the writable alias is MADV_DONTFORK (the child never has it);
- *   - prepare (before fork, every heap locked, so no code byte can change):
+ *   - prepare (before fork, every lock of every heap taken, so no code byte
+ *     can change):
  *     each mapped run of the executable view is copied to fresh private
  *     anonymous memory, which the child inherits copy-on-write;
  *   - child: each copy gets the run's rights and is moved over the run
@@ -93,11 +94,26 @@ static void snap_collect(xm_heap *h)
     }
 }
 
+/* Every lock of the heap, arenas in index order first (the lock order). */
+static void lock_all(xm_heap *h)
+{
+    for (unsigned i = 0; i < XM__ARENAS; i++)
+        pthread_mutex_lock(&h->arenas[i].lock);
+    pthread_mutex_lock(&h->lock);
+}
+
+static void unlock_all(xm_heap *h)
+{
+    pthread_mutex_unlock(&h->lock);
+    for (unsigned i = XM__ARENAS; i-- > 0;)
+        pthread_mutex_unlock(&h->arenas[i].lock);
+}
+
 static void fork_prepare(void)
 {
     pthread_mutex_lock(&fork_lock);
     for (xm_heap *h = fork_heaps; h; h = h->gnext) {
-        pthread_mutex_lock(&h->lock);
+        lock_all(h);
         h->snaps = NULL;
         h->nsnaps = 0;
         if (h->backend != XM_BACKEND_DUAL || h->forked)
@@ -122,7 +138,7 @@ static void fork_parent(void)
         xm__mem_free(h->snaps);
         h->snaps = NULL;
         h->nsnaps = 0;
-        pthread_mutex_unlock(&h->lock);
+        unlock_all(h);
     }
     pthread_mutex_unlock(&fork_lock);
 }
@@ -161,7 +177,7 @@ static void fork_child(void)
         xm__mem_free(h->snaps);
         h->snaps = NULL;
         h->nsnaps = 0;
-        pthread_mutex_unlock(&h->lock);
+        unlock_all(h);
     }
     pthread_mutex_unlock(&fork_lock);
 }

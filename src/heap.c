@@ -158,10 +158,14 @@ static xm_result probe_flip(xm_heap *h)
 
 static void heap_free_meta(xm_heap *h)
 {
-    for (size_t i = 0; i < h->stcap; i++)
-        if (h->st[i].rx)
-            xm__mem_free(h->st[i].rw);
-    xm__mem_free(h->st);
+    for (unsigned k = 0; k < XM__ARENAS; k++) {
+        xm__arena *a = &h->arenas[k];
+        for (size_t i = 0; i < a->stcap; i++)
+            if (a->st[i].rx)
+                xm__mem_free(a->st[i].rw);
+        xm__mem_free(a->st);
+        pthread_mutex_destroy(&a->lock);
+    }
     for (size_t i = 0; i < h->nall; i++)
         xm__mem_free(h->all[i]);
     xm__mem_free(h->all);
@@ -198,13 +202,13 @@ xm_result xm_heap_create(const xm_options *opt, xm_heap **out)
     if (o.near && reserve > ((size_t)1 << 31) - 64 * XM__PAGE)
         return XM_EINVAL;
 
-    xm_heap *h = xm__mem_calloc(1, sizeof *h);
+    xm_heap *h = xm__mem_aligned(64, sizeof *h); /* arenas on cache lines */
     if (!h)
         return XM_ENOMEM;
-    if (pthread_mutex_init(&h->lock, NULL)) {
-        xm__mem_free(h);
-        return XM_ENOMEM;
-    }
+    memset(h, 0, sizeof *h);
+    for (unsigned i = 0; i < XM__ARENAS; i++)
+        pthread_mutex_init(&h->arenas[i].lock, NULL); /* cannot fail (Linux) */
+    pthread_mutex_init(&h->lock, NULL);
     h->fd = h->fd_ro = -1;
     h->reserve = reserve;
     h->npages = (uint32_t)(reserve >> XM__PAGE_SHIFT);
@@ -260,26 +264,58 @@ void xm_heap_destroy(xm_heap *h)
 
 /* ---- calls ------------------------------------------------------------ */
 
-/* Locks h and completes deferred frees. XM_ESTATE in a frozen fork child
- * unless the call is allowed there. */
+/* ---- arenas ----------------------------------------------------------- */
+
+static _Atomic unsigned next_slot;
+static _Thread_local unsigned my_slot; /* 0: not assigned yet */
+
+xm__arena *xm__my_arena(xm_heap *h)
+{
+    if (!my_slot)
+        my_slot = atomic_fetch_add_explicit(&next_slot, 1, memory_order_relaxed) + 1;
+    return &h->arenas[(my_slot - 1) % XM__ARENAS];
+}
+
+xm__arena *xm__lock_arena_of(xm_heap *h, uintptr_t addr)
+{
+    if (addr < h->base || addr - h->base >= h->reserve)
+        return NULL;
+    _Atomic(xm__pack *) *slot = &h->pagemap[(addr - h->base) >> XM__PAGE_SHIFT];
+    for (;;) {
+        xm__pack *p = atomic_load_explicit(slot, memory_order_acquire);
+        if (!p)
+            return NULL;
+        unsigned ai = atomic_load_explicit(&p->arena, memory_order_relaxed);
+        xm__arena *a = &h->arenas[ai];
+        pthread_mutex_lock(&a->lock);
+        /* a live pack changes arena only after a release, which needs the
+           lock just taken: if it is still here, it stays */
+        if (atomic_load_explicit(slot, memory_order_acquire) == p &&
+            atomic_load_explicit(&p->arena, memory_order_relaxed) == ai)
+            return a;
+        pthread_mutex_unlock(&a->lock);
+    }
+}
+
+/* Every call starts here, before it takes a lock: deferred frees are
+ * completed; a frozen fork child refuses what would change the heap. */
 static xm_result enter(xm_heap *h, bool mutating)
 {
-    pthread_mutex_lock(&h->lock);
-    if (h->forked && mutating) {
-        pthread_mutex_unlock(&h->lock);
-        return XM_ESTATE;
-    }
-    if (!h->forked)
-        xm__drain_if_needed(h);
+    if (h->forked)
+        return mutating ? XM_ESTATE : XM_OK;
+    xm__drain_if_needed(h);
     return XM_OK;
 }
 
-static xm_result leave(xm_heap *h, xm_result r)
+static xm_result leave(xm_heap *h, xm__arena *a, xm_result r)
 {
+    if (a)
+        pthread_mutex_unlock(&a->lock);
 #if XM_DEBUG >= 3
-    xm__check_locked(h);
+    xm__heap_check(h);
+#else
+    (void)h;
 #endif
-    pthread_mutex_unlock(&h->lock);
     return r;
 }
 
@@ -295,7 +331,9 @@ static xm_result alloc_kind(xm_heap *h, int kind, size_t size, size_t align,
     xm_result r = enter(h, true);
     if (r != XM_OK)
         return r;
-    return leave(h, xm__block_alloc_locked(h, kind, size, align, out));
+    xm__arena *a = xm__my_arena(h);
+    pthread_mutex_lock(&a->lock);
+    return leave(h, a, xm__block_alloc_locked(h, a, kind, size, align, out));
 }
 
 xm_result xm_alloc(xm_heap *h, size_t size, size_t align, xm_block *out)
@@ -315,12 +353,15 @@ xm_result xm_publish(xm_heap *h, void *rx, int prot)
     xm_result r = enter(h, true);
     if (r != XM_OK)
         return r;
+    xm__arena *a = xm__lock_arena_of(h, (uintptr_t)rx);
+    if (!a)
+        return leave(h, NULL, XM_EBADPTR);
     xm__pack *p;
     uint32_t g;
     r = xm__block_find(h, (uintptr_t)rx, &p, &g);
     if (r == XM_OK)
         r = xm__block_publish_locked(h, p, g, prot);
-    return leave(h, r);
+    return leave(h, a, r);
 }
 
 xm_result xm_free(xm_heap *h, void *rx)
@@ -330,12 +371,15 @@ xm_result xm_free(xm_heap *h, void *rx)
     xm_result r = enter(h, true);
     if (r != XM_OK)
         return r;
+    xm__arena *a = xm__lock_arena_of(h, (uintptr_t)rx);
+    if (!a)
+        return leave(h, NULL, XM_EBADPTR);
     xm__pack *p;
     uint32_t g;
     r = xm__block_find(h, (uintptr_t)rx, &p, &g);
     if (r == XM_OK)
         r = xm__block_free_locked(h, p, g);
-    return leave(h, r);
+    return leave(h, a, r);
 }
 
 xm_result xm_purge(xm_heap *h)
@@ -345,7 +389,16 @@ xm_result xm_purge(xm_heap *h)
     xm_result r = enter(h, true);
     if (r != XM_OK)
         return r;
-    return leave(h, xm__purge_locked(h));
+    for (unsigned i = 0; i < XM__ARENAS; i++) {
+        xm__arena *a = &h->arenas[i];
+        pthread_mutex_lock(&a->lock);
+        xm__arena_retire_empty_locked(h, a);
+        pthread_mutex_unlock(&a->lock);
+    }
+    pthread_mutex_lock(&h->lock);
+    r = xm__purge_locked(h);
+    pthread_mutex_unlock(&h->lock);
+    return leave(h, NULL, r);
 }
 
 xm_result xm_patch(xm_heap *h, void *dst, const void *src, size_t len)
@@ -357,6 +410,9 @@ xm_result xm_patch(xm_heap *h, void *dst, const void *src, size_t len)
     xm_result r = enter(h, true);
     if (r != XM_OK)
         return r;
+    xm__arena *a = xm__lock_arena_of(h, (uintptr_t)dst);
+    if (!a)
+        return leave(h, NULL, XM_ERANGE);
     xm__pack *p;
     uint32_t g;
     r = xm__block_containing(h, (uintptr_t)dst, &p, &g);
@@ -364,7 +420,7 @@ xm_result xm_patch(xm_heap *h, void *dst, const void *src, size_t len)
         r = xm__block_patch_locked(h, p, (uintptr_t)dst, src, len);
     else
         r = XM_ERANGE;
-    return leave(h, r);
+    return leave(h, a, r);
 }
 
 xm_result xm_query(xm_heap *h, const void *addr, xm_block *out)
@@ -374,6 +430,9 @@ xm_result xm_query(xm_heap *h, const void *addr, xm_block *out)
     xm_result r = enter(h, false);
     if (r != XM_OK)
         return r;
+    xm__arena *a = xm__lock_arena_of(h, (uintptr_t)addr);
+    if (!a)
+        return leave(h, NULL, XM_EBADPTR);
     xm__pack *p;
     uint32_t g;
     r = xm__block_containing(h, (uintptr_t)addr, &p, &g);
@@ -387,9 +446,9 @@ xm_result xm_query(xm_heap *h, const void *addr, xm_block *out)
         else if (h->backend == XM_BACKEND_FLIP)
             out->rw = (void *)rx;
         else
-            out->rw = xm__stage_get(h, rx);
+            out->rw = xm__stage_get(a, rx);
     }
-    return leave(h, r);
+    return leave(h, a, r);
 }
 
 xm_result xm_heap_stats(xm_heap *h, xm_stats *out)
@@ -399,25 +458,32 @@ xm_result xm_heap_stats(xm_heap *h, xm_stats *out)
     (void)enter(h, false);
     xm_stats s;
     memset(&s, 0, sizeof s);
+    for (unsigned i = 0; i < XM__ARENAS; i++) {
+        xm__arena *a = &h->arenas[i];
+        pthread_mutex_lock(&a->lock);
+        s.live_blocks += a->live_blocks;
+        s.live_bytes += a->live_bytes;
+        s.staging_bytes += a->staging_bytes;
+        s.allocs += a->allocs;
+        s.frees += a->frees;
+        s.publishes += a->publishes;
+        s.patches += a->patches;
+        pthread_mutex_unlock(&a->lock);
+    }
+    pthread_mutex_lock(&h->lock);
     s.backend = h->backend;
     s.flags = h->flags;
     s.reserved_bytes = h->reserve;
-    s.resident_bytes = h->resident_bytes;
-    s.live_blocks = h->live_blocks;
-    s.live_bytes = h->live_bytes;
+    s.resident_bytes = atomic_load(&h->resident_bytes);
     s.quarantine_bytes = h->quarantine_bytes;
-    s.allocs = h->allocs;
-    s.frees = h->frees;
     s.async_frees = atomic_load(&h->async_frees);
-    s.publishes = h->publishes;
-    s.patches = h->patches;
     s.purges = h->purges;
-    s.syscalls = h->osc.syscalls;
-    s.revocations = h->osc.revocations;
+    s.syscalls = atomic_load(&h->osc.syscalls);
+    s.revocations = atomic_load(&h->osc.revocations);
     s.purge_runs = h->purge_runs;
-    s.staging_bytes = h->staging_bytes;
+    pthread_mutex_unlock(&h->lock);
     *out = s;
-    return leave(h, XM_OK);
+    return leave(h, NULL, XM_OK);
 }
 
 /* ---- debug walk ------------------------------------------------------- */
@@ -428,6 +494,7 @@ xm_result xm_heap_stats(xm_heap *h, xm_stats *out)
             xm__assert_fail(#e, __FILE__, __LINE__);                           \
     } while (0)
 
+/* Every arena and the heap lock held. */
 void xm__check_locked(xm_heap *h)
 {
     /* ranges sorted, disjoint, not overlapping any pack */
@@ -466,7 +533,8 @@ void xm__check_locked(xm_heap *h)
                 bytes += sz;
                 bool pub = xm__bit_get(p->pub, g);
                 if (!pub && h->backend == XM_BACKEND_DUAL)
-                    CHECK(xm__stage_get(h, p->base + ((uintptr_t)g << (p->large ? 12 : 6))));
+                    CHECK(xm__stage_get(&h->arenas[atomic_load(&p->arena)],
+                                        p->base + ((uintptr_t)g << (p->large ? 12 : 6))));
             }
             if (!u && !p->large && p->kind == XM__K_CODE) {
                 const unsigned char *b =
@@ -478,14 +546,26 @@ void xm__check_locked(xm_heap *h)
         if (!p->large) {
             CHECK(p->nfree == XM__PACK_GRANS - used);
             xm__pack_check_runs(p);
+            /* on its arena's list exactly when it has room */
+            xm__arena *a = &h->arenas[atomic_load(&p->arena)];
+            bool found = false;
+            for (xm__pack *q = a->nonfull[p->kind]; q; q = q->next)
+                found |= q == p;
+            CHECK(found == (p->nfree > 0) && p->listed == found);
         }
     }
     mapped += pages << XM__PAGE_SHIFT;
-    CHECK(blocks == h->live_blocks);
-    CHECK(bytes == h->live_bytes);
+    size_t live_blocks = 0, live_bytes = 0;
+    for (unsigned i = 0; i < XM__ARENAS; i++) {
+        xm__arena *a = &h->arenas[i];
+        live_blocks += a->live_blocks;
+        live_bytes += a->live_bytes;
+        CHECK(a->stcount * 2 <= a->stcap || a->stcap == 0);
+    }
+    CHECK(blocks == live_blocks);
+    CHECK(bytes == live_bytes);
     if (h->backend == XM_BACKEND_DUAL)
-        CHECK(mapped == h->resident_bytes);
-    CHECK(h->stcount * 2 <= h->stcap || h->stcap == 0);
+        CHECK(mapped == atomic_load(&h->resident_bytes));
 }
 
 /* White-box tests: where the heap's address ranges are (leak checks). */
@@ -499,7 +579,11 @@ void xm__heap_ranges(xm_heap *h, uintptr_t *base, size_t *len, uintptr_t *alias)
 /* Exposed to white-box tests regardless of the compiled debug level. */
 void xm__heap_check(xm_heap *h)
 {
+    for (unsigned i = 0; i < XM__ARENAS; i++)
+        pthread_mutex_lock(&h->arenas[i].lock);
     pthread_mutex_lock(&h->lock);
     xm__check_locked(h);
     pthread_mutex_unlock(&h->lock);
+    for (unsigned i = XM__ARENAS; i-- > 0;)
+        pthread_mutex_unlock(&h->arenas[i].lock);
 }

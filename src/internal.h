@@ -24,6 +24,17 @@
  * never executable). Mapped free runs are both the reuse cache and the
  * quarantine; purge turns them into NONE in coalesced runs.
  *
+ * Arenas. Each heap has XM__ARENAS arenas, each with its own lock, its own
+ * packs of small blocks (nonfull lists), its own staging table and
+ * counters, on its own cache lines: threads allocate from the arena of
+ * their slot (assigned on first use), so two threads rarely share a lock
+ * or a line. A pack belongs to one arena for its life (p->arena); a call
+ * by address locks the arena of the pack that the page map names and
+ * re-checks it (a live pack cannot change arena without that lock). The
+ * heap lock guards what the arenas share: the free ranges, the descriptor
+ * pool, quarantine and purge. Lock order: an arena, then the heap lock;
+ * only fork and the debug walk take every arena, in index order.
+ *
  * Invariants (checked by xm__check at debug level 3):
  *   - every page is in exactly one pack or one free range;
  *   - every byte of the executable view that is not a published block of a
@@ -81,6 +92,7 @@ typedef struct xm__pack {
     /* free-run index: runs[b] marks the first granule of every maximal free
        run whose length falls in bin b (pack.c, run_bin) */
     uint64_t runs[XM__BINS][XM__PACK_WORDS];
+    _Atomic uint8_t arena; /* index of the owning arena */
     uint8_t kind;         /* XM__K_CODE / XM__K_DATA */
     uint8_t large;        /* one block of whole pages */
     uint8_t raised;       /* held published bytes: release revokes */
@@ -100,8 +112,22 @@ typedef struct xm__stage {
     void *rw;
 } xm__stage;
 
+/* Trade-off: more arenas, fewer threads sharing one; each keeps up to one
+ * empty pack per kind hot (256 KiB of mapped pages at most). */
+#define XM__ARENAS 8u
+
+typedef struct xm__arena {
+    _Alignas(64) pthread_mutex_t lock;
+    xm__pack *nonfull[2];
+    xm__stage *st; /* rx -> staging buffer of unpublished DUAL blocks */
+    size_t stcap, stcount;
+    size_t live_blocks, live_bytes, staging_bytes;
+    uint64_t allocs, frees, publishes, patches;
+} xm__arena;
+
 struct xm_heap {
-    pthread_mutex_t lock;
+    xm__arena arenas[XM__ARENAS];
+    pthread_mutex_t lock; /* the shared parts; taken after an arena's */
     xm_backend backend;
     unsigned flags;
     uintptr_t base;
@@ -111,20 +137,17 @@ struct xm_heap {
     int fd, fd_ro; /* DUAL: the memfd and its O_RDONLY reopen; else -1 */
     size_t lazy_limit;
     _Atomic(xm__pack *) *pagemap;
-    xm__pack *nonfull[2];
     xm__pack *spare;
     xm__pack **all; /* every descriptor ever made */
     size_t nall, capall;
     xm__frange *fr; /* sorted; capacity npages + 1, never reallocated */
     size_t nfr;
-    xm__stage *st;  /* rx -> staging buffer of unpublished DUAL blocks */
-    size_t stcap, stcount;
     xm__pack *_Atomic pending; /* packs with async frees (Treiber stack) */
     _Atomic uint64_t async_frees;
     xm__osc osc;
-    size_t live_blocks, live_bytes, quarantine_bytes, resident_bytes;
-    size_t staging_bytes;
-    uint64_t allocs, frees, publishes, patches, purges, purge_runs;
+    size_t quarantine_bytes;
+    _Atomic size_t resident_bytes;
+    uint64_t purges, purge_runs;
     int forked;        /* DUAL child after fork: frozen */
     int valgrind;
     struct xm_heap *gnext; /* global list, for fork */
@@ -138,9 +161,15 @@ static inline uintptr_t xm__page_addr(const xm_heap *h, uint32_t page)
     return h->base + ((uintptr_t)page << XM__PAGE_SHIFT);
 }
 
-/* pack.c */
-xm_result xm__block_alloc_locked(xm_heap *h, int kind, size_t size,
-                                 size_t align, xm_block *out);
+/* The arena a thread allocates from. */
+xm__arena *xm__my_arena(xm_heap *h);
+/* Locks and returns the arena owning the pack that covers addr, or NULL
+ * (nothing locked) when no pack covers it. */
+xm__arena *xm__lock_arena_of(xm_heap *h, uintptr_t addr);
+
+/* pack.c: everything here runs with the block's arena locked. */
+xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *a, int kind,
+                                 size_t size, size_t align, xm_block *out);
 /* Looks up the block starting exactly at rx: pack and granule index. */
 xm_result xm__block_find(xm_heap *h, uintptr_t rx, xm__pack **pk, uint32_t *g);
 /* Block extent in bytes. */
@@ -153,18 +182,20 @@ xm_result xm__block_publish_locked(xm_heap *h, xm__pack *p, uint32_t g,
                                    int prot);
 xm_result xm__block_patch_locked(xm_heap *h, xm__pack *p, uintptr_t dst,
                                  const void *src, size_t len);
-void xm__pack_retire_empty_locked(xm_heap *h);
+/* Gives the arena's empty packs back to the free ranges (arena locked,
+ * not the heap lock). */
+void xm__arena_retire_empty_locked(xm_heap *h, xm__arena *a);
 void xm__pack_check_runs(const xm__pack *p);
 int xm__bit_get(const uint64_t *bm, uint32_t i);
 uint64_t xm__abit_word(_Atomic uint64_t *bm, uint32_t i);
 
-/* stage.c: unpublished-block staging table */
-int xm__stage_reserve(xm_heap *h);
-void xm__stage_put(xm_heap *h, uintptr_t rx, void *rw);
-void *xm__stage_get(xm_heap *h, uintptr_t rx);
-void *xm__stage_take(xm_heap *h, uintptr_t rx);
+/* stage.c: unpublished-block staging table of an arena */
+int xm__stage_reserve(xm__arena *a);
+void xm__stage_put(xm__arena *a, uintptr_t rx, void *rw);
+void *xm__stage_get(xm__arena *a, uintptr_t rx);
+void *xm__stage_take(xm__arena *a, uintptr_t rx);
 
-/* range.c */
+/* range.c: heap lock held */
 void xm__range_init(xm_heap *h);
 /* Takes npages pages, preferring a mapped run in state `want`, else NONE.
  * Returns 0, or -1 when no run is large enough. */
@@ -172,22 +203,25 @@ int xm__range_take(xm_heap *h, uint32_t npages, int want, uint32_t *page,
                    int *state, int *raised);
 void xm__range_put(xm_heap *h, uint32_t page, uint32_t npages, int state,
                    int raised);
+/* Releases the mapped free ranges (quarantine) in coalesced runs. */
 xm_result xm__purge_locked(xm_heap *h);
 void xm__maybe_purge_locked(xm_heap *h);
 
-/* deferred.c */
-void xm__drain_locked(xm_heap *h);
+/* deferred.c: completes async frees; called with no lock held. */
+void xm__drain(xm_heap *h);
 static inline void xm__drain_if_needed(xm_heap *h)
 {
     if (atomic_load_explicit(&h->pending, memory_order_acquire))
-        xm__drain_locked(h);
+        xm__drain(h);
 }
 
 /* heap.c */
 xm_result xm__os_result(int neg_errno, bool exec);
 void xm__valgrind_discard(xm_heap *h, void *p, size_t n);
-/* Debug level 3 walk: aborts with a message if a structure is inconsistent. */
+/* Debug level 3 walk: aborts with a message if a structure is inconsistent.
+ * xm__heap_check takes every lock itself. */
 void xm__check_locked(xm_heap *h);
+void xm__heap_check(xm_heap *h);
 void xm__assert_fail(const char *expr, const char *file, int line);
 #define XM_ASSERT(e) ((e) ? (void)0 : xm__assert_fail(#e, __FILE__, __LINE__))
 

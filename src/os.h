@@ -19,10 +19,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <stdatomic.h>
 
 typedef struct xm__osc {
-    uint64_t syscalls;
-    uint64_t revocations;
+    _Atomic uint64_t syscalls;    /* updated by any thread of the heap */
+    _Atomic uint64_t revocations;
 } xm__osc;
 
 /* Rights, independent of <sys/mman.h>. */

@@ -264,22 +264,27 @@ xm_result xm__block_containing(xm_heap *h, uintptr_t addr, xm__pack **pk,
 
 /* ---- packs ------------------------------------------------------------ */
 
-static void list_add(xm_heap *h, xm__pack *p)
+static xm__arena *arena_of(xm_heap *h, const xm__pack *p)
+{
+    return &h->arenas[atomic_load_explicit(&p->arena, memory_order_relaxed)];
+}
+
+static void list_add(xm__arena *a, xm__pack *p)
 {
     p->prev = NULL;
-    p->next = h->nonfull[p->kind];
+    p->next = a->nonfull[p->kind];
     if (p->next)
         p->next->prev = p;
-    h->nonfull[p->kind] = p;
+    a->nonfull[p->kind] = p;
     p->listed = 1;
 }
 
-static void list_del(xm_heap *h, xm__pack *p)
+static void list_del(xm__arena *a, xm__pack *p)
 {
     if (p->prev)
         p->prev->next = p->next;
     else
-        h->nonfull[p->kind] = p->next;
+        a->nonfull[p->kind] = p->next;
     if (p->next)
         p->next->prev = p->prev;
     p->prev = p->next = NULL;
@@ -315,38 +320,51 @@ static xm_result map_fresh(xm_heap *h, int kind, uint32_t page, uint32_t n)
             return xm__os_result(-err, kind == XM__K_CODE);
         }
     }
-    h->resident_bytes += len;
+    atomic_fetch_add(&h->resident_bytes, len);
     return XM_OK;
 }
 
-static xm_result pack_new(xm_heap *h, int kind, uint32_t npages, int large,
-                          xm__pack **out)
+/* Takes a descriptor and npages pages for arena a (a locked, the heap lock
+ * not): from the reuse cache if it has a run, else fresh reserve. When the
+ * reserve is exhausted, the arena's empty packs and the quarantine are
+ * released first. */
+static xm_result pack_new(xm_heap *h, xm__arena *a, int kind, uint32_t npages,
+                          int large, xm__pack **out)
 {
+    pthread_mutex_lock(&h->lock);
     xm__pack *p = h->spare;
     if (p) {
         h->spare = p->next;
     } else {
         if (h->nall == h->capall) {
             size_t cap = h->capall ? h->capall * 2 : 64;
-            xm__pack **a = xm__mem_realloc(h->all, cap * sizeof *a);
-            if (!a)
+            xm__pack **all = xm__mem_realloc(h->all, cap * sizeof *all);
+            if (!all) {
+                pthread_mutex_unlock(&h->lock);
                 return XM_ENOMEM;
-            h->all = a;
+            }
+            h->all = all;
             h->capall = cap;
         }
         p = xm__mem_calloc(1, sizeof *p);
-        if (!p)
+        if (!p) {
+            pthread_mutex_unlock(&h->lock);
             return XM_ENOMEM;
+        }
         h->all[h->nall++] = p;
     }
     int want = want_state(h, kind), state, raised;
     uint32_t page;
     if (xm__range_take(h, npages, want, &page, &state, &raised)) {
+        pthread_mutex_unlock(&h->lock);
+        xm__arena_retire_empty_locked(h, a);
+        pthread_mutex_lock(&h->lock);
         if (h->quarantine_bytes)
             (void)xm__purge_locked(h);
         if (xm__range_take(h, npages, want, &page, &state, &raised)) {
             p->next = h->spare;
             h->spare = p;
+            pthread_mutex_unlock(&h->lock);
             return XM_ENOMEM;
         }
     }
@@ -357,6 +375,7 @@ static xm_result pack_new(xm_heap *h, int kind, uint32_t npages, int large,
             xm__range_put(h, page, npages, XM__FR_NONE, 0);
             p->next = h->spare;
             h->spare = p;
+            pthread_mutex_unlock(&h->lock);
             return r;
         }
         raised = 0;
@@ -381,31 +400,37 @@ static xm_result pack_new(xm_heap *h, int kind, uint32_t npages, int large,
     p->raised = (uint8_t)raised;
     p->listed = 0;
     p->prev = p->next = NULL;
+    atomic_store_explicit(&p->arena, (uint8_t)(a - h->arenas), memory_order_relaxed);
     for (uint32_t i = 0; i < npages; i++)
         atomic_store_explicit(&h->pagemap[page + i], p, memory_order_release);
+    pthread_mutex_unlock(&h->lock);
     if (!large)
-        list_add(h, p);
+        list_add(a, p);
     *out = p;
     return XM_OK;
 }
 
-/* Gives a pack's pages back to the free ranges (mapped: quarantine). */
+/* Gives a pack's pages back to the free ranges (mapped: quarantine). The
+ * pack's arena is locked; this takes the heap lock. */
 static void pack_release(xm_heap *h, xm__pack *p, int state, int raised)
 {
+    if (p->listed)
+        list_del(arena_of(h, p), p);
+    pthread_mutex_lock(&h->lock);
     for (uint32_t i = 0; i < p->npages; i++)
         atomic_store_explicit(&h->pagemap[p->page + i], NULL,
                               memory_order_release);
-    if (p->listed)
-        list_del(h, p);
     xm__range_put(h, p->page, p->npages, state, raised);
     p->next = h->spare;
     h->spare = p;
+    xm__maybe_purge_locked(h);
+    pthread_mutex_unlock(&h->lock);
 }
 
-void xm__pack_retire_empty_locked(xm_heap *h)
+void xm__arena_retire_empty_locked(xm_heap *h, xm__arena *a)
 {
     for (int k = 0; k < 2; k++) {
-        xm__pack *p = h->nonfull[k];
+        xm__pack *p = a->nonfull[k];
         while (p) {
             xm__pack *next = p->next;
             if (p->nfree == XM__PACK_GRANS)
@@ -417,8 +442,8 @@ void xm__pack_retire_empty_locked(xm_heap *h)
 
 /* ---- blocks ----------------------------------------------------------- */
 
-xm_result xm__block_alloc_locked(xm_heap *h, int kind, size_t size,
-                                 size_t align, xm_block *out)
+xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *ar, int kind,
+                                 size_t size, size_t align, xm_block *out)
 {
     size_t a = align ? align : 16;
     bool large = flip(h) || size > XM__SMALL_MAX;
@@ -428,7 +453,7 @@ xm_result xm__block_alloc_locked(xm_heap *h, int kind, size_t size,
         return XM_ENOMEM;
     void *stage = NULL;
     if (!flip(h)) {
-        if (xm__stage_reserve(h))
+        if (xm__stage_reserve(ar))
             return XM_ENOMEM;
         stage = xm__mem_aligned(a < 16 ? 16 : a, usable);
         if (!stage)
@@ -438,13 +463,13 @@ xm_result xm__block_alloc_locked(xm_heap *h, int kind, size_t size,
     uint32_t g = 0;
     xm_result r = XM_OK;
     if (large) {
-        r = pack_new(h, kind, (uint32_t)(usable >> XM__PAGE_SHIFT), 1, &p);
+        r = pack_new(h, ar, kind, (uint32_t)(usable >> XM__PAGE_SHIFT), 1, &p);
         if (r == XM_OK)
             p->used[0] = 1;
     } else {
         uint32_t n = (uint32_t)(usable >> XM__GRAN_SHIFT);
         uint32_t ag = a > XM__GRAN ? (uint32_t)(a >> XM__GRAN_SHIFT) : 1;
-        for (p = h->nonfull[kind]; p; p = p->next) {
+        for (p = ar->nonfull[kind]; p; p = p->next) {
             if (p->nfree < n || !(p->binmask >> (n <= 16 ? n - 1 : 16)))
                 continue;
             int64_t f = pack_take(p, n, ag);
@@ -454,7 +479,7 @@ xm_result xm__block_alloc_locked(xm_heap *h, int kind, size_t size,
             }
         }
         if (!p) {
-            r = pack_new(h, kind, XM__PACK_PAGES, 0, &p);
+            r = pack_new(h, ar, kind, XM__PACK_PAGES, 0, &p);
             if (r == XM_OK)
                 g = (uint32_t)pack_take(p, n, ag); /* a fresh pack fits all */
         }
@@ -462,7 +487,7 @@ xm_result xm__block_alloc_locked(xm_heap *h, int kind, size_t size,
             bits_set(p->used, g, n, true);
             p->nfree -= n;
             if (p->nfree == 0)
-                list_del(h, p);
+                list_del(ar, p);
         }
     }
     if (r != XM_OK) {
@@ -478,20 +503,21 @@ xm_result xm__block_alloc_locked(xm_heap *h, int kind, size_t size,
         out->rw = (void *)rx;
     } else {
         memset(stage, XM__TRAP_BYTE, usable);
-        xm__stage_put(h, rx, stage);
-        h->staging_bytes += usable;
+        xm__stage_put(ar, rx, stage);
+        ar->staging_bytes += usable;
         out->rw = stage;
     }
     out->rx = (void *)rx;
     out->size = usable;
-    h->live_blocks++;
-    h->live_bytes += usable;
-    h->allocs++;
+    ar->live_blocks++;
+    ar->live_bytes += usable;
+    ar->allocs++;
     return XM_OK;
 }
 
 xm_result xm__block_free_locked(xm_heap *h, xm__pack *p, uint32_t g)
 {
+    xm__arena *ar = arena_of(h, p);
     size_t sz = xm__block_size(p, g);
     uintptr_t rx = p->base + ((uintptr_t)g << pack_shift(p));
     bool pub = xm__bit_get(p->pub, g);
@@ -510,7 +536,7 @@ xm_result xm__block_free_locked(xm_heap *h, xm__pack *p, uint32_t g)
         if (e)
             return xm__os_result(e, false);
         h->osc.revocations++;
-        h->resident_bytes -= sz;
+        atomic_fetch_sub(&h->resident_bytes, sz);
         xm__valgrind_discard(h, (void *)rx, sz);
     }
     uint64_t m = 1ull << (g & 63);
@@ -518,12 +544,12 @@ xm_result xm__block_free_locked(xm_heap *h, xm__pack *p, uint32_t g)
     atomic_fetch_and(&p->pend[g >> 6], ~m); /* a late async request is void */
     p->pub[g >> 6] &= ~m;
     if (!pub && !flip(h)) {
-        xm__mem_free(xm__stage_take(h, rx));
-        h->staging_bytes -= sz;
+        xm__mem_free(xm__stage_take(ar, rx));
+        ar->staging_bytes -= sz;
     }
-    h->live_blocks--;
-    h->live_bytes -= sz;
-    h->frees++;
+    ar->live_blocks--;
+    ar->live_bytes -= sz;
+    ar->frees++;
     if (p->large) {
         p->used[0] = 0;
         if (flip(h))
@@ -535,13 +561,12 @@ xm_result xm__block_free_locked(xm_heap *h, xm__pack *p, uint32_t g)
         pack_give(p, g, n);
         p->nfree += n;
         if (!p->listed)
-            list_add(h, p);
-        /* keep one empty pack per kind hot; retire the others */
+            list_add(ar, p);
+        /* keep one empty pack per kind and arena hot; retire the others */
         if (p->nfree == XM__PACK_GRANS &&
-            (h->nonfull[p->kind] != p || p->next))
+            (ar->nonfull[p->kind] != p || p->next))
             pack_release(h, p, want_state(h, p->kind), p->raised);
     }
-    xm__maybe_purge_locked(h);
     return XM_OK;
 }
 
@@ -562,7 +587,7 @@ xm_result xm__block_publish_locked(xm_heap *h, xm__pack *p, uint32_t g,
             return xm__os_result(e, code);
         h->osc.revocations++; /* write right removed from present pages */
     } else {
-        void *stage = xm__stage_get(h, rx);
+        void *stage = xm__stage_get(arena_of(h, p), rx);
         uintptr_t off = rx - h->base;
         XM_ASSERT(stage != NULL);
         if (h->alias) {
@@ -572,15 +597,15 @@ xm_result xm__block_publish_locked(xm_heap *h, xm__pack *p, uint32_t g,
             if (e)
                 return xm__os_result(e, false);
         }
-        xm__mem_free(xm__stage_take(h, rx));
-        h->staging_bytes -= sz;
+        xm__mem_free(xm__stage_take(arena_of(h, p), rx));
+        arena_of(h, p)->staging_bytes -= sz;
     }
     if (code)
         xm__icache_sync((void *)rx, sz);
     xm__valgrind_discard(h, (void *)rx, sz);
     p->pub[g >> 6] |= 1ull << (g & 63);
     p->raised = 1;
-    h->publishes++;
+    arena_of(h, p)->publishes++;
     return XM_OK;
 }
 
@@ -637,6 +662,6 @@ xm_result xm__block_patch_locked(xm_heap *h, xm__pack *p, uintptr_t dst,
     if (p->kind == XM__K_CODE)
         xm__icache_sync((void *)dst, len);
     xm__valgrind_discard(h, (void *)dst, len);
-    h->patches++;
+    arena_of(h, p)->patches++;
     return XM_OK;
 }

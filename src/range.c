@@ -7,6 +7,9 @@
  * preferring a run already mapped in the wanted state (no system call: the
  * kernel's ROX cache) over fresh reserve (NONE).
  *
+ * Everything here runs under the heap lock (never an arena's: xm_purge
+ * retires the arenas' empty packs first, one arena at a time).
+ *
  * Purge walks the array once and releases every maximal run of contiguous
  * mapped pages, whatever their state, with one call that drops all rights on
  * the executable view (a fresh PROT_NONE mapping) and one that gives the
@@ -130,14 +133,13 @@ static xm_result purge_run(xm_heap *h, uint32_t page, uint32_t n, int raised)
             raised && h->alias)
             h->osc.revocations++; /* the alias PTEs went away too */
     }
-    h->resident_bytes -= len;
+    atomic_fetch_sub(&h->resident_bytes, len);
     h->purge_runs++;
     return XM_OK;
 }
 
 xm_result xm__purge_locked(xm_heap *h)
 {
-    xm__pack_retire_empty_locked(h);
     xm_result res = XM_OK;
     size_t i = 0;
     while (i < h->nfr) {

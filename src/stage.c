@@ -4,7 +4,8 @@
  * Open addressing with linear probing and backward-shift deletion (no
  * tombstones), load factor at most 1/2. Growth happens only in
  * xm__stage_reserve(), called before a block is committed, so put and take
- * never allocate and never fail. Lives in ordinary memory, under the lock.
+ * never allocate and never fail. One table per arena, in ordinary memory,
+ * under the arena's lock (a block's entry lives in its pack's arena).
  */
 #include "internal.h"
 
@@ -23,7 +24,7 @@ static void stage_insert(xm__stage *t, size_t cap, uintptr_t rx, void *rw)
     t[i].rw = rw;
 }
 
-int xm__stage_reserve(xm_heap *h)
+int xm__stage_reserve(xm__arena *h)
 {
     if ((h->stcount + 1) * 2 <= h->stcap)
         return 0;
@@ -40,14 +41,14 @@ int xm__stage_reserve(xm_heap *h)
     return 0;
 }
 
-void xm__stage_put(xm_heap *h, uintptr_t rx, void *rw)
+void xm__stage_put(xm__arena *h, uintptr_t rx, void *rw)
 {
     XM_ASSERT((h->stcount + 1) * 2 <= h->stcap);
     stage_insert(h->st, h->stcap, rx, rw);
     h->stcount++;
 }
 
-static size_t stage_slot(xm_heap *h, uintptr_t rx)
+static size_t stage_slot(xm__arena *h, uintptr_t rx)
 {
     if (!h->stcap)
         return SIZE_MAX;
@@ -60,13 +61,13 @@ static size_t stage_slot(xm_heap *h, uintptr_t rx)
     return SIZE_MAX;
 }
 
-void *xm__stage_get(xm_heap *h, uintptr_t rx)
+void *xm__stage_get(xm__arena *h, uintptr_t rx)
 {
     size_t i = stage_slot(h, rx);
     return i == SIZE_MAX ? NULL : h->st[i].rw;
 }
 
-void *xm__stage_take(xm_heap *h, uintptr_t rx)
+void *xm__stage_take(xm__arena *h, uintptr_t rx)
 {
     size_t i = stage_slot(h, rx);
     if (i == SIZE_MAX)
