@@ -89,6 +89,7 @@ typedef struct xm__pack {
     uint32_t nfree;       /* free granules (small packs) */
     uint32_t binmask;     /* bins of runs[] that are not empty */
     uint16_t bincount[XM__BINS];
+    uint32_t binwords[XM__BINS]; /* words of runs[b] that are not zero */
     /* free-run index: runs[b] marks the first granule of every maximal free
        run whose length falls in bin b (pack.c, run_bin) */
     uint64_t runs[XM__BINS][XM__PACK_WORDS];

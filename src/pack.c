@@ -84,6 +84,7 @@ static void run_add(xm__pack *p, uint32_t s, uint32_t len)
         return;
     uint32_t b = run_bin(len);
     p->runs[b][s >> 6] |= 1ull << (s & 63);
+    p->binwords[b] |= 1u << (s >> 6);
     p->bincount[b]++;
     p->binmask |= 1u << b;
 }
@@ -91,7 +92,8 @@ static void run_add(xm__pack *p, uint32_t s, uint32_t len)
 static void run_del(xm__pack *p, uint32_t s, uint32_t len)
 {
     uint32_t b = run_bin(len);
-    p->runs[b][s >> 6] &= ~(1ull << (s & 63));
+    if (!(p->runs[b][s >> 6] &= ~(1ull << (s & 63))))
+        p->binwords[b] &= ~(1u << (s >> 6));
     if (--p->bincount[b] == 0)
         p->binmask &= ~(1u << b);
 }
@@ -118,7 +120,8 @@ static int64_t pack_take(xm__pack *p, uint32_t n, uint32_t ag)
     while (mask) {
         uint32_t b = (uint32_t)__builtin_ctz(mask);
         mask &= mask - 1;
-        for (uint32_t w = 0; w < XM__PACK_WORDS; w++) {
+        for (uint32_t ws = p->binwords[b]; ws; ws &= ws - 1) {
+            uint32_t w = (uint32_t)__builtin_ctz(ws);
             for (uint64_t bits = p->runs[b][w]; bits; bits &= bits - 1) {
                 uint32_t s = w * 64 + (uint32_t)__builtin_ctzll(bits);
                 uint32_t len = b < 16 ? b + 1 : run_len(p, s);
@@ -171,6 +174,8 @@ void xm__pack_check_runs(const xm__pack *p)
         for (uint32_t w = 0; w < XM__PACK_WORDS; w++)
             marks += (uint32_t)__builtin_popcountll(p->runs[b][w]);
         XM_ASSERT(marks == count[b] && p->bincount[b] == count[b]);
+        for (uint32_t w = 0; w < XM__PACK_WORDS; w++)
+            XM_ASSERT(!!(p->binwords[b] & (1u << w)) == !!p->runs[b][w]);
         XM_ASSERT(!!(p->binmask & (1u << b)) == (count[b] > 0));
     }
 }
@@ -392,6 +397,7 @@ static xm_result pack_new(xm_heap *h, xm__arena *a, int kind, uint32_t npages,
     p->nfree = large ? 0 : XM__PACK_GRANS;
     memset(p->runs, 0, sizeof p->runs);
     memset(p->bincount, 0, sizeof p->bincount);
+    memset(p->binwords, 0, sizeof p->binwords);
     p->binmask = 0;
     if (!large)
         run_add(p, 0, XM__PACK_GRANS);
