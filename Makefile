@@ -52,7 +52,7 @@ $(O)/execmem.pc: execmem.pc.in include/execmem.h
 $(O)/hello: examples/hello.c $(O)/libexecmem.a include/execmem.h
 	$(CC) $(ALL_CFLAGS) -Iinclude $< -o $@ $(O)/libexecmem.a $(LDLIBS)
 
-$(O)/execmem: tools/execmem.c $(O)/libexecmem.a include/execmem.h
+$(O)/execmem: tools/execmem.c tools/proc_tlb.h $(O)/libexecmem.a include/execmem.h
 	$(CC) $(ALL_CFLAGS) -Iinclude $< -o $@ $(O)/libexecmem.a $(LDLIBS)
 
 # asmjit (Debian libasmjit-dev: header + static archive) is optional: the
@@ -80,7 +80,7 @@ $(O)/asmjit_shim.o: bench/asmjit_shim.cpp
 	$(CXX) -std=c++17 -O2 -g -Wall -Wextra -Werror -c $< -o $@
 $(O)/bench: $(O)/asmjit_shim.o
 endif
-$(O)/bench: bench/bench.c $(O)/libexecmem.a include/execmem.h
+$(O)/bench: bench/bench.c tools/proc_tlb.h $(O)/libexecmem.a include/execmem.h
 	$(CC) $(ALL_CFLAGS) $(BENCH_DEFS) -Iinclude $< -o $@ $(O)/libexecmem.a $(BENCH_ASMJIT) $(LDLIBS)
 BENCH_ARGS ?=
 bench: $(O)/bench

@@ -29,6 +29,7 @@
 #define _GNU_SOURCE
 #endif
 #include <execmem.h>
+#include "../tools/proc_tlb.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -122,31 +123,6 @@ static uint64_t rng(uint64_t *s) /* xorshift64* */
     return *s * 0x2545F4914F6CDD1Dull;
 }
 
-static long long tlb_count(void)
-{
-    FILE *f = fopen("/proc/interrupts", "r");
-    char line[4096];
-    long long sum = -1;
-    while (f && fgets(line, sizeof line, f)) {
-        char *p = line;
-        while (*p == ' ')
-            p++;
-        if (strncmp(p, "TLB:", 4))
-            continue;
-        sum = 0;
-        for (p += 4;;) {
-            char *end;
-            long long v = strtoll(p, &end, 10);
-            if (end == p)
-                break;
-            sum += v;
-            p = end;
-        }
-    }
-    if (f)
-        fclose(f);
-    return sum;
-}
 
 static size_t rss_bytes(void)
 {
@@ -519,13 +495,13 @@ static bool run_churn(ct *c, const wl_params *p, uint64_t seed, sample *out)
     if (c->h)
         xm_heap_stats(c->h, &s0);
     uint64_t sys0 = atomic_load(&nsys);
-    long long tlb0 = tlb_count();
+    long long tlb0 = proc_tlb_shootdowns();
     double t0 = now_ns();
     atomic_store(&churn_go, 1);
     while (atomic_load(&churn_go) < p->threads + 1)
         nanosleep(&(struct timespec){0, 50000}, NULL);
     double t1 = now_ns();
-    long long tlb1 = tlb_count();
+    long long tlb1 = proc_tlb_shootdowns();
     uint64_t sys1 = atomic_load(&nsys);
     if (c->h)
         xm_heap_stats(c->h, &s1);
@@ -563,7 +539,7 @@ static bool run_batch(ct *c, size_t n, uint64_t seed, sample *out)
     void **rx = malloc(n * sizeof *rx);
     size_t *len = malloc(n * sizeof *len);
     uint64_t sys0 = atomic_load(&nsys);
-    long long tlb0 = tlb_count();
+    long long tlb0 = proc_tlb_shootdowns();
     double t0 = now_ns();
     bool ok = true;
     for (size_t i = 0; i < n && ok; i++) {
@@ -585,7 +561,7 @@ static bool run_batch(ct *c, size_t n, uint64_t seed, sample *out)
     double t1 = now_ns();
     out->ns_per_op = (t1 - t0) / (double)n;
     out->sys_per_op = (double)(atomic_load(&nsys) - sys0) / (double)n;
-    long long tlb1 = tlb_count();
+    long long tlb1 = proc_tlb_shootdowns();
     out->tlb_per_kop = tlb0 >= 0 ? (double)(tlb1 - tlb0) * 1000.0 / (double)n : -1;
     free(rx);
     free(len);
@@ -873,22 +849,18 @@ int main(int argc, char **argv)
         }
     report(&r, "ns/call", true, "calls_per_second");
 
-    memset(&r, 0, sizeof r);
-    r.workload = "strict publish: 1 function per xm_publish";
-    r.rounds = R;
-    for (int round = 0; round < R; round++)
-        for (int c = 0; c < 2; c++)
-            if (run_publish(&contenders[c], 6400, 1, &r.s[c][round]))
-                r.ran[c] = true;
-    report(&r, "ns/function", true, "revocations_per_publish");
-    memset(&r, 0, sizeof r);
-    r.workload = "strict publish: 64 functions per xm_publish";
-    r.rounds = R;
-    for (int round = 0; round < R; round++)
-        for (int c = 0; c < 2; c++)
-            if (run_publish(&contenders[c], 6400, 64, &r.s[c][round]))
-                r.ran[c] = true;
-    report(&r, "ns/function", true, "revocations_per_publish");
+    static const int per_publish[2] = {1, 64};
+    for (int k = 0; k < 2; k++) {
+        memset(&r, 0, sizeof r);
+        r.workload = k ? "strict publish: 64 functions per xm_publish"
+                       : "strict publish: 1 function per xm_publish";
+        r.rounds = R;
+        for (int round = 0; round < R; round++)
+            for (int c = 0; c < 2; c++)
+                if (run_publish(&contenders[c], 6400, per_publish[k], &r.s[c][round]))
+                    r.ran[c] = true;
+        report(&r, "ns/function", true, "revocations_per_publish");
+    }
 
     if (jout) {
         fprintf(jout, "\n]}\n");

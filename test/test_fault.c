@@ -113,6 +113,17 @@ static int maps_overlap(uintptr_t a, size_t len)
     return n;
 }
 
+/* Destroys h; returns how many mappings are left in its reserve or where
+ * its writable alias was. */
+static int destroy_and_count_left(xm_heap *h)
+{
+    uintptr_t base, alias;
+    size_t len;
+    xm__heap_ranges(h, &base, &len, &alias);
+    xm_heap_destroy(h);
+    return maps_overlap(base, len) + maps_overlap(alias, len);
+}
+
 enum { ANCHORS = 6, SLOTS = 8 };
 
 typedef struct model {
@@ -284,13 +295,9 @@ static int run_once(const config *c, long nth, int err, bool mem)
                st.live_blocks, ANCHORS + 1);
         return -1;
     }
-    uintptr_t base, alias;
-    size_t rlen;
-    xm__heap_ranges(h, &base, &rlen, &alias);
-    xm_heap_destroy(h);
+    int leaks = destroy_and_count_left(h);
     maps_snap maps1 = maps_take();
-    int leaks = maps_leaks(&maps0, &maps1) + maps_overlap(base, rlen) +
-                maps_overlap(alias, rlen);
+    leaks += maps_leaks(&maps0, &maps1);
     maps_drop(&maps0);
     maps_drop(&maps1);
     if (count_fds() != fds0 || leaks) {
@@ -349,11 +356,7 @@ static void create_faults(const config *c)
             xm_block b;
             CHECK_OK(make_fn(h, 64, 9, &b));
             CHECK_EQ(call_at(b.rx), 9);
-            uintptr_t base, alias;
-            size_t rlen;
-            xm__heap_ranges(h, &base, &rlen, &alias);
-            xm_heap_destroy(h);
-            CHECK_EQ(maps_overlap(base, rlen) + maps_overlap(alias, rlen), 0);
+            CHECK_EQ(destroy_and_count_left(h), 0);
         }
         CHECK_EQ(count_fds(), fds0);
         maps_snap maps1 = maps_take();

@@ -9,6 +9,7 @@
  * demo found a wrong result; 2 usage or system error.
  */
 #include <execmem.h>
+#include "proc_tlb.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -543,32 +544,6 @@ static void *demo_main(void *arg)
     return NULL;
 }
 
-/* Sum of the TLB shootdown interrupts of every CPU, or -1. */
-static long long tlb_shootdowns(void)
-{
-    FILE *f = fopen("/proc/interrupts", "r");
-    char line[4096];
-    long long sum = -1;
-    while (f && fgets(line, sizeof line, f)) {
-        char *p = line;
-        while (*p == ' ')
-            p++;
-        if (strncmp(p, "TLB:", 4))
-            continue;
-        sum = 0;
-        for (p += 4;;) {
-            char *end;
-            long long v = strtoll(p, &end, 10);
-            if (end == p)
-                break;
-            sum += v;
-            p = end;
-        }
-    }
-    if (f)
-        fclose(f);
-    return sum;
-}
 
 static double now_s(void)
 {
@@ -651,7 +626,7 @@ static int cmd_demo(int argc, char **argv)
         fprintf(stderr, "execmem demo: out of memory\n");
         return 2;
     }
-    long long tlb0 = tlb_shootdowns();
+    long long tlb0 = proc_tlb_shootdowns();
     double t0 = now_s();
     for (uint64_t i = 0; i < threads; i++) {
         t[i] = (demo_thread){&cfg, (int)i, 0, 0, 0, 0, XM_OK, NULL, NULL, 0};
@@ -686,7 +661,7 @@ static int cmd_demo(int argc, char **argv)
     for (uint64_t i = 0; i < threads; i++)
         pthread_join(tid[i], NULL);
     double secs = now_s() - t0;
-    long long tlb1 = tlb_shootdowns();
+    long long tlb1 = proc_tlb_shootdowns();
     xm_audit_report a; /* while the working set is live */
     xm_result ar = xm_audit(0, &a);
     for (uint64_t i = 0; i < threads; i++) {
