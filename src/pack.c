@@ -448,6 +448,24 @@ void xm__arena_retire_empty_locked(xm_heap *h, xm__arena *a)
 
 /* ---- blocks ----------------------------------------------------------- */
 
+/* `start` bits change only under the arena lock and are read lock-free, so
+ * a plain read-modify-store (release) is enough: no locked instruction. */
+static void set_start(xm__pack *p, uint32_t g, bool on)
+{
+    _Atomic uint64_t *w = &p->start[g >> 6];
+    uint64_t m = 1ull << (g & 63), v = atomic_load_explicit(w, memory_order_relaxed);
+    atomic_store_explicit(w, on ? v | m : v & ~m, memory_order_release);
+}
+
+/* `pend` bits are set by lock-free requests at any time: clearing needs an
+ * atomic RMW, but only when the bit is set. */
+static void clear_pend(xm__pack *p, uint32_t g)
+{
+    uint64_t m = 1ull << (g & 63);
+    if (atomic_load_explicit(&p->pend[g >> 6], memory_order_relaxed) & m)
+        atomic_fetch_and(&p->pend[g >> 6], ~m);
+}
+
 xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *ar, int kind,
                                  size_t size, size_t align, xm_block *out)
 {
@@ -500,9 +518,8 @@ xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *ar, int kind,
         xm__mem_free(stage);
         return r;
     }
-    uint64_t m = 1ull << (g & 63);
-    atomic_fetch_and(&p->pend[g >> 6], ~m); /* a stale request is void */
-    atomic_fetch_or(&p->start[g >> 6], m);
+    clear_pend(p, g); /* a stale request is void */
+    set_start(p, g, true);
     uintptr_t rx = p->base + ((uintptr_t)g << pack_shift(p));
     if (flip(h)) {
         memset((void *)rx, XM__TRAP_BYTE, usable);
@@ -546,8 +563,8 @@ xm_result xm__block_free_locked(xm_heap *h, xm__pack *p, uint32_t g)
         xm__valgrind_discard(h, (void *)rx, sz);
     }
     uint64_t m = 1ull << (g & 63);
-    atomic_fetch_and(&p->start[g >> 6], ~m);
-    atomic_fetch_and(&p->pend[g >> 6], ~m); /* a late async request is void */
+    set_start(p, g, false);
+    clear_pend(p, g); /* a late async request is void */
     p->pub[g >> 6] &= ~m;
     if (!pub && !flip(h)) {
         xm__mem_free(xm__stage_take(ar, rx));

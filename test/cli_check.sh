@@ -20,13 +20,13 @@ has() { # has TEXT DESCRIPTION -- command...
     if "$@" 2>&1 | grep -q -- "$text"; then ok; else no "$what: no '$text' in the output"; fi
 }
 tmp=$(mktemp -d)
-pids=""
-cleanup() { for p in $pids; do kill "$p" 2>/dev/null; done; rm -rf "$tmp"; }
+# start runs in $(...), a subshell: the helpers' pids go to a file
+cleanup() { [ -f "$tmp/pids" ] && kill $(cat "$tmp/pids") 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
 start() { # start MODE: runs the helper, waits until it is ready, prints its pid
     "$H" "$1" > "$tmp/$1.out" &
     p=$!
-    pids="$pids $p"
+    echo "$p" >> "$tmp/pids"
     i=0
     while ! grep -q ready "$tmp/$1.out" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
     echo $p
