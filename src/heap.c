@@ -43,13 +43,11 @@ xm_result xm__os_result(int neg_errno, bool exec)
     return XM_EOS;
 }
 
-void xm__valgrind_discard(xm_heap *h, void *p, size_t n)
+void xm__valgrind_discard_slow(void *p, size_t n)
 {
 #ifdef XM_HAVE_VALGRIND
-    if (h->valgrind)
-        VALGRIND_DISCARD_TRANSLATIONS(p, n);
+    VALGRIND_DISCARD_TRANSLATIONS(p, n);
 #else
-    (void)h;
     (void)p;
     (void)n;
 #endif
@@ -267,7 +265,12 @@ void xm_heap_destroy(xm_heap *h)
 /* ---- arenas ----------------------------------------------------------- */
 
 static _Atomic unsigned next_slot;
-static _Thread_local unsigned my_slot; /* 0: not assigned yet */
+/* 0: not assigned yet. initial-exec: no __tls_get_addr call from the shared
+ * library (a few bytes of static TLS, as mimalloc does). */
+#if defined(__GNUC__)
+__attribute__((tls_model("initial-exec")))
+#endif
+static _Thread_local unsigned my_slot;
 
 xm__arena *xm__my_arena(xm_heap *h)
 {

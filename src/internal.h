@@ -218,7 +218,14 @@ static inline void xm__drain_if_needed(xm_heap *h)
 
 /* heap.c */
 xm_result xm__os_result(int neg_errno, bool exec);
-void xm__valgrind_discard(xm_heap *h, void *p, size_t n);
+/* Tells valgrind (when running under it) that code bytes changed. */
+void xm__valgrind_discard_slow(void *p, size_t n);
+static inline void xm__valgrind_discard(xm_heap *h, void *p, size_t n)
+{
+    if (h->valgrind)
+        xm__valgrind_discard_slow(p, n);
+}
+
 /* Debug level 3 walk: aborts with a message if a structure is inconsistent.
  * xm__heap_check takes every lock itself. */
 void xm__check_locked(xm_heap *h);
