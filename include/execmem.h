@@ -158,6 +158,26 @@ XM_API xm_result xm_purge(xm_heap *h);
  * them first (or use a patch of one aligned 8-byte word on x86-64 at your own
  * risk). */
 XM_API xm_result xm_patch(xm_heap *h, void *dst, const void *src, size_t len);
+/* Write window (V8's CodeSpaceWriteScope, .NET's ExecutableWriterHolder):
+ * for JITs that patch published code through a pointer. Between begin and
+ * end the bytes [rx, rx+len) of one published block can be written through
+ * *rw; xm_write_end makes them visible at rx and coherent for every thread.
+ *   - DUAL: *rw points into the persistent writable alias; writes land at rx
+ *     as they are made (like xm_patch, not safe against a thread executing
+ *     those bytes meanwhile).
+ *   - DUAL + XM_STRICT and FLIP: *rw is a private copy of the bytes; end
+ *     writes it back in one step (pwrite to the memfd; FLIP: the block's
+ *     pages rebuilt and moved in). No writable mapping of code ever exists,
+ *     and nothing written through *rw reaches the code before end.
+ * Windows on different bytes (of one block or of different blocks) may be
+ * open at once, from any threads. Errors: XM_EINVAL (NULL, len 0),
+ * XM_ERANGE (not inside one block), XM_ESTATE (block unpublished, bytes
+ * overlapping an open window, end with no window open at rx, or a frozen
+ * fork child). If end fails, the window stays open and nothing changed.
+ * xm_free of the block closes its windows without writing them back; *rw
+ * must not be used after end or free. */
+XM_API xm_result xm_write_begin(xm_heap *h, void *rx, size_t len, void **rw);
+XM_API xm_result xm_write_end(xm_heap *h, void *rx);
 /* Finds the live block containing addr. */
 XM_API xm_result xm_query(xm_heap *h, const void *addr, xm_block *out);
 XM_API xm_result xm_heap_stats(xm_heap *h, xm_stats *out);

@@ -162,6 +162,9 @@ static void heap_free_meta(xm_heap *h)
             if (a->st[i].rx)
                 xm__mem_free(a->st[i].rw);
         xm__mem_free(a->st);
+        for (size_t i = 0; i < a->nwin; i++)
+            xm__mem_free(a->win[i].buf);
+        xm__mem_free(a->win);
         pthread_mutex_destroy(&a->lock);
     }
     for (size_t i = 0; i < h->nall; i++)
@@ -302,7 +305,7 @@ xm__arena *xm__lock_arena_of(xm_heap *h, uintptr_t addr)
 
 /* Every call starts here, before it takes a lock: deferred frees are
  * completed; a frozen fork child refuses what would change the heap. */
-static xm_result enter(xm_heap *h, bool mutating)
+xm_result xm__enter(xm_heap *h, bool mutating)
 {
     if (h->forked)
         return mutating ? XM_ESTATE : XM_OK;
@@ -310,7 +313,7 @@ static xm_result enter(xm_heap *h, bool mutating)
     return XM_OK;
 }
 
-static xm_result leave(xm_heap *h, xm__arena *a, xm_result r)
+xm_result xm__leave(xm_heap *h, xm__arena *a, xm_result r)
 {
     if (a)
         pthread_mutex_unlock(&a->lock);
@@ -331,12 +334,12 @@ static xm_result alloc_kind(xm_heap *h, int kind, size_t size, size_t align,
         return XM_EINVAL;
     if (size > h->reserve)
         return XM_ENOMEM;
-    xm_result r = enter(h, true);
+    xm_result r = xm__enter(h, true);
     if (r != XM_OK)
         return r;
     xm__arena *a = xm__my_arena(h);
     pthread_mutex_lock(&a->lock);
-    return leave(h, a, xm__block_alloc_locked(h, a, kind, size, align, out));
+    return xm__leave(h, a, xm__block_alloc_locked(h, a, kind, size, align, out));
 }
 
 xm_result xm_alloc(xm_heap *h, size_t size, size_t align, xm_block *out)
@@ -353,43 +356,43 @@ xm_result xm_publish(xm_heap *h, void *rx, int prot)
 {
     if (!h || !rx || (prot != XM_PROT_RX && prot != XM_PROT_R))
         return XM_EINVAL;
-    xm_result r = enter(h, true);
+    xm_result r = xm__enter(h, true);
     if (r != XM_OK)
         return r;
     xm__arena *a = xm__lock_arena_of(h, (uintptr_t)rx);
     if (!a)
-        return leave(h, NULL, XM_EBADPTR);
+        return xm__leave(h, NULL, XM_EBADPTR);
     xm__pack *p;
     uint32_t g;
     r = xm__block_find(h, (uintptr_t)rx, &p, &g);
     if (r == XM_OK)
         r = xm__block_publish_locked(h, p, g, prot);
-    return leave(h, a, r);
+    return xm__leave(h, a, r);
 }
 
 xm_result xm_free(xm_heap *h, void *rx)
 {
     if (!h || !rx)
         return XM_EINVAL;
-    xm_result r = enter(h, true);
+    xm_result r = xm__enter(h, true);
     if (r != XM_OK)
         return r;
     xm__arena *a = xm__lock_arena_of(h, (uintptr_t)rx);
     if (!a)
-        return leave(h, NULL, XM_EBADPTR);
+        return xm__leave(h, NULL, XM_EBADPTR);
     xm__pack *p;
     uint32_t g;
     r = xm__block_find(h, (uintptr_t)rx, &p, &g);
     if (r == XM_OK)
         r = xm__block_free_locked(h, p, g);
-    return leave(h, a, r);
+    return xm__leave(h, a, r);
 }
 
 xm_result xm_purge(xm_heap *h)
 {
     if (!h)
         return XM_EINVAL;
-    xm_result r = enter(h, true);
+    xm_result r = xm__enter(h, true);
     if (r != XM_OK)
         return r;
     for (unsigned i = 0; i < XM__ARENAS; i++) {
@@ -401,7 +404,7 @@ xm_result xm_purge(xm_heap *h)
     pthread_mutex_lock(&h->lock);
     r = xm__purge_locked(h);
     pthread_mutex_unlock(&h->lock);
-    return leave(h, NULL, r);
+    return xm__leave(h, NULL, r);
 }
 
 xm_result xm_patch(xm_heap *h, void *dst, const void *src, size_t len)
@@ -410,12 +413,12 @@ xm_result xm_patch(xm_heap *h, void *dst, const void *src, size_t len)
         return XM_EINVAL;
     if ((uintptr_t)dst + len < (uintptr_t)dst)
         return XM_ERANGE;
-    xm_result r = enter(h, true);
+    xm_result r = xm__enter(h, true);
     if (r != XM_OK)
         return r;
     xm__arena *a = xm__lock_arena_of(h, (uintptr_t)dst);
     if (!a)
-        return leave(h, NULL, XM_ERANGE);
+        return xm__leave(h, NULL, XM_ERANGE);
     xm__pack *p;
     uint32_t g;
     r = xm__block_containing(h, (uintptr_t)dst, &p, &g);
@@ -423,19 +426,19 @@ xm_result xm_patch(xm_heap *h, void *dst, const void *src, size_t len)
         r = xm__block_patch_locked(h, p, (uintptr_t)dst, src, len);
     else
         r = XM_ERANGE;
-    return leave(h, a, r);
+    return xm__leave(h, a, r);
 }
 
 xm_result xm_query(xm_heap *h, const void *addr, xm_block *out)
 {
     if (!h || !out)
         return XM_EINVAL;
-    xm_result r = enter(h, false);
+    xm_result r = xm__enter(h, false);
     if (r != XM_OK)
         return r;
     xm__arena *a = xm__lock_arena_of(h, (uintptr_t)addr);
     if (!a)
-        return leave(h, NULL, XM_EBADPTR);
+        return xm__leave(h, NULL, XM_EBADPTR);
     xm__pack *p;
     uint32_t g;
     r = xm__block_containing(h, (uintptr_t)addr, &p, &g);
@@ -451,14 +454,14 @@ xm_result xm_query(xm_heap *h, const void *addr, xm_block *out)
         else
             out->rw = xm__stage_get(a, rx);
     }
-    return leave(h, a, r);
+    return xm__leave(h, a, r);
 }
 
 xm_result xm_heap_stats(xm_heap *h, xm_stats *out)
 {
     if (!h || !out)
         return XM_EINVAL;
-    (void)enter(h, false);
+    (void)xm__enter(h, false);
     xm_stats s;
     memset(&s, 0, sizeof s);
     for (unsigned i = 0; i < XM__ARENAS; i++) {
@@ -486,7 +489,7 @@ xm_result xm_heap_stats(xm_heap *h, xm_stats *out)
     s.purge_runs = h->purge_runs;
     pthread_mutex_unlock(&h->lock);
     *out = s;
-    return leave(h, NULL, XM_OK);
+    return xm__leave(h, NULL, XM_OK);
 }
 
 /* ---- debug walk ------------------------------------------------------- */
@@ -564,6 +567,18 @@ void xm__check_locked(xm_heap *h)
         live_blocks += a->live_blocks;
         live_bytes += a->live_bytes;
         CHECK(a->stcount * 2 <= a->stcap || a->stcap == 0);
+        for (size_t w = 0; w < a->nwin; w++) { /* windows: on live published
+                                                  blocks of this arena */
+            xm__pack *p;
+            uint32_t g;
+            CHECK(xm__block_find(h, a->win[w].block, &p, &g) == XM_OK);
+            CHECK(&h->arenas[atomic_load(&p->arena)] == a);
+            CHECK(xm__bit_get(p->pub, g));
+            CHECK(a->win[w].rx >= a->win[w].block &&
+                  a->win[w].rx + a->win[w].len <=
+                      a->win[w].block + xm__block_size(p, g));
+            CHECK((a->win[w].buf == NULL) == (h->alias != NULL));
+        }
     }
     CHECK(blocks == live_blocks);
     CHECK(bytes == live_bytes);

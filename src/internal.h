@@ -117,9 +117,17 @@ typedef struct xm__stage {
  * empty pack per kind hot (256 KiB of mapped pages at most). */
 #define XM__ARENAS 8u
 
+typedef struct xm__window {
+    uintptr_t rx, block; /* window start; start of its block */
+    size_t len;
+    void *buf;           /* private copy (STRICT, FLIP); NULL: the alias */
+} xm__window;
+
 typedef struct xm__arena {
     _Alignas(64) pthread_mutex_t lock;
     xm__pack *nonfull[2];
+    xm__window *win; /* open write windows on this arena's blocks */
+    size_t nwin, capwin;
     xm__stage *st; /* rx -> staging buffer of unpublished DUAL blocks */
     size_t stcap, stcount;
     size_t live_blocks, live_bytes, staging_bytes;
@@ -207,6 +215,14 @@ void xm__range_put(xm_heap *h, uint32_t page, uint32_t npages, int state,
 /* Releases the mapped free ranges (quarantine) in coalesced runs. */
 xm_result xm__purge_locked(xm_heap *h);
 void xm__maybe_purge_locked(xm_heap *h);
+
+/* window.c: closes the block's write windows without writing them back
+ * (xm_free), arena locked. */
+void xm__windows_drop_locked(xm__arena *a, uintptr_t block);
+
+/* heap.c: the start and end of every public call (see heap.c). */
+xm_result xm__enter(xm_heap *h, bool mutating);
+xm_result xm__leave(xm_heap *h, xm__arena *a, xm_result r);
 
 /* deferred.c: completes async frees; called with no lock held. */
 void xm__drain(xm_heap *h);

@@ -570,6 +570,8 @@ xm_result xm__block_free_locked(xm_heap *h, xm__pack *p, uint32_t g)
         xm__mem_free(xm__stage_take(ar, rx));
         ar->staging_bytes -= sz;
     }
+    if (ar->nwin)
+        xm__windows_drop_locked(ar, rx);
     ar->live_blocks--;
     ar->live_bytes -= sz;
     ar->frees++;
