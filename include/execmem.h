@@ -82,14 +82,25 @@ typedef enum {
 /* Flags for xm_options.flags. Unknown bits are refused with XM_EINVAL. */
 #define XM_STRICT 0x1u /* DUAL: no writable mapping of published bytes ever
                           exists; writes go through pwrite() on the memfd. */
-#define XM_FLAGS_ALL_ 0x1u
+#define XM_INPLACE 0x2u /* DUAL only: every block's rw is its address in the
+                          persistent writable alias, at one fixed distance
+                          from rx (rw - rx is the same for every block of
+                          the heap and valid until free); writes appear at
+                          rx at once and xm_publish only syncs caches and
+                          records the state. GIVES UP "not executable until
+                          published": an unpublished block's bytes run as
+                          written, and the alias stays writable. For JITs
+                          built around one executable_offset. With
+                          XM_STRICT or the FLIP backend: XM_EINVAL; with
+                          AUTO where DUAL is unavailable: that error. */
+#define XM_FLAGS_ALL_ 0x3u
 
 typedef struct xm_options {
     size_t size;        /* sizeof(xm_options): set by XM_OPTIONS_INIT */
     size_t reserve;     /* address space reserved up front; 0: 1 GiB */
     const void *near;   /* non-NULL: every block within +-2 GiB of it */
     xm_backend backend; /* XM_BACKEND_AUTO by default */
-    unsigned flags;     /* XM_STRICT */
+    unsigned flags;     /* XM_STRICT, XM_INPLACE */
     size_t lazy_limit;  /* freed mapped bytes kept before an automatic purge;
                            0: 8 MiB; SIZE_MAX: only xm_purge or exhaustion */
 } xm_options;
@@ -101,7 +112,7 @@ typedef struct xm_heap xm_heap;
 typedef struct xm_block {
     void *rx;    /* where the code runs (and is addressed from) */
     void *rw;    /* where to write it before publishing; NULL once published
-                    (FLIP: equal to rx) */
+                    (FLIP: equal to rx; XM_INPLACE: the alias, until free) */
     size_t size; /* usable size, at least the size asked for */
 } xm_block;
 

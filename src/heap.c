@@ -189,6 +189,9 @@ xm_result xm_heap_create(const xm_options *opt, xm_heap **out)
     }
     if (o.flags & ~XM_FLAGS_ALL_)
         return XM_EINVAL;
+    if ((o.flags & XM_INPLACE) &&
+        ((o.flags & XM_STRICT) || o.backend == XM_BACKEND_FLIP))
+        return XM_EINVAL;
     if (o.backend != XM_BACKEND_AUTO && o.backend != XM_BACKEND_DUAL &&
         o.backend != XM_BACKEND_FLIP)
         return XM_EINVAL;
@@ -237,7 +240,7 @@ xm_result xm_heap_create(const xm_options *opt, xm_heap **out)
         else
             teardown_dual(h);
     }
-    if (r != XM_OK && o.backend != XM_BACKEND_DUAL) {
+    if (r != XM_OK && o.backend != XM_BACKEND_DUAL && !(o.flags & XM_INPLACE)) {
         r = probe_flip(h);
         if (r == XM_OK)
             h->backend = XM_BACKEND_FLIP;
@@ -447,7 +450,9 @@ xm_result xm_query(xm_heap *h, const void *addr, xm_block *out)
                                                             : XM__GRAN_SHIFT));
         out->rx = (void *)rx;
         out->size = xm__block_size(p, g);
-        if (xm__bit_get(p->pub, g))
+        if (h->flags & XM_INPLACE)
+            out->rw = h->alias + (rx - h->base);
+        else if (xm__bit_get(p->pub, g))
             out->rw = NULL;
         else if (h->backend == XM_BACKEND_FLIP)
             out->rw = (void *)rx;
@@ -538,7 +543,8 @@ void xm__check_locked(xm_heap *h)
                 blocks++;
                 bytes += sz;
                 bool pub = xm__bit_get(p->pub, g);
-                if (!pub && h->backend == XM_BACKEND_DUAL)
+                if (!pub && h->backend == XM_BACKEND_DUAL &&
+                    !(h->flags & XM_INPLACE))
                     CHECK(xm__stage_get(&h->arenas[atomic_load(&p->arena)],
                                         p->base + ((uintptr_t)g << (p->large ? 12 : 6))));
             }

@@ -187,6 +187,13 @@ static unsigned pack_shift(const xm__pack *p)
 
 static bool flip(const xm_heap *h) { return h->backend == XM_BACKEND_FLIP; }
 
+/* DUAL with staging buffers (the default and XM_STRICT); XM_INPLACE writes
+ * through the alias instead. */
+static bool staged(const xm_heap *h)
+{
+    return !flip(h) && !(h->flags & XM_INPLACE);
+}
+
 static uint64_t start_word(xm__pack *p, uint32_t g)
 {
     return xm__abit_word(p->start, g) >> (g & 63);
@@ -476,7 +483,7 @@ xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *ar, int kind,
     if (large && usable / XM__PAGE > h->npages)
         return XM_ENOMEM;
     void *stage = NULL;
-    if (!flip(h)) {
+    if (staged(h)) {
         if (xm__stage_reserve(ar))
             return XM_ENOMEM;
         stage = xm__mem_aligned(a < 16 ? 16 : a, usable);
@@ -524,6 +531,8 @@ xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *ar, int kind,
     if (flip(h)) {
         memset((void *)rx, XM__TRAP_BYTE, usable);
         out->rw = (void *)rx;
+    } else if (!staged(h)) { /* XM_INPLACE: the bytes at rx are traps */
+        out->rw = h->alias + (rx - h->base);
     } else {
         memset(stage, XM__TRAP_BYTE, usable);
         xm__stage_put(ar, rx, stage);
@@ -544,7 +553,8 @@ xm_result xm__block_free_locked(xm_heap *h, xm__pack *p, uint32_t g)
     size_t sz = xm__block_size(p, g);
     uintptr_t rx = p->base + ((uintptr_t)g << pack_shift(p));
     bool pub = xm__bit_get(p->pub, g);
-    if (pub && !flip(h)) {
+    /* XM_INPLACE: what the JIT wrote is at rx even before publish */
+    if ((pub || !staged(h)) && !flip(h)) {
         uintptr_t off = rx - h->base;
         if (h->alias) {
             memset(h->alias + off, XM__TRAP_BYTE, sz);
@@ -566,7 +576,7 @@ xm_result xm__block_free_locked(xm_heap *h, xm__pack *p, uint32_t g)
     set_start(p, g, false);
     clear_pend(p, g); /* a late async request is void */
     p->pub[g >> 6] &= ~m;
-    if (!pub && !flip(h)) {
+    if (!pub && staged(h)) {
         xm__mem_free(xm__stage_take(ar, rx));
         ar->staging_bytes -= sz;
     }
@@ -611,7 +621,7 @@ xm_result xm__block_publish_locked(xm_heap *h, xm__pack *p, uint32_t g,
         if (e)
             return xm__os_result(e, code);
         h->osc.revocations++; /* write right removed from present pages */
-    } else {
+    } else if (staged(h)) {
         void *stage = xm__stage_get(arena_of(h, p), rx);
         uintptr_t off = rx - h->base;
         XM_ASSERT(stage != NULL);

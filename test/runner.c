@@ -34,6 +34,7 @@ const config configs[] = {
     {"dual", XM_BACKEND_DUAL, 0},
     {"strict", XM_BACKEND_DUAL, XM_STRICT},
     {"flip", XM_BACKEND_FLIP, 0},
+    {"inplace", XM_BACKEND_DUAL, XM_INPLACE},
 };
 const size_t nconfigs = sizeof configs / sizeof configs[0];
 

@@ -47,6 +47,7 @@ static xm_heap *st_heap;
 static _Atomic(void *) st_handoff[ST_HANDOFF]; /* blocks for the handler */
 static _Atomic uint64_t st_sig_frees, st_signals;
 static double st_deadline;
+static bool st_inplace; /* XM_INPLACE: rw stays valid after publish */
 
 static double now(void)
 {
@@ -213,7 +214,8 @@ static void st_op(st_thread *t)
         if (q.rx != b->rx || q.size != b->size)
             ST_FAIL(t, "query: %p/%zu, expected %p/%zu", q.rx, q.size, b->rx,
                     b->size);
-        if (b->pub ? q.rw != NULL : q.rw == NULL)
+        bool inplace = st_inplace;
+        if (inplace ? q.rw == NULL : (b->pub ? q.rw != NULL : q.rw == NULL))
             ST_FAIL(t, "query: rw state wrong");
     } else if (op < 71) {
         if ((e = xm_purge(st_heap)) != XM_OK)
@@ -256,6 +258,7 @@ static void stress_run(const config *c)
         seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 20);
     if (nth < 1 || nth > ST_MAXTH)
         nth = 3;
+    st_inplace = c->flags & XM_INPLACE;
     st_heap = make_heap(c, (size_t)1 << 30, (size_t)4 << 20);
     CHECK(st_heap);
     for (int i = 0; i < ST_HANDOFF; i++)
