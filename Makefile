@@ -114,12 +114,14 @@ check-ubsan:
 check-tsan:
 	$(MAKE) O=build-tsan CC=clang OPT="-O1 -fsanitize=thread" LDFLAGS="-fsanitize=thread" check-run
 check-valgrind: $(O)/runner
-	valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
-	    --child-silent-after-fork=yes ./$(O)/runner $(TESTS)
+	XM_HAMMER=$${XM_HAMMER:-20000} valgrind --error-exitcode=99 --leak-check=full \
+	    --errors-for-leak-kinds=definite --child-silent-after-fork=yes ./$(O)/runner $(TESTS)
 
+# Instrumented runs hammer live patching 20,000 times per backend instead
+# of a million (make check).
 check-run:
 	$(MAKE) O=$(O) OPT="$(OPT)" LDFLAGS="$(LDFLAGS)" $(O)/runner
-	./$(O)/runner $(TESTS)
+	XM_HAMMER=$${XM_HAMMER:-20000} ./$(O)/runner $(TESTS)
 
 # Long stress: make stress SECONDS=30 THREADS=4 SEED=1
 SECONDS ?= 10

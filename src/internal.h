@@ -191,6 +191,10 @@ xm_result xm__block_publish_locked(xm_heap *h, xm__pack *p, uint32_t g,
                                    int prot);
 xm_result xm__block_patch_locked(xm_heap *h, xm__pack *p, uintptr_t dst,
                                  const void *src, size_t len);
+/* Writes published bytes [dst, dst+len) of block g (checked by the caller)
+ * and makes them coherent; failure-atomic. No counter changes. */
+xm_result xm__block_write_locked(xm_heap *h, xm__pack *p, uint32_t g,
+                                 uintptr_t dst, const void *src, size_t len);
 /* Gives the arena's empty packs back to the free ranges (arena locked,
  * not the heap lock). */
 void xm__arena_retire_empty_locked(xm_heap *h, xm__arena *a);

@@ -66,6 +66,25 @@ int xm__os_punch(xm__osc *c, int fd, uint64_t off, size_t len);
 
 /* membarrier SYNC_CORE registration probe: 1 available, 0 not. */
 int xm__os_membarrier_probe(xm__osc *c);
+/* membarrier SYNC_CORE: register this process (once) / make every thread
+ * of the process serialize its instruction stream. 0 or -errno. */
+int xm__os_sync_core_register(xm__osc *c);
+int xm__os_sync_cores(xm__osc *c);
+/* Installs handler(sig, info, ucontext) for SIGTRAP with SA_SIGINFO and
+ * SA_NODEFER, saving the previous action in *old (an opaque struct
+ * sigaction of at least XM__SIGACTION_SIZE bytes). */
+#define XM__SIGACTION_SIZE 256
+int xm__os_trap_handler(void (*handler)(int, void *, void *), void *old);
+/* Chains a SIGTRAP the library does not own to the saved action: calls its
+ * handler, or for SIG_DFL/SIG_IGN restores it and re-raises the signal. */
+void xm__os_trap_chain(const void *old, int sig, void *info, void *uc);
+/* Whether a SIGTRAP's siginfo says the kernel raised it for a breakpoint
+ * instruction (INT3: si_code SI_KERNEL), not kill() or raise(). */
+int xm__os_trap_is_int3(const void *info);
+/* The program counter in a signal's ucontext (x86-64), read and write. */
+uintptr_t xm__os_uc_pc(void *uc);
+void xm__os_uc_set_pc(void *uc, uintptr_t pc);
+
 /* PR_GET_MDWE of this process: its flags, or a negative errno. */
 int xm__os_mdwe(xm__osc *c);
 /* Whether protection keys can be allocated (allocates and frees one). */

@@ -18,6 +18,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <signal.h>
+#include <ucontext.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -328,6 +330,96 @@ int xm__os_membarrier_probe(xm__osc *c)
     long r = syscall(SYS_membarrier, XM__MEMBARRIER_QUERY, 0, 0);
     return r >= 0 && (r & XM__MEMBARRIER_REG_SYNC_CORE);
 }
+
+#define XM__MEMBARRIER_PRIVATE_EXPEDITED_SYNC_CORE (1 << 5)
+#define XM__MEMBARRIER_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE (1 << 6)
+
+int xm__os_sync_core_register(xm__osc *c)
+{
+    int e = os_enter(c, ENOSYS);
+    if (e)
+        return -e;
+    return syscall(SYS_membarrier, XM__MEMBARRIER_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE,
+                   0, 0)
+               ? os_fail()
+               : 0;
+}
+
+int xm__os_sync_cores(xm__osc *c)
+{
+    int e = os_enter(c, ENOSYS);
+    if (e)
+        return -e;
+    return syscall(SYS_membarrier, XM__MEMBARRIER_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0)
+               ? os_fail()
+               : 0;
+}
+
+_Static_assert(sizeof(struct sigaction) <= XM__SIGACTION_SIZE,
+               "XM__SIGACTION_SIZE too small");
+
+int xm__os_trap_handler(void (*handler)(int, void *, void *), void *old)
+{
+    int e = os_enter(NULL, EINVAL);
+    if (e)
+        return -e;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = (void (*)(int, siginfo_t *, void *))(void (*)(void))handler;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    return sigaction(SIGTRAP, &sa, (struct sigaction *)old) ? os_fail() : 0;
+}
+
+void xm__os_trap_chain(const void *oldp, int sig, void *info, void *uc)
+{
+    const struct sigaction *old = oldp;
+    if (old->sa_flags & SA_SIGINFO) {
+        if (old->sa_sigaction)
+            old->sa_sigaction(sig, info, uc);
+        return;
+    }
+    if (old->sa_handler != SIG_DFL && old->sa_handler != SIG_IGN) {
+        old->sa_handler(sig);
+        return;
+    }
+    /* default action: put it back and deliver the signal again (an INT3
+       trap is not ignorable in effect: SIG_IGN would loop, so it is treated
+       as the default too) */
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    sigaction(sig, &dfl, NULL);
+    raise(sig);
+}
+
+int xm__os_trap_is_int3(const void *info)
+{
+    return ((const siginfo_t *)info)->si_code == SI_KERNEL;
+}
+
+#if defined(__x86_64__)
+uintptr_t xm__os_uc_pc(void *uc)
+{
+    return (uintptr_t)((ucontext_t *)uc)->uc_mcontext.gregs[REG_RIP];
+}
+void xm__os_uc_set_pc(void *uc, uintptr_t pc)
+{
+    ((ucontext_t *)uc)->uc_mcontext.gregs[REG_RIP] = (greg_t)pc;
+}
+#else
+uintptr_t xm__os_uc_pc(void *uc)
+{
+    (void)uc;
+    return 0;
+}
+void xm__os_uc_set_pc(void *uc, uintptr_t pc)
+{
+    (void)uc;
+    (void)pc;
+}
+#endif
 
 int xm__os_mdwe(xm__osc *c)
 {

@@ -683,8 +683,18 @@ xm_result xm__block_patch_locked(xm_heap *h, xm__pack *p, uintptr_t dst,
         return XM_ERANGE;
     if (!xm__bit_get(p->pub, g))
         return XM_ESTATE;
+    r = xm__block_write_locked(h, p, g, dst, src, len);
+    if (r == XM_OK)
+        arena_of(h, p)->patches++;
+    return r;
+}
+
+xm_result xm__block_write_locked(xm_heap *h, xm__pack *p, uint32_t g,
+                                 uintptr_t dst, const void *src, size_t len)
+{
     if (flip(h)) {
-        r = flip_patch(h, p, rx, sz, dst, src, len);
+        uintptr_t rx = p->base + ((uintptr_t)g << pack_shift(p));
+        xm_result r = flip_patch(h, p, rx, xm__block_size(p, g), dst, src, len);
         if (r != XM_OK)
             return r;
     } else if (h->alias) {
@@ -697,6 +707,5 @@ xm_result xm__block_patch_locked(xm_heap *h, xm__pack *p, uintptr_t dst,
     if (p->kind == XM__K_CODE)
         xm__icache_sync((void *)dst, len);
     xm__valgrind_discard(h, (void *)dst, len);
-    arena_of(h, p)->patches++;
     return XM_OK;
 }

@@ -1,0 +1,162 @@
+/*
+ * test_live.c: xm_patch_live hammered. Two threads call a function in a
+ * loop while this thread rewrites its one instruction (mov eax, imm32)
+ * between two values whose every byte differs, XM_HAMMER times (default a
+ * million natively, fewer under sanitizers). Every call must return one of
+ * the two values (a torn instruction would give a mix or crash), and no
+ * thread may die. Also: a SIGTRAP that is not a patch's still reaches the
+ * previous (default) action, and misuse is refused.
+ */
+#include "test.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
+
+#define VAL_A 0x11223344u
+#define VAL_B 0xAABBCCDDu
+
+static void mov_eax(unsigned char *p, uint32_t v)
+{
+    p[0] = 0xB8; /* mov eax, imm32 */
+    memcpy(p + 1, &v, 4);
+}
+
+typedef struct hammer {
+    const void *fn;
+    _Atomic int stop;
+    _Atomic uint64_t calls, bad;
+} hammer;
+
+static void *hammer_caller(void *arg)
+{
+    hammer *hm = arg;
+    uint64_t n = 0, bad = 0;
+    while (!atomic_load_explicit(&hm->stop, memory_order_relaxed)) {
+        uint64_t v = call_at(hm->fn);
+        bad += v != VAL_A && v != VAL_B;
+        n++;
+    }
+    atomic_fetch_add(&hm->calls, n);
+    atomic_fetch_add(&hm->bad, bad);
+    return NULL;
+}
+
+static long hammer_count(void)
+{
+    const char *e = getenv("XM_HAMMER");
+    return e && *e ? atol(e) : 1000000;
+}
+
+static void hammer_run(const config *c)
+{
+    xm_heap *h = make_heap(c, 0, 0);
+    CHECK(h);
+    xm_block b;
+    CHECK_OK(xm_alloc(h, 64, 0, &b));
+    unsigned char *w = b.rw;
+    mov_eax(w, VAL_A);
+    w[5] = 0xC3; /* ret */
+    CHECK_OK(xm_publish(h, b.rx, XM_PROT_RX));
+    unsigned char ins[2][5];
+    mov_eax(ins[0], VAL_A);
+    mov_eax(ins[1], VAL_B);
+    xm_result r = xm_patch_live(h, b.rx, ins[1], 5);
+    if (r == XM_ENOTSUP) {
+        printf("    [%s] skipped: membarrier SYNC_CORE not available here\n", c->name);
+        xm_heap_destroy(h);
+        return;
+    }
+    CHECK_OK(r);
+    CHECK_EQ(call_at(b.rx), VAL_B);
+    long n = c->backend == XM_BACKEND_FLIP ? hammer_count() / 20 : hammer_count();
+    hammer hm = {b.rx, 0, 0, 0};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        CHECK(pthread_create(&t[i], NULL, hammer_caller, &hm) == 0);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    long i;
+    for (i = 0; i < n; i++)
+        if ((r = xm_patch_live(h, b.rx, ins[i & 1], 5)) != XM_OK)
+            break;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    atomic_store(&hm.stop, 1);
+    for (int k = 0; k < 2; k++)
+        pthread_join(t[k], NULL);
+    CHECK_OK(r);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    printf("    [%s] %ld live patches in %.2f s (%.1f us each) under %llu calls "
+           "from 2 threads: %llu wrong results\n",
+           c->name, n, secs, secs * 1e6 / (double)n,
+           (unsigned long long)atomic_load(&hm.calls),
+           (unsigned long long)atomic_load(&hm.bad));
+    CHECK_EQ(atomic_load(&hm.bad), 0);
+    CHECK(atomic_load(&hm.calls) > 0);
+    CHECK_EQ(call_at(b.rx), (n & 1) ? VAL_A : VAL_B);
+    xm_stats s;
+    CHECK_OK(xm_heap_stats(h, &s));
+    CHECK_EQ(s.patches, (uint64_t)n + 1);
+    xm__heap_check(h);
+    xm_heap_destroy(h);
+}
+TEST(patch_live_hammer)
+{
+    if (under_valgrind()) { /* it emulates INT3 and signal frames its way */
+        printf("    skipped under valgrind (the native and sanitizer runs check it)\n");
+        return;
+    }
+    FOR_CONFIGS(hammer_run); /* FLIP: 1/20 of the patches, each moves pages */
+}
+
+/* A SIGTRAP that is not a patch's still reaches the default action: a
+ * freed block executed in a child (which keeps the handler) dies by it. */
+static xm_heap *lv_heap;
+static void *lv_freed;
+static int lv_child(void *arg)
+{
+    (void)arg;
+    (void)call_at(lv_freed); /* INT3 fill: must die by SIGTRAP */
+    return 0;
+}
+TEST(patch_live_handler_chains_other_traps)
+{
+    lv_heap = make_heap(&configs[0], 0, SIZE_MAX);
+    CHECK(lv_heap);
+    xm_block b, keep;
+    CHECK_OK(make_fn(lv_heap, 64, 1, &keep));
+    CHECK_OK(make_fn(lv_heap, 64, 2, &b));
+    unsigned char ins[10];
+    uint64_t v = 3;
+    ins[0] = 0x48;
+    ins[1] = 0xB8;
+    memcpy(ins + 2, &v, 8);
+    xm_result r = xm_patch_live(lv_heap, keep.rx, ins, 10); /* installs it */
+    if (r == XM_ENOTSUP) {
+        printf("    skipped: membarrier SYNC_CORE not available here\n");
+        xm_heap_destroy(lv_heap);
+        return;
+    }
+    CHECK_OK(r);
+    CHECK_EQ(call_at(keep.rx), 3);
+    CHECK_OK(xm_free(lv_heap, b.rx));
+    lv_freed = b.rx;
+    CHECK_EQ(child_status(lv_child, NULL), 128 + SIGTRAP);
+    /* misuse */
+    CHECK_EQ(xm_patch_live(lv_heap, keep.rx, ins, 0), XM_EINVAL);
+    CHECK_EQ(xm_patch_live(lv_heap, keep.rx, ins, 16), XM_EINVAL);
+    CHECK_EQ(xm_patch_live(lv_heap, NULL, ins, 1), XM_EINVAL);
+    CHECK_EQ(xm_patch_live(lv_heap, b.rx, ins, 1), XM_ERANGE); /* freed */
+    CHECK_EQ(xm_patch_live(lv_heap, (char *)keep.rx + keep.size - 2, ins, 4),
+             XM_ERANGE);
+    xm_block u, d;
+    CHECK_OK(xm_alloc(lv_heap, 64, 0, &u));
+    CHECK_EQ(xm_patch_live(lv_heap, u.rx, ins, 1), XM_ESTATE);
+    CHECK_OK(xm_alloc_data(lv_heap, 64, 0, &d));
+    CHECK_OK(xm_publish(lv_heap, d.rx, XM_PROT_R));
+    CHECK_EQ(xm_patch_live(lv_heap, d.rx, ins, 1), XM_EINVAL);
+    CHECK_EQ(call_at(keep.rx), 3);
+    xm_heap_destroy(lv_heap);
+}
