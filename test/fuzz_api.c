@@ -34,6 +34,7 @@ typedef struct fz {
     fz_slot s[FZ_SLOTS];
     size_t live, bytes;
     bool x86;
+    bool inplace; /* XM_INPLACE: rw stays valid after publish */
 } fz;
 
 static unsigned fz_u8(fz *f) { return f->p < f->end ? *f->p++ : 0; }
@@ -237,7 +238,8 @@ static void fz_query(fz *f, int k)
     xm_block q;
     xm_result r = xm_query(f->h, (char *)s->rx + off % s->size, &q);
     EXPECT("query", r, XM_OK);
-    if (q.rx != s->rx || q.size != s->size || (q.rw == NULL) != s->pub)
+    if (q.rx != s->rx || q.size != s->size ||
+        (f->inplace ? q.rw == NULL : (q.rw == NULL) != s->pub))
         fz_fail("query geometry", 0, 1);
 }
 
@@ -253,8 +255,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 #endif
     unsigned cfg = fz_u8(&f);
     xm_options o = XM_OPTIONS_INIT;
-    o.backend = cfg % 3 == 2 ? XM_BACKEND_FLIP : XM_BACKEND_DUAL;
-    o.flags = cfg % 3 == 1 ? XM_STRICT : 0;
+    o.backend = cfg % 4 == 2 ? XM_BACKEND_FLIP : XM_BACKEND_DUAL;
+    o.flags = cfg % 4 == 1 ? XM_STRICT : cfg % 4 == 3 ? XM_INPLACE : 0;
+    f.inplace = cfg % 4 == 3;
     o.reserve = (size_t)(4 + (cfg >> 2) % 8) << 20;
     o.lazy_limit = (cfg & 0x80) ? SIZE_MAX : (size_t)64 << 10;
     if (xm_heap_create(&o, &f.h) != XM_OK)
