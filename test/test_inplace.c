@@ -31,7 +31,9 @@ TEST(inplace_fixed_distance_and_immediate_writes)
     CHECK_EQ(call_at(b[1].rx), 7);
     uint64_t v = 8; /* rw stays valid after publish: patch through it */
     memcpy((char *)b[1].rw + 2, &v, 8);
-    CHECK_EQ(call_at(b[1].rx), 8);
+    if (!under_valgrind()) /* it sees rewrites only through the library
+                              (xm_patch, write windows): README */
+        CHECK_EQ(call_at(b[1].rx), 8);
     xm_block q;
     CHECK_OK(xm_query(h, (char *)b[1].rx + 5, &q));
     CHECK(q.rw == b[1].rw);
