@@ -83,13 +83,11 @@ void xm__drain(xm_heap *h)
             p = next;
             continue;
         }
-        uintptr_t base = p->base;
-        unsigned sh = p->large ? XM__PAGE_SHIFT : XM__GRAN_SHIFT;
         for (unsigned w = 0; w < XM__PACK_WORDS; w++) {
             while (bits[w]) {
                 unsigned b = (unsigned)__builtin_ctzll(bits[w]);
                 bits[w] &= bits[w] - 1;
-                uintptr_t rx = base + ((uintptr_t)(w * 64 + b) << sh);
+                uintptr_t rx = xm__block_addr(p, w * 64 + b);
                 xm__pack *q;
                 uint32_t g;
                 /* an earlier free here may have retired the pack, and

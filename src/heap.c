@@ -424,11 +424,9 @@ xm_result xm_patch(xm_heap *h, void *dst, const void *src, size_t len)
         return xm__leave(h, NULL, XM_ERANGE);
     xm__pack *p;
     uint32_t g;
-    r = xm__block_containing(h, (uintptr_t)dst, &p, &g);
+    r = xm__block_range(h, (uintptr_t)dst, len, &p, &g);
     if (r == XM_OK)
-        r = xm__block_patch_locked(h, p, (uintptr_t)dst, src, len);
-    else
-        r = XM_ERANGE;
+        r = xm__block_patch_locked(h, p, g, (uintptr_t)dst, src, len);
     return xm__leave(h, a, r);
 }
 
@@ -446,8 +444,7 @@ xm_result xm_query(xm_heap *h, const void *addr, xm_block *out)
     uint32_t g;
     r = xm__block_containing(h, (uintptr_t)addr, &p, &g);
     if (r == XM_OK) {
-        uintptr_t rx = p->base + ((uintptr_t)g << (p->large ? XM__PAGE_SHIFT
-                                                            : XM__GRAN_SHIFT));
+        uintptr_t rx = xm__block_addr(p, g);
         out->rx = (void *)rx;
         out->size = xm__block_size(p, g);
         if (h->flags & XM_INPLACE)
@@ -546,7 +543,7 @@ void xm__check_locked(xm_heap *h)
                 if (!pub && h->backend == XM_BACKEND_DUAL &&
                     !(h->flags & XM_INPLACE))
                     CHECK(xm__stage_get(&h->arenas[atomic_load(&p->arena)],
-                                        p->base + ((uintptr_t)g << (p->large ? 12 : 6))));
+                                        xm__block_addr(p, g)));
             }
             if (!u && !p->large && p->kind == XM__K_CODE) {
                 const unsigned char *b =

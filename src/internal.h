@@ -183,14 +183,24 @@ xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *a, int kind,
 xm_result xm__block_find(xm_heap *h, uintptr_t rx, xm__pack **pk, uint32_t *g);
 /* Block extent in bytes. */
 size_t xm__block_size(const xm__pack *p, uint32_t g);
+/* Address of block (or granule) g of pack p. */
+static inline uintptr_t xm__block_addr(const xm__pack *p, uint32_t g)
+{
+    return p->base + ((uintptr_t)g << (p->large ? XM__PAGE_SHIFT : XM__GRAN_SHIFT));
+}
+/* The live block holding all of [dst, dst+len): XM_ERANGE if none. */
+xm_result xm__block_range(xm_heap *h, uintptr_t dst, size_t len, xm__pack **pk,
+                          uint32_t *g);
 /* Finds the block containing addr. */
 xm_result xm__block_containing(xm_heap *h, uintptr_t addr, xm__pack **pk,
                                uint32_t *g);
 xm_result xm__block_free_locked(xm_heap *h, xm__pack *p, uint32_t g);
 xm_result xm__block_publish_locked(xm_heap *h, xm__pack *p, uint32_t g,
                                    int prot);
-xm_result xm__block_patch_locked(xm_heap *h, xm__pack *p, uintptr_t dst,
-                                 const void *src, size_t len);
+/* Rewrites [dst, dst+len) of block g (found by xm__block_range);
+ * XM_ESTATE if it is not published. Counts a patch. */
+xm_result xm__block_patch_locked(xm_heap *h, xm__pack *p, uint32_t g,
+                                 uintptr_t dst, const void *src, size_t len);
 /* Writes published bytes [dst, dst+len) of block g (checked by the caller)
  * and makes them coherent; failure-atomic. No counter changes. */
 xm_result xm__block_write_locked(xm_heap *h, xm__pack *p, uint32_t g,

@@ -137,19 +137,11 @@ xm_result xm_patch_live(xm_heap *h, void *dst, const void *src, size_t len)
     }
     xm__pack *p;
     uint32_t g;
-    r = xm__block_containing(h, d, &p, &g);
-    if (r == XM_OK) {
-        uintptr_t rx = p->base + ((uintptr_t)g << (p->large ? XM__PAGE_SHIFT
-                                                            : XM__GRAN_SHIFT));
-        if (d + len > rx + xm__block_size(p, g))
-            r = XM_ERANGE;
-        else if (p->kind != XM__K_CODE)
-            r = XM_EINVAL;
-        else if (!xm__bit_get(p->pub, g))
-            r = XM_ESTATE;
-    } else {
-        r = XM_ERANGE;
-    }
+    r = xm__block_range(h, d, len, &p, &g);
+    if (r == XM_OK && p->kind != XM__K_CODE)
+        r = XM_EINVAL;
+    else if (r == XM_OK && !xm__bit_get(p->pub, g))
+        r = XM_ESTATE;
     if (r == XM_OK) {
         atomic_store_explicit(&live_addr, d, memory_order_relaxed);
         atomic_fetch_add_explicit(&live_seq, 1, memory_order_acq_rel); /* odd */

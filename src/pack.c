@@ -180,10 +180,6 @@ void xm__pack_check_runs(const xm__pack *p)
     }
 }
 
-static unsigned pack_shift(const xm__pack *p)
-{
-    return p->large ? XM__PAGE_SHIFT : XM__GRAN_SHIFT;
-}
 
 static bool flip(const xm_heap *h) { return h->backend == XM_BACKEND_FLIP; }
 
@@ -228,7 +224,7 @@ xm_result xm__block_find(xm_heap *h, uintptr_t rx, xm__pack **pk, uint32_t *g)
     if (!p)
         return XM_EBADPTR;
     uintptr_t off = rx - p->base;
-    unsigned sh = pack_shift(p);
+    unsigned sh = p->large ? XM__PAGE_SHIFT : XM__GRAN_SHIFT;
     if (off & ((1u << sh) - 1))
         return XM_EBADPTR;
     uint32_t i = (uint32_t)(off >> sh);
@@ -527,7 +523,7 @@ xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *ar, int kind,
     }
     clear_pend(p, g); /* a stale request is void */
     set_start(p, g, true);
-    uintptr_t rx = p->base + ((uintptr_t)g << pack_shift(p));
+    uintptr_t rx = xm__block_addr(p, g);
     if (flip(h)) {
         memset((void *)rx, XM__TRAP_BYTE, usable);
         out->rw = (void *)rx;
@@ -551,7 +547,7 @@ xm_result xm__block_free_locked(xm_heap *h, xm__pack *p, uint32_t g)
 {
     xm__arena *ar = arena_of(h, p);
     size_t sz = xm__block_size(p, g);
-    uintptr_t rx = p->base + ((uintptr_t)g << pack_shift(p));
+    uintptr_t rx = xm__block_addr(p, g);
     bool pub = xm__bit_get(p->pub, g);
     /* XM_INPLACE: what the JIT wrote is at rx even before publish */
     if ((pub || !staged(h)) && !flip(h)) {
@@ -613,7 +609,7 @@ xm_result xm__block_publish_locked(xm_heap *h, xm__pack *p, uint32_t g,
     if (xm__bit_get(p->pub, g))
         return XM_ESTATE;
     size_t sz = xm__block_size(p, g);
-    uintptr_t rx = p->base + ((uintptr_t)g << pack_shift(p));
+    uintptr_t rx = xm__block_addr(p, g);
     bool code = p->kind == XM__K_CODE;
     if (flip(h)) {
         int e = xm__os_protect(&h->osc, (void *)rx, sz,
@@ -669,21 +665,21 @@ static xm_result flip_patch(xm_heap *h, xm__pack *p, uintptr_t rx, size_t sz,
     return xm__os_result(e, code);
 }
 
-xm_result xm__block_patch_locked(xm_heap *h, xm__pack *p, uintptr_t dst,
-                                 const void *src, size_t len)
+xm_result xm__block_range(xm_heap *h, uintptr_t dst, size_t len, xm__pack **pk,
+                          uint32_t *g)
 {
-    uint32_t g;
-    xm__pack *q;
-    xm_result r = xm__block_containing(h, dst, &q, &g);
-    if (r != XM_OK || q != p)
+    if (dst + len < dst || xm__block_containing(h, dst, pk, g) != XM_OK ||
+        dst + len > xm__block_addr(*pk, *g) + xm__block_size(*pk, *g))
         return XM_ERANGE;
-    uintptr_t rx = p->base + ((uintptr_t)g << pack_shift(p));
-    size_t sz = xm__block_size(p, g);
-    if (dst + len > rx + sz)
-        return XM_ERANGE;
+    return XM_OK;
+}
+
+xm_result xm__block_patch_locked(xm_heap *h, xm__pack *p, uint32_t g,
+                                 uintptr_t dst, const void *src, size_t len)
+{
     if (!xm__bit_get(p->pub, g))
         return XM_ESTATE;
-    r = xm__block_write_locked(h, p, g, dst, src, len);
+    xm_result r = xm__block_write_locked(h, p, g, dst, src, len);
     if (r == XM_OK)
         arena_of(h, p)->patches++;
     return r;
@@ -693,7 +689,7 @@ xm_result xm__block_write_locked(xm_heap *h, xm__pack *p, uint32_t g,
                                  uintptr_t dst, const void *src, size_t len)
 {
     if (flip(h)) {
-        uintptr_t rx = p->base + ((uintptr_t)g << pack_shift(p));
+        uintptr_t rx = xm__block_addr(p, g);
         xm_result r = flip_patch(h, p, rx, xm__block_size(p, g), dst, src, len);
         if (r != XM_OK)
             return r;

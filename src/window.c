@@ -47,12 +47,9 @@ xm_result xm_write_begin(xm_heap *h, void *rx, size_t len, void **rw)
         return xm__leave(h, NULL, XM_ERANGE);
     xm__pack *p;
     uint32_t g;
-    if (xm__block_containing(h, dst, &p, &g) != XM_OK)
+    if (xm__block_range(h, dst, len, &p, &g) != XM_OK)
         return xm__leave(h, a, XM_ERANGE);
-    uintptr_t block = p->base + ((uintptr_t)g << (p->large ? XM__PAGE_SHIFT
-                                                           : XM__GRAN_SHIFT));
-    if (dst + len > block + xm__block_size(p, g))
-        return xm__leave(h, a, XM_ERANGE);
+    uintptr_t block = xm__block_addr(p, g);
     if (!xm__bit_get(p->pub, g))
         return xm__leave(h, a, XM_ESTATE);
     for (size_t i = 0; i < a->nwin; i++) {
@@ -101,10 +98,10 @@ xm_result xm_write_end(xm_heap *h, void *rx)
     xm__window *w = &a->win[i];
     xm__pack *p;
     uint32_t g;
-    r = xm__block_containing(h, dst, &p, &g);
+    r = xm__block_range(h, dst, w->len, &p, &g);
     XM_ASSERT(r == XM_OK); /* a block's free drops its windows */
     if (w->buf) {
-        r = xm__block_patch_locked(h, p, dst, w->buf, w->len);
+        r = xm__block_patch_locked(h, p, g, dst, w->buf, w->len);
         if (r != XM_OK)
             return xm__leave(h, a, r); /* still open, code unchanged */
     } else {

@@ -95,6 +95,16 @@ static int maps_leaks(const maps_snap *a, const maps_snap *b)
 
 static void maps_drop(maps_snap *m) { free(m->text); }
 
+/* New mappings since *before (see ours_candidate); frees *before. */
+static int maps_leaks_since(maps_snap *before)
+{
+    maps_snap now = maps_take();
+    int leaks = maps_leaks(before, &now);
+    maps_drop(before);
+    maps_drop(&now);
+    return leaks;
+}
+
 /* Mappings overlapping [a, a+len) right now. */
 static int maps_overlap(uintptr_t a, size_t len)
 {
@@ -296,10 +306,7 @@ static int run_once(const config *c, long nth, int err, bool mem)
         return -1;
     }
     int leaks = destroy_and_count_left(h);
-    maps_snap maps1 = maps_take();
-    leaks += maps_leaks(&maps0, &maps1);
-    maps_drop(&maps0);
-    maps_drop(&maps1);
+    leaks += maps_leaks_since(&maps0);
     if (count_fds() != fds0 || leaks) {
         printf("    fault #%ld: leak: fds %d -> %d, %d new mappings\n", nth,
                fds0, count_fds(), leaks);
@@ -359,10 +366,7 @@ static void create_faults(const config *c)
             CHECK_EQ(destroy_and_count_left(h), 0);
         }
         CHECK_EQ(count_fds(), fds0);
-        maps_snap maps1 = maps_take();
-        int leaks = maps_leaks(&maps0, &maps1);
-        maps_drop(&maps0);
-        maps_drop(&maps1);
+        int leaks = maps_leaks_since(&maps0);
         CHECK_EQ(leaks, 0);
         if (!fired)
             return;
