@@ -100,10 +100,15 @@ $(O)/runner: $(TEST_SRCS) test/test.h $(O)/libexecmem.a
 run: all
 	./$(O)/execmem demo
 
-check: $(O)/runner $(O)/hello $(O)/wx_helper all
+# A tiny JIT that names its code, for the real perf and gdb (sym_check.sh).
+$(O)/jitsym: test/jitsym.c $(O)/libexecmem.a
+	$(CC) $(ALL_CFLAGS) -Iinclude $< -o $@ $(O)/libexecmem.a $(LDLIBS)
+
+check: $(O)/runner $(O)/hello $(O)/wx_helper $(O)/jitsym all
 	./$(O)/hello > /dev/null
 	sh test/install_check.sh $(O)
 	sh test/cli_check.sh $(O)
+	sh test/sym_check.sh $(O)
 	$(MAKE) -s O=$(O) asmjit-example
 	./$(O)/runner $(TESTS)
 

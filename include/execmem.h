@@ -93,7 +93,16 @@ typedef enum {
                           built around one executable_offset. With
                           XM_STRICT or the FLIP backend: XM_EINVAL; with
                           AUTO where DUAL is unavailable: that error. */
-#define XM_FLAGS_ALL_ 0x3u
+/* Symbol sinks for xm_name (also enabled by the environment at heap
+ * creation: XM_PERF=map, XM_PERF=jitdump, XM_PERF=map,jitdump, XM_GDB=1). */
+#define XM_PERF_MAP 0x4u     /* lines in /tmp/perf-PID.map (perf reads it for
+                                anonymous memory: the FLIP backend) */
+#define XM_PERF_JITDUMP 0x8u /* records in $JITDUMPDIR/jit-PID.dump (default
+                                /tmp), for `perf inject --jit` (DUAL code
+                                lives in a memfd: perf needs this) */
+#define XM_GDB 0x10u         /* in-memory ELF objects registered with GDB's
+                                JIT interface (__jit_debug_register_code) */
+#define XM_FLAGS_ALL_ 0x1fu
 
 typedef struct xm_options {
     size_t size;        /* sizeof(xm_options): set by XM_OPTIONS_INIT */
@@ -205,6 +214,22 @@ XM_API xm_result xm_write_end(xm_heap *h, void *rx);
  * XM_ERANGE/XM_ESTATE as xm_patch. On failure the old bytes are back. */
 XM_API xm_result xm_patch_live(xm_heap *h, void *dst, const void *src,
                                size_t len);
+/* Names the code block starting at rx for profilers and debuggers, through
+ * the sinks enabled by XM_PERF_MAP, XM_PERF_JITDUMP and XM_GDB (options or
+ * environment). A name given before xm_publish is emitted at publish (the
+ * jitdump record carries the published bytes); after it, at once. Naming a
+ * block again replaces its name. xm_free unregisters the block from GDB
+ * (xm_free_async: when the free completes, never in the signal handler);
+ * perf's formats have no unload record: a later name at the same address
+ * supersedes the old one (jitdump: from its timestamp on).
+ * With no sink enabled the call only checks its arguments (cheap enough to
+ * call always). XM_EINVAL: NULL argument, name empty, longer than
+ * XM_NAME_MAX or holding a control character, or a data block.
+ * XM_EBADPTR: rx is not the start of a live block. XM_EOS: a sink file
+ * could not be opened or written (xm_last_errno() tells why); then the block
+ * keeps its previous name, if any. */
+#define XM_NAME_MAX 1024
+XM_API xm_result xm_name(xm_heap *h, void *rx, const char *name);
 /* Finds the live block containing addr. */
 XM_API xm_result xm_query(xm_heap *h, const void *addr, xm_block *out);
 XM_API xm_result xm_heap_stats(xm_heap *h, xm_stats *out);

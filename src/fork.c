@@ -127,10 +127,12 @@ static void fork_prepare(void)
                 memcpy(s->copy, (void *)s->addr, s->len);
         }
     }
+    xm__sym_fork_prepare(); /* last: it comes after any arena lock */
 }
 
 static void fork_parent(void)
 {
+    xm__sym_fork_parent();
     for (xm_heap *h = fork_heaps; h; h = h->gnext) {
         for (size_t i = 0; i < h->nsnaps; i++)
             if (h->snaps[i].copy)
@@ -145,6 +147,7 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
+    xm__sym_fork_child();
     for (xm_heap *h = fork_heaps; h; h = h->gnext) {
         if (h->backend == XM_BACKEND_DUAL && !h->forked) {
             if (!h->snaps) /* could not even list the runs: cut everything */

@@ -217,6 +217,7 @@ xm_result xm_heap_create(const xm_options *opt, xm_heap **out)
     h->reserve = reserve;
     h->npages = (uint32_t)(reserve >> XM__PAGE_SHIFT);
     h->flags = o.flags;
+    xm__sym_init(h);
     h->lazy_limit = o.lazy_limit ? o.lazy_limit : XM__DEFAULT_LAZY;
 #ifdef XM_HAVE_VALGRIND
     h->valgrind = RUNNING_ON_VALGRIND ? 1 : 0;
@@ -261,6 +262,7 @@ void xm_heap_destroy(xm_heap *h)
     if (!h)
         return;
     xm__fork_unregister(h);
+    xm__sym_destroy(h);
     (void)xm__os_unmap(&h->osc, (void *)h->base, h->reserve);
     teardown_dual(h);
     heap_free_meta(h);

@@ -160,6 +160,10 @@ struct xm_heap {
     int forked;        /* DUAL child after fork: frozen */
     int valgrind;
     struct xm_heap *gnext; /* global list, for fork */
+    /* names for profilers and debuggers (sym.c; its lock) */
+    struct xm__sym **syms;
+    size_t symcap;
+    _Atomic size_t nsyms;
     /* fork snapshots (prepare -> parent/child handlers) */
     struct xm__snap *snaps;
     size_t nsnaps;
@@ -262,6 +266,21 @@ void xm__check_locked(xm_heap *h);
 void xm__heap_check(xm_heap *h);
 void xm__assert_fail(const char *expr, const char *file, int line);
 #define XM_ASSERT(e) ((e) ? (void)0 : xm__assert_fail(#e, __FILE__, __LINE__))
+
+/* sym.c: xm_name's sinks. init reads the environment into h->flags; the
+ * hooks run with the block's arena locked, only when h->nsyms != 0. */
+#define XM__SYM_FLAGS (XM_PERF_MAP | XM_PERF_JITDUMP | XM_GDB)
+void xm__sym_init(xm_heap *h);
+void xm__sym_published(xm_heap *h, uintptr_t rx);
+void xm__sym_freed(xm_heap *h, uintptr_t rx);
+void xm__sym_destroy(xm_heap *h);
+void xm__sym_fork_prepare(void);
+void xm__sym_fork_parent(void);
+void xm__sym_fork_child(void);
+static inline bool xm__sym_any(xm_heap *h)
+{
+    return atomic_load_explicit(&h->nsyms, memory_order_relaxed) != 0;
+}
 
 /* fork.c */
 void xm__fork_register(xm_heap *h);

@@ -90,6 +90,24 @@ int xm__os_mdwe(xm__osc *c);
 /* Whether protection keys can be allocated (allocates and frees one). */
 int xm__os_pkeys_probe(xm__osc *c);
 
+/* Symbol sinks (sym.c). Creates or opens path for writing: append 1 opens
+ * O_WRONLY|O_APPEND (perf map), 0 O_RDWR|O_TRUNC (jitdump, which is also
+ * mapped). Mode 0644, close-on-exec. Returns the descriptor or -errno. */
+int xm__os_open_out(xm__osc *c, const char *path, int append);
+/* Writes the n pieces in order with one writev (loops on short writes). */
+typedef struct xm__iov {
+    const void *p;
+    size_t n;
+} xm__iov;
+int xm__os_writev_all(xm__osc *c, int fd, const xm__iov *v, int n);
+/* Maps len bytes of fd private read+exec anywhere (the jitdump marker that
+ * tells perf where the dump is). Returns the address or NULL (*err). */
+void *xm__os_map_exec_private(xm__osc *c, int fd, size_t len, int *err);
+/* CLOCK_MONOTONIC in ns (vDSO: no system call, not counted). */
+uint64_t xm__os_monotonic_ns(void);
+int xm__os_getpid(xm__osc *c);
+int xm__os_gettid(xm__osc *c);
+
 /* Reads a whole (small) file such as /proc/PID/maps into a malloc'd,
  * NUL-terminated buffer. */
 int xm__os_read_file(xm__osc *c, const char *path, char **out, size_t *len);

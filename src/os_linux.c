@@ -22,6 +22,7 @@
 #include <ucontext.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef MFD_CLOEXEC
@@ -276,6 +277,84 @@ int xm__os_pwrite(xm__osc *c, int fd, const void *buf, size_t len,
         len -= (size_t)n;
     }
     return 0;
+}
+
+int xm__os_open_out(xm__osc *c, const char *path, int append)
+{
+    int e = os_enter(c, EACCES);
+    if (e)
+        return -e;
+    int flags = O_CREAT | O_CLOEXEC |
+                (append ? (O_WRONLY | O_APPEND) : (O_RDWR | O_TRUNC));
+    int fd = open(path, flags, 0644);
+    return fd < 0 ? os_fail() : fd;
+}
+
+int xm__os_writev_all(xm__osc *c, int fd, const xm__iov *v, int n)
+{
+    struct iovec io[8];
+    if (n < 1 || n > 8)
+        return -EINVAL;
+    for (int i = 0; i < n; i++) {
+        io[i].iov_base = (void *)v[i].p;
+        io[i].iov_len = v[i].n;
+    }
+    struct iovec *cur = io;
+    while (n > 0) {
+        int e = os_enter(c, ENOSPC);
+        if (e)
+            return -e;
+        ssize_t w = writev(fd, cur, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return os_fail();
+        }
+        while (n > 0 && (size_t)w >= cur->iov_len) {
+            w -= (ssize_t)cur->iov_len;
+            cur++;
+            n--;
+        }
+        if (n > 0) {
+            cur->iov_base = (char *)cur->iov_base + w;
+            cur->iov_len -= (size_t)w;
+        }
+    }
+    return 0;
+}
+
+void *xm__os_map_exec_private(xm__osc *c, int fd, size_t len, int *err)
+{
+    int e = os_enter(c, EACCES);
+    if (e) {
+        *err = e;
+        return NULL;
+    }
+    void *p = mmap(NULL, len, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) {
+        *err = os_last_errno = errno;
+        return NULL;
+    }
+    return p;
+}
+
+uint64_t xm__os_monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int xm__os_getpid(xm__osc *c)
+{
+    os_count(c);
+    return (int)getpid();
+}
+
+int xm__os_gettid(xm__osc *c)
+{
+    os_count(c);
+    return (int)syscall(SYS_gettid);
 }
 
 int xm__os_pwrite_traps(xm__osc *c, int fd, size_t len, uint64_t off)

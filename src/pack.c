@@ -578,6 +578,8 @@ xm_result xm__block_free_locked(xm_heap *h, xm__pack *p, uint32_t g)
     }
     if (ar->nwin)
         xm__windows_drop_locked(ar, rx);
+    if (xm__sym_any(h))
+        xm__sym_freed(h, rx);
     ar->live_blocks--;
     ar->live_bytes -= sz;
     ar->frees++;
@@ -637,6 +639,8 @@ xm_result xm__block_publish_locked(xm_heap *h, xm__pack *p, uint32_t g,
     p->pub[g >> 6] |= 1ull << (g & 63);
     p->raised = 1;
     arena_of(h, p)->publishes++;
+    if (xm__sym_any(h))
+        xm__sym_published(h, rx);
     return XM_OK;
 }
 
