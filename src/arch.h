@@ -26,4 +26,14 @@ static inline void xm__icache_sync(void *p, size_t n)
     __builtin___clear_cache((char *)p, (char *)p + n);
 }
 
+/* A hint in spin loops. */
+static inline void xm__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield" ::: "memory");
+#endif
+}
+
 #endif

@@ -79,28 +79,29 @@ enum { XM__K_CODE = 0, XM__K_DATA = 1 };
 enum { XM__FR_NONE = 0, XM__FR_CODE, XM__FR_DATA, XM__FR_RW };
 
 typedef struct xm__pack {
-    _Atomic uint64_t start[XM__PACK_WORDS];
-    _Atomic uint64_t pend[XM__PACK_WORDS];
-    uint64_t used[XM__PACK_WORDS];
-    uint64_t pub[XM__PACK_WORDS];
-    uintptr_t base;       /* rx address of the first byte */
-    uint32_t page;        /* first page index in the reserve */
-    uint32_t npages;
-    uint32_t nfree;       /* free granules (small packs) */
-    uint32_t binmask;     /* bins of runs[] that are not empty */
-    uint16_t bincount[XM__BINS];
-    uint32_t binwords[XM__BINS]; /* words of runs[b] that are not zero */
-    /* free-run index: runs[b] marks the first granule of every maximal free
-       run whose length falls in bin b (pack.c, run_bin) */
-    uint64_t runs[XM__BINS][XM__PACK_WORDS];
+    /* hot header: every call on a block reads these first (one line) */
+    _Alignas(64) uintptr_t base; /* rx address of the first byte */
     _Atomic uint8_t arena; /* index of the owning arena */
     uint8_t kind;         /* XM__K_CODE / XM__K_DATA */
     uint8_t large;        /* one block of whole pages */
     uint8_t raised;       /* held published bytes: release revokes */
     uint8_t listed;       /* on h->nonfull[kind] */
+    uint32_t page;        /* first page index in the reserve */
+    uint32_t npages;
+    uint32_t nfree;       /* free granules (small packs) */
+    uint32_t binmask;     /* bins of runs[] that are not empty */
+    struct xm__pack *prev, *next; /* nonfull list, or spare list */
     _Atomic int queued;   /* on h->pending */
     struct xm__pack *_Atomic next_pending;
-    struct xm__pack *prev, *next; /* nonfull list, or spare list */
+    _Alignas(64) _Atomic uint64_t start[XM__PACK_WORDS];
+    _Atomic uint64_t pend[XM__PACK_WORDS];
+    uint64_t used[XM__PACK_WORDS];
+    uint64_t pub[XM__PACK_WORDS];
+    uint16_t bincount[XM__BINS];
+    uint32_t binwords[XM__BINS]; /* words of runs[b] that are not zero */
+    /* free-run index: runs[b] marks the first granule of every maximal free
+       run whose length falls in bin b (pack.c, run_bin) */
+    uint64_t runs[XM__BINS][XM__PACK_WORDS];
 } xm__pack;
 
 typedef struct xm__frange {
@@ -108,10 +109,40 @@ typedef struct xm__frange {
     uint8_t state, raised;
 } xm__frange;
 
+/* Staging buffers of up to XM__STAGE_CLASSES granules are recycled per
+ * arena (LIFO per size), at most XM__STAGE_KEEP bytes, so the DUAL hot path
+ * makes no malloc/free. Trade-off: up to 64 KiB kept per arena. */
+#define XM__STAGE_CLASSES 32u
+#define XM__STAGE_KEEP (64u << 10)
+
 typedef struct xm__stage {
     uintptr_t rx; /* 0: empty slot */
     void *rw;
 } xm__stage;
+
+/* The arena and heap locks: a futex word (0 free, 1 held, 2 held with
+ * sleepers), as in Drepper's "Futexes Are Tricky". Taking and dropping a
+ * free lock is one atomic instruction inline, against ~50 instructions
+ * and two calls for pthread_mutex_lock/unlock; the hot path takes three
+ * per publish cycle. A waiter spins briefly, then sleeps in the kernel
+ * (xm__os_futex_wait; those calls count in the process total, not in a
+ * heap's statistics, as pthread's own futex calls never did). */
+typedef struct xm__mutex {
+    _Atomic int v;
+} xm__mutex;
+void xm__mutex_wait(xm__mutex *m);
+static inline void xm__mutex_lock(xm__mutex *m)
+{
+    int c = 0;
+    if (!atomic_compare_exchange_strong_explicit(&m->v, &c, 1, memory_order_acquire,
+                                                 memory_order_relaxed))
+        xm__mutex_wait(m);
+}
+static inline void xm__mutex_unlock(xm__mutex *m)
+{
+    if (atomic_exchange_explicit(&m->v, 0, memory_order_release) == 2)
+        xm__os_futex_wake(&m->v);
+}
 
 /* Trade-off: more arenas, fewer threads sharing one; each keeps up to one
  * empty pack per kind hot (256 KiB of mapped pages at most). */
@@ -124,19 +155,21 @@ typedef struct xm__window {
 } xm__window;
 
 typedef struct xm__arena {
-    _Alignas(64) pthread_mutex_t lock;
+    _Alignas(64) xm__mutex lock;
     xm__pack *nonfull[2];
     xm__window *win; /* open write windows on this arena's blocks */
     size_t nwin, capwin;
     xm__stage *st; /* rx -> staging buffer of unpublished DUAL blocks */
     size_t stcap, stcount;
+    void *stbuf[XM__STAGE_CLASSES]; /* recycled staging buffers by size */
+    size_t stbuf_bytes;
     size_t live_blocks, live_bytes, staging_bytes;
     uint64_t allocs, frees, publishes, patches;
 } xm__arena;
 
 struct xm_heap {
     xm__arena arenas[XM__ARENAS];
-    pthread_mutex_t lock; /* the shared parts; taken after an arena's */
+    xm__mutex lock; /* the shared parts; taken after an arena's */
     xm_backend backend;
     unsigned flags;
     uintptr_t base;
@@ -221,6 +254,11 @@ int xm__stage_reserve(xm__arena *a);
 void xm__stage_put(xm__arena *a, uintptr_t rx, void *rw);
 void *xm__stage_get(xm__arena *a, uintptr_t rx);
 void *xm__stage_take(xm__arena *a, uintptr_t rx);
+/* A staging buffer of `usable` bytes aligned to `align` (>= 16), from the
+ * arena's recycled ones or malloc; give it back with xm__stage_buf_put. */
+void *xm__stage_buf_get(xm__arena *a, size_t usable, size_t align);
+void xm__stage_buf_put(xm__arena *a, void *buf, size_t usable);
+void xm__stage_buf_drop_all(xm__arena *a);
 
 /* range.c: heap lock held */
 void xm__range_init(xm_heap *h);

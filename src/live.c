@@ -42,9 +42,7 @@ static void live_trap(int sig, void *info, void *uc)
             if ((s1 & 1) &&
                 atomic_load_explicit(&live_addr, memory_order_relaxed) == at) {
                 while (atomic_load_explicit(&live_seq, memory_order_acquire) == s1) {
-#if defined(__x86_64__)
-                    __builtin_ia32_pause();
-#endif
+                    xm__cpu_relax();
                 }
                 continue; /* that patch is done: look again */
             }
@@ -150,7 +148,7 @@ xm_result xm_patch_live(xm_heap *h, void *dst, const void *src, size_t len)
         if (r == XM_OK)
             a->patches++;
     }
-    pthread_mutex_unlock(&a->lock);
+    xm__mutex_unlock(&a->lock);
     pthread_mutex_unlock(&live_lock);
     return xm__leave(h, NULL, r);
 #endif

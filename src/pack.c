@@ -34,8 +34,14 @@ uint64_t xm__abit_word(_Atomic uint64_t *bm, uint32_t i)
 
 static void bits_set(uint64_t *bm, uint32_t i, uint32_t n, bool on)
 {
+    uint32_t b = i & 63;
+    if (b + n <= 64) { /* the common case: one word */
+        uint64_t m = (n == 64 ? ~0ull : ((1ull << n) - 1)) << b;
+        bm[i >> 6] = on ? bm[i >> 6] | m : bm[i >> 6] & ~m;
+        return;
+    }
     while (n) {
-        uint32_t b = i & 63, k = 64 - b < n ? 64 - b : n;
+        uint32_t k = 64 - b < n ? 64 - b : n;
         uint64_t m = (k == 64 ? ~0ull : ((1ull << k) - 1)) << b;
         if (on)
             bm[i >> 6] |= m;
@@ -43,6 +49,7 @@ static void bits_set(uint64_t *bm, uint32_t i, uint32_t n, bool on)
             bm[i >> 6] &= ~m;
         i += k;
         n -= k;
+        b = i & 63;
     }
 }
 
@@ -339,7 +346,7 @@ static xm_result map_fresh(xm_heap *h, int kind, uint32_t page, uint32_t n)
 static xm_result pack_new(xm_heap *h, xm__arena *a, int kind, uint32_t npages,
                           int large, xm__pack **out)
 {
-    pthread_mutex_lock(&h->lock);
+    xm__mutex_lock(&h->lock);
     xm__pack *p = h->spare;
     if (p) {
         h->spare = p->next;
@@ -348,15 +355,17 @@ static xm_result pack_new(xm_heap *h, xm__arena *a, int kind, uint32_t npages,
             size_t cap = h->capall ? h->capall * 2 : 64;
             xm__pack **all = xm__mem_realloc(h->all, cap * sizeof *all);
             if (!all) {
-                pthread_mutex_unlock(&h->lock);
+                xm__mutex_unlock(&h->lock);
                 return XM_ENOMEM;
             }
             h->all = all;
             h->capall = cap;
         }
-        p = xm__mem_calloc(1, sizeof *p);
+        p = xm__mem_aligned(64, sizeof *p);
+        if (p)
+            memset(p, 0, sizeof *p);
         if (!p) {
-            pthread_mutex_unlock(&h->lock);
+            xm__mutex_unlock(&h->lock);
             return XM_ENOMEM;
         }
         h->all[h->nall++] = p;
@@ -364,15 +373,15 @@ static xm_result pack_new(xm_heap *h, xm__arena *a, int kind, uint32_t npages,
     int want = want_state(h, kind), state, raised;
     uint32_t page;
     if (xm__range_take(h, npages, want, &page, &state, &raised)) {
-        pthread_mutex_unlock(&h->lock);
+        xm__mutex_unlock(&h->lock);
         xm__arena_retire_empty_locked(h, a);
-        pthread_mutex_lock(&h->lock);
+        xm__mutex_lock(&h->lock);
         if (h->quarantine_bytes)
             (void)xm__purge_locked(h);
         if (xm__range_take(h, npages, want, &page, &state, &raised)) {
             p->next = h->spare;
             h->spare = p;
-            pthread_mutex_unlock(&h->lock);
+            xm__mutex_unlock(&h->lock);
             return XM_ENOMEM;
         }
     }
@@ -383,7 +392,7 @@ static xm_result pack_new(xm_heap *h, xm__arena *a, int kind, uint32_t npages,
             xm__range_put(h, page, npages, XM__FR_NONE, 0);
             p->next = h->spare;
             h->spare = p;
-            pthread_mutex_unlock(&h->lock);
+            xm__mutex_unlock(&h->lock);
             return r;
         }
         raised = 0;
@@ -412,7 +421,7 @@ static xm_result pack_new(xm_heap *h, xm__arena *a, int kind, uint32_t npages,
     atomic_store_explicit(&p->arena, (uint8_t)(a - h->arenas), memory_order_relaxed);
     for (uint32_t i = 0; i < npages; i++)
         atomic_store_explicit(&h->pagemap[page + i], p, memory_order_release);
-    pthread_mutex_unlock(&h->lock);
+    xm__mutex_unlock(&h->lock);
     if (!large)
         list_add(a, p);
     *out = p;
@@ -425,7 +434,7 @@ static void pack_release(xm_heap *h, xm__pack *p, int state, int raised)
 {
     if (p->listed)
         list_del(arena_of(h, p), p);
-    pthread_mutex_lock(&h->lock);
+    xm__mutex_lock(&h->lock);
     for (uint32_t i = 0; i < p->npages; i++)
         atomic_store_explicit(&h->pagemap[p->page + i], NULL,
                               memory_order_release);
@@ -433,7 +442,7 @@ static void pack_release(xm_heap *h, xm__pack *p, int state, int raised)
     p->next = h->spare;
     h->spare = p;
     xm__maybe_purge_locked(h);
-    pthread_mutex_unlock(&h->lock);
+    xm__mutex_unlock(&h->lock);
 }
 
 void xm__arena_retire_empty_locked(xm_heap *h, xm__arena *a)
@@ -482,7 +491,7 @@ xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *ar, int kind,
     if (staged(h)) {
         if (xm__stage_reserve(ar))
             return XM_ENOMEM;
-        stage = xm__mem_aligned(a < 16 ? 16 : a, usable);
+        stage = xm__stage_buf_get(ar, usable, a < 16 ? 16 : a);
         if (!stage)
             return XM_ENOMEM;
     }
@@ -518,7 +527,8 @@ xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *ar, int kind,
         }
     }
     if (r != XM_OK) {
-        xm__mem_free(stage);
+        if (stage)
+            xm__stage_buf_put(ar, stage, usable);
         return r;
     }
     clear_pend(p, g); /* a stale request is void */
@@ -573,7 +583,7 @@ xm_result xm__block_free_locked(xm_heap *h, xm__pack *p, uint32_t g)
     clear_pend(p, g); /* a late async request is void */
     p->pub[g >> 6] &= ~m;
     if (!pub && staged(h)) {
-        xm__mem_free(xm__stage_take(ar, rx));
+        xm__stage_buf_put(ar, xm__stage_take(ar, rx), sz);
         ar->staging_bytes -= sz;
     }
     if (ar->nwin)
@@ -620,18 +630,21 @@ xm_result xm__block_publish_locked(xm_heap *h, xm__pack *p, uint32_t g,
             return xm__os_result(e, code);
         h->osc.revocations++; /* write right removed from present pages */
     } else if (staged(h)) {
-        void *stage = xm__stage_get(arena_of(h, p), rx);
+        xm__arena *ar = arena_of(h, p);
+        void *stage = xm__stage_take(ar, rx);
         uintptr_t off = rx - h->base;
         XM_ASSERT(stage != NULL);
         if (h->alias) {
             memcpy(h->alias + off, stage, sz);
         } else {
             int e = xm__os_pwrite(&h->osc, h->fd, stage, sz, off);
-            if (e)
+            if (e) {
+                xm__stage_put(ar, rx, stage); /* its slot was just freed */
                 return xm__os_result(e, false);
+            }
         }
-        xm__mem_free(xm__stage_take(arena_of(h, p), rx));
-        arena_of(h, p)->staging_bytes -= sz;
+        xm__stage_buf_put(ar, stage, sz);
+        ar->staging_bytes -= sz;
     }
     if (code)
         xm__icache_sync((void *)rx, sz);

@@ -6,8 +6,15 @@
  * xm__stage_reserve(), called before a block is committed, so put and take
  * never allocate and never fail. One table per arena, in ordinary memory,
  * under the arena's lock (a block's entry lives in its pack's arena).
+ *
+ * The buffers themselves are recycled: a published or freed block's buffer
+ * goes on the arena's list for its size (in granules) while the lists hold
+ * less than XM__STAGE_KEEP bytes. Every buffer is allocated 64-byte aligned,
+ * so a recycled one serves any alignment up to 64.
  */
 #include "internal.h"
+
+#include <string.h>
 
 static size_t stage_hash(uintptr_t rx, size_t cap)
 {
@@ -91,4 +98,42 @@ void *xm__stage_take(xm__arena *h, uintptr_t rx)
         h->st[i] = h->st[j];
         i = j;
     }
+}
+
+void *xm__stage_buf_get(xm__arena *a, size_t usable, size_t align)
+{
+    size_t c = (usable >> XM__GRAN_SHIFT) - 1;
+    if (c < XM__STAGE_CLASSES && align <= XM__GRAN && a->stbuf[c]) {
+        void *b = a->stbuf[c];
+        memcpy(&a->stbuf[c], b, sizeof b); /* the link lives in the buffer */
+        a->stbuf_bytes -= usable;
+        return b;
+    }
+    return xm__mem_aligned(align > XM__GRAN ? align : XM__GRAN, usable);
+}
+
+void xm__stage_buf_put(xm__arena *a, void *buf, size_t usable)
+{
+    size_t c = (usable >> XM__GRAN_SHIFT) - 1;
+    if (!buf)
+        return;
+    if (c >= XM__STAGE_CLASSES || a->stbuf_bytes + usable > XM__STAGE_KEEP) {
+        xm__mem_free(buf);
+        return;
+    }
+    memcpy(buf, &a->stbuf[c], sizeof buf);
+    a->stbuf[c] = buf;
+    a->stbuf_bytes += usable;
+}
+
+void xm__stage_buf_drop_all(xm__arena *a)
+{
+    for (size_t c = 0; c < XM__STAGE_CLASSES; c++) {
+        while (a->stbuf[c]) {
+            void *b = a->stbuf[c];
+            memcpy(&a->stbuf[c], b, sizeof b);
+            xm__mem_free(b);
+        }
+    }
+    a->stbuf_bytes = 0;
 }
