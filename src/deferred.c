@@ -53,16 +53,16 @@ static xm__arena *lock_live_pack(xm_heap *h, xm__pack *p)
     for (;;) {
         unsigned ai = atomic_load_explicit(&p->arena, memory_order_relaxed);
         xm__arena *a = &h->arenas[ai];
-        xm__mutex_lock(&a->lock);
-        xm__mutex_lock(&h->lock);
+        pthread_mutex_lock(&a->lock);
+        pthread_mutex_lock(&h->lock);
         bool moved = atomic_load_explicit(&p->arena, memory_order_relaxed) != ai;
         bool live = !moved && p->npages &&
                     atomic_load_explicit(&h->pagemap[p->page],
                                          memory_order_relaxed) == p;
-        xm__mutex_unlock(&h->lock);
+        pthread_mutex_unlock(&h->lock);
         if (live)
             return a;
-        xm__mutex_unlock(&a->lock);
+        pthread_mutex_unlock(&a->lock);
         if (!moved)
             return NULL;
     }
@@ -104,7 +104,7 @@ void xm__drain(xm_heap *h)
             }
         }
     done:
-        xm__mutex_unlock(&a->lock);
+        pthread_mutex_unlock(&a->lock);
         p = next;
     }
 }

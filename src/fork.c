@@ -98,15 +98,15 @@ static void snap_collect(xm_heap *h)
 static void lock_all(xm_heap *h)
 {
     for (unsigned i = 0; i < XM__ARENAS; i++)
-        xm__mutex_lock(&h->arenas[i].lock);
-    xm__mutex_lock(&h->lock);
+        pthread_mutex_lock(&h->arenas[i].lock);
+    pthread_mutex_lock(&h->lock);
 }
 
 static void unlock_all(xm_heap *h)
 {
-    xm__mutex_unlock(&h->lock);
+    pthread_mutex_unlock(&h->lock);
     for (unsigned i = XM__ARENAS; i-- > 0;)
-        xm__mutex_unlock(&h->arenas[i].lock);
+        pthread_mutex_unlock(&h->arenas[i].lock);
 }
 
 static void fork_prepare(void)

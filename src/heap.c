@@ -166,12 +166,14 @@ static void heap_free_meta(xm_heap *h)
         for (size_t i = 0; i < a->nwin; i++)
             xm__mem_free(a->win[i].buf);
         xm__mem_free(a->win);
+        pthread_mutex_destroy(&a->lock);
     }
     for (size_t i = 0; i < h->nall; i++)
         xm__mem_free(h->all[i]);
     xm__mem_free(h->all);
     xm__mem_free(h->fr);
     xm__mem_free((void *)h->pagemap);
+    pthread_mutex_destroy(&h->lock);
     xm__mem_free(h);
 }
 
@@ -209,7 +211,9 @@ xm_result xm_heap_create(const xm_options *opt, xm_heap **out)
     if (!h)
         return XM_ENOMEM;
     memset(h, 0, sizeof *h);
-    /* memset above: every lock word is 0, free */
+    for (unsigned i = 0; i < XM__ARENAS; i++)
+        pthread_mutex_init(&h->arenas[i].lock, NULL); /* cannot fail (Linux) */
+    pthread_mutex_init(&h->lock, NULL);
     h->fd = h->fd_ro = -1;
     h->reserve = reserve;
     h->npages = (uint32_t)(reserve >> XM__PAGE_SHIFT);
@@ -277,20 +281,6 @@ __attribute__((tls_model("initial-exec")))
 #endif
 static _Thread_local unsigned my_slot;
 
-void xm__mutex_wait(xm__mutex *m)
-{
-    for (int i = 0; i < 100; i++) { /* the holder is likely running */
-        int c = 0;
-        if (atomic_load_explicit(&m->v, memory_order_relaxed) == 0 &&
-            atomic_compare_exchange_weak_explicit(&m->v, &c, 1, memory_order_acquire,
-                                                  memory_order_relaxed))
-            return;
-        xm__cpu_relax();
-    }
-    while (atomic_exchange_explicit(&m->v, 2, memory_order_acquire) != 0)
-        xm__os_futex_wait(&m->v, 2);
-}
-
 xm__arena *xm__my_arena(xm_heap *h)
 {
     if (!my_slot)
@@ -309,13 +299,13 @@ xm__arena *xm__lock_arena_of(xm_heap *h, uintptr_t addr)
             return NULL;
         unsigned ai = atomic_load_explicit(&p->arena, memory_order_relaxed);
         xm__arena *a = &h->arenas[ai];
-        xm__mutex_lock(&a->lock);
+        pthread_mutex_lock(&a->lock);
         /* a live pack changes arena only after a release, which needs the
            lock just taken: if it is still here, it stays */
         if (atomic_load_explicit(slot, memory_order_acquire) == p &&
             atomic_load_explicit(&p->arena, memory_order_relaxed) == ai)
             return a;
-        xm__mutex_unlock(&a->lock);
+        pthread_mutex_unlock(&a->lock);
     }
 }
 
@@ -332,7 +322,7 @@ xm_result xm__enter(xm_heap *h, bool mutating)
 xm_result xm__leave(xm_heap *h, xm__arena *a, xm_result r)
 {
     if (a)
-        xm__mutex_unlock(&a->lock);
+        pthread_mutex_unlock(&a->lock);
 #if XM_DEBUG >= 3
     xm__heap_check(h);
 #else
@@ -354,7 +344,7 @@ static xm_result alloc_kind(xm_heap *h, int kind, size_t size, size_t align,
     if (r != XM_OK)
         return r;
     xm__arena *a = xm__my_arena(h);
-    xm__mutex_lock(&a->lock);
+    pthread_mutex_lock(&a->lock);
     return xm__leave(h, a, xm__block_alloc_locked(h, a, kind, size, align, out));
 }
 
@@ -413,13 +403,13 @@ xm_result xm_purge(xm_heap *h)
         return r;
     for (unsigned i = 0; i < XM__ARENAS; i++) {
         xm__arena *a = &h->arenas[i];
-        xm__mutex_lock(&a->lock);
+        pthread_mutex_lock(&a->lock);
         xm__arena_retire_empty_locked(h, a);
-        xm__mutex_unlock(&a->lock);
+        pthread_mutex_unlock(&a->lock);
     }
-    xm__mutex_lock(&h->lock);
+    pthread_mutex_lock(&h->lock);
     r = xm__purge_locked(h);
-    xm__mutex_unlock(&h->lock);
+    pthread_mutex_unlock(&h->lock);
     return xm__leave(h, NULL, r);
 }
 
@@ -481,7 +471,7 @@ xm_result xm_heap_stats(xm_heap *h, xm_stats *out)
     memset(&s, 0, sizeof s);
     for (unsigned i = 0; i < XM__ARENAS; i++) {
         xm__arena *a = &h->arenas[i];
-        xm__mutex_lock(&a->lock);
+        pthread_mutex_lock(&a->lock);
         s.live_blocks += a->live_blocks;
         s.live_bytes += a->live_bytes;
         s.staging_bytes += a->staging_bytes;
@@ -489,9 +479,9 @@ xm_result xm_heap_stats(xm_heap *h, xm_stats *out)
         s.frees += a->frees;
         s.publishes += a->publishes;
         s.patches += a->patches;
-        xm__mutex_unlock(&a->lock);
+        pthread_mutex_unlock(&a->lock);
     }
-    xm__mutex_lock(&h->lock);
+    pthread_mutex_lock(&h->lock);
     s.backend = h->backend;
     s.flags = h->flags;
     s.reserved_bytes = h->reserve;
@@ -502,7 +492,7 @@ xm_result xm_heap_stats(xm_heap *h, xm_stats *out)
     s.syscalls = atomic_load(&h->osc.syscalls);
     s.revocations = atomic_load(&h->osc.revocations);
     s.purge_runs = h->purge_runs;
-    xm__mutex_unlock(&h->lock);
+    pthread_mutex_unlock(&h->lock);
     *out = s;
     return xm__leave(h, NULL, XM_OK);
 }
@@ -614,10 +604,10 @@ void xm__heap_ranges(xm_heap *h, uintptr_t *base, size_t *len, uintptr_t *alias)
 void xm__heap_check(xm_heap *h)
 {
     for (unsigned i = 0; i < XM__ARENAS; i++)
-        xm__mutex_lock(&h->arenas[i].lock);
-    xm__mutex_lock(&h->lock);
+        pthread_mutex_lock(&h->arenas[i].lock);
+    pthread_mutex_lock(&h->lock);
     xm__check_locked(h);
-    xm__mutex_unlock(&h->lock);
+    pthread_mutex_unlock(&h->lock);
     for (unsigned i = XM__ARENAS; i-- > 0;)
-        xm__mutex_unlock(&h->arenas[i].lock);
+        pthread_mutex_unlock(&h->arenas[i].lock);
 }

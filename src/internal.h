@@ -120,30 +120,6 @@ typedef struct xm__stage {
     void *rw;
 } xm__stage;
 
-/* The arena and heap locks: a futex word (0 free, 1 held, 2 held with
- * sleepers), as in Drepper's "Futexes Are Tricky". Taking and dropping a
- * free lock is one atomic instruction inline, against ~50 instructions
- * and two calls for pthread_mutex_lock/unlock; the hot path takes three
- * per publish cycle. A waiter spins briefly, then sleeps in the kernel
- * (xm__os_futex_wait; those calls count in the process total, not in a
- * heap's statistics, as pthread's own futex calls never did). */
-typedef struct xm__mutex {
-    _Atomic int v;
-} xm__mutex;
-void xm__mutex_wait(xm__mutex *m);
-static inline void xm__mutex_lock(xm__mutex *m)
-{
-    int c = 0;
-    if (!atomic_compare_exchange_strong_explicit(&m->v, &c, 1, memory_order_acquire,
-                                                 memory_order_relaxed))
-        xm__mutex_wait(m);
-}
-static inline void xm__mutex_unlock(xm__mutex *m)
-{
-    if (atomic_exchange_explicit(&m->v, 0, memory_order_release) == 2)
-        xm__os_futex_wake(&m->v);
-}
-
 /* Trade-off: more arenas, fewer threads sharing one; each keeps up to one
  * empty pack per kind hot (256 KiB of mapped pages at most). */
 #define XM__ARENAS 8u
@@ -155,7 +131,7 @@ typedef struct xm__window {
 } xm__window;
 
 typedef struct xm__arena {
-    _Alignas(64) xm__mutex lock;
+    _Alignas(64) pthread_mutex_t lock;
     xm__pack *nonfull[2];
     xm__window *win; /* open write windows on this arena's blocks */
     size_t nwin, capwin;
@@ -169,7 +145,7 @@ typedef struct xm__arena {
 
 struct xm_heap {
     xm__arena arenas[XM__ARENAS];
-    xm__mutex lock; /* the shared parts; taken after an arena's */
+    pthread_mutex_t lock; /* the shared parts; taken after an arena's */
     xm_backend backend;
     unsigned flags;
     uintptr_t base;

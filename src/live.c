@@ -148,7 +148,7 @@ xm_result xm_patch_live(xm_heap *h, void *dst, const void *src, size_t len)
         if (r == XM_OK)
             a->patches++;
     }
-    xm__mutex_unlock(&a->lock);
+    pthread_mutex_unlock(&a->lock);
     pthread_mutex_unlock(&live_lock);
     return xm__leave(h, NULL, r);
 #endif

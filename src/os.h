@@ -108,13 +108,6 @@ uint64_t xm__os_monotonic_ns(void);
 int xm__os_getpid(xm__osc *c);
 int xm__os_gettid(xm__osc *c);
 
-/* futex on a lock word (private): wait while *w == val (returns on wake,
- * signal, or at once when *w differs; the injector may fail it, which
- * looks the same); wake one sleeper (never failed by the injector: a lost
- * wake would hang a thread). Counted in the process total only. */
-void xm__os_futex_wait(_Atomic int *w, int val);
-void xm__os_futex_wake(_Atomic int *w);
-
 /* Reads a whole (small) file such as /proc/PID/maps into a malloc'd,
  * NUL-terminated buffer. */
 int xm__os_read_file(xm__osc *c, const char *path, char **out, size_t *len);

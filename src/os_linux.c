@@ -20,7 +20,6 @@
 #include <sys/prctl.h>
 #include <signal.h>
 #include <ucontext.h>
-#include <linux/futex.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -337,19 +336,6 @@ void *xm__os_map_exec_private(xm__osc *c, int fd, size_t len, int *err)
         return NULL;
     }
     return p;
-}
-
-void xm__os_futex_wait(_Atomic int *w, int val)
-{
-    if (os_enter(NULL, EINTR))
-        return;
-    (void)syscall(SYS_futex, w, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
-}
-
-void xm__os_futex_wake(_Atomic int *w)
-{
-    os_count(NULL);
-    (void)syscall(SYS_futex, w, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
 uint64_t xm__os_monotonic_ns(void)

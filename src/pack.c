@@ -346,7 +346,7 @@ static xm_result map_fresh(xm_heap *h, int kind, uint32_t page, uint32_t n)
 static xm_result pack_new(xm_heap *h, xm__arena *a, int kind, uint32_t npages,
                           int large, xm__pack **out)
 {
-    xm__mutex_lock(&h->lock);
+    pthread_mutex_lock(&h->lock);
     xm__pack *p = h->spare;
     if (p) {
         h->spare = p->next;
@@ -355,7 +355,7 @@ static xm_result pack_new(xm_heap *h, xm__arena *a, int kind, uint32_t npages,
             size_t cap = h->capall ? h->capall * 2 : 64;
             xm__pack **all = xm__mem_realloc(h->all, cap * sizeof *all);
             if (!all) {
-                xm__mutex_unlock(&h->lock);
+                pthread_mutex_unlock(&h->lock);
                 return XM_ENOMEM;
             }
             h->all = all;
@@ -365,7 +365,7 @@ static xm_result pack_new(xm_heap *h, xm__arena *a, int kind, uint32_t npages,
         if (p)
             memset(p, 0, sizeof *p);
         if (!p) {
-            xm__mutex_unlock(&h->lock);
+            pthread_mutex_unlock(&h->lock);
             return XM_ENOMEM;
         }
         h->all[h->nall++] = p;
@@ -373,15 +373,15 @@ static xm_result pack_new(xm_heap *h, xm__arena *a, int kind, uint32_t npages,
     int want = want_state(h, kind), state, raised;
     uint32_t page;
     if (xm__range_take(h, npages, want, &page, &state, &raised)) {
-        xm__mutex_unlock(&h->lock);
+        pthread_mutex_unlock(&h->lock);
         xm__arena_retire_empty_locked(h, a);
-        xm__mutex_lock(&h->lock);
+        pthread_mutex_lock(&h->lock);
         if (h->quarantine_bytes)
             (void)xm__purge_locked(h);
         if (xm__range_take(h, npages, want, &page, &state, &raised)) {
             p->next = h->spare;
             h->spare = p;
-            xm__mutex_unlock(&h->lock);
+            pthread_mutex_unlock(&h->lock);
             return XM_ENOMEM;
         }
     }
@@ -392,7 +392,7 @@ static xm_result pack_new(xm_heap *h, xm__arena *a, int kind, uint32_t npages,
             xm__range_put(h, page, npages, XM__FR_NONE, 0);
             p->next = h->spare;
             h->spare = p;
-            xm__mutex_unlock(&h->lock);
+            pthread_mutex_unlock(&h->lock);
             return r;
         }
         raised = 0;
@@ -421,7 +421,7 @@ static xm_result pack_new(xm_heap *h, xm__arena *a, int kind, uint32_t npages,
     atomic_store_explicit(&p->arena, (uint8_t)(a - h->arenas), memory_order_relaxed);
     for (uint32_t i = 0; i < npages; i++)
         atomic_store_explicit(&h->pagemap[page + i], p, memory_order_release);
-    xm__mutex_unlock(&h->lock);
+    pthread_mutex_unlock(&h->lock);
     if (!large)
         list_add(a, p);
     *out = p;
@@ -434,7 +434,7 @@ static void pack_release(xm_heap *h, xm__pack *p, int state, int raised)
 {
     if (p->listed)
         list_del(arena_of(h, p), p);
-    xm__mutex_lock(&h->lock);
+    pthread_mutex_lock(&h->lock);
     for (uint32_t i = 0; i < p->npages; i++)
         atomic_store_explicit(&h->pagemap[p->page + i], NULL,
                               memory_order_release);
@@ -442,7 +442,7 @@ static void pack_release(xm_heap *h, xm__pack *p, int state, int raised)
     p->next = h->spare;
     h->spare = p;
     xm__maybe_purge_locked(h);
-    xm__mutex_unlock(&h->lock);
+    pthread_mutex_unlock(&h->lock);
 }
 
 void xm__arena_retire_empty_locked(xm_heap *h, xm__arena *a)
