@@ -524,7 +524,7 @@ void xm__check_locked(xm_heap *h)
             CHECK(atomic_load(&h->pagemap[r->page + k]) == NULL);
     }
     CHECK(qbytes == h->quarantine_bytes);
-    size_t blocks = 0, bytes = 0, pages = 0;
+    size_t blocks = 0, bytes = 0, pages = 0, mag_blocks = 0;
     for (size_t i = 0; i < h->nall; i++) {
         xm__pack *p = h->all[i];
         if (atomic_load(&h->pagemap[p->page]) != p || p->npages == 0)
@@ -532,12 +532,24 @@ void xm__check_locked(xm_heap *h)
         pages += p->npages;
         for (uint32_t k = 0; k < p->npages; k++)
             CHECK(atomic_load(&h->pagemap[p->page + k]) == p);
-        uint32_t ngr = p->large ? 1 : XM__PACK_GRANS, used = 0;
+        uint32_t ngr = p->large ? 1 : XM__PACK_GRANS, used = 0, ncached = 0;
         for (uint32_t g = 0; g < ngr; g++) {
             bool u = xm__bit_get(p->used, g);
             bool s = (xm__abit_word(p->start, g) >> (g & 63)) & 1;
+            bool cb = xm__bit_get(p->cached, g);
             used += u;
             CHECK(!s || u);
+            CHECK(!cb || (u && !s && !p->large));
+            if (cb) { /* a magazine's block: not live, every byte a trap */
+                size_t sz = xm__block_size(p, g);
+                ncached += (uint32_t)(sz >> XM__GRAN_SHIFT);
+                CHECK(!xm__bit_get(p->pub, g));
+                const unsigned char *b =
+                    (const unsigned char *)p->base + ((size_t)g << XM__GRAN_SHIFT);
+                for (size_t k = 0; p->kind == XM__K_CODE && k < sz; k++)
+                    CHECK(b[k] == XM__TRAP_BYTE);
+                mag_blocks++;
+            }
             if (s) {
                 size_t sz = xm__block_size(p, g);
                 blocks++;
@@ -555,6 +567,7 @@ void xm__check_locked(xm_heap *h)
                     CHECK(b[k] == XM__TRAP_BYTE);
             }
         }
+        CHECK(ncached == (p->large ? 0 : p->ncached));
         if (!p->large) {
             CHECK(p->nfree == XM__PACK_GRANS - used);
             xm__pack_check_runs(p);
@@ -567,9 +580,24 @@ void xm__check_locked(xm_heap *h)
         }
     }
     mapped += pages << XM__PAGE_SHIFT;
-    size_t live_blocks = 0, live_bytes = 0;
+    size_t live_blocks = 0, live_bytes = 0, mag_entries = 0;
     for (unsigned i = 0; i < XM__ARENAS; i++) {
         xm__arena *a = &h->arenas[i];
+        for (int k = 0; k < 2; k++) /* magazines: cached blocks of its packs */
+            for (uint32_t c = 0; c < XM__MAG_CLASSES; c++) {
+                CHECK(a->nmag[k][c] <= XM__MAG_DEPTH);
+                for (uint32_t j = 0; j < a->nmag[k][c]; j++) {
+                    uintptr_t rx = a->mag[k][c][j];
+                    xm__pack *p = atomic_load(
+                        &h->pagemap[(rx - h->base) >> XM__PAGE_SHIFT]);
+                    CHECK(p && !p->large && p->kind == k &&
+                          atomic_load(&p->arena) == i);
+                    uint32_t g = (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT);
+                    CHECK(xm__bit_get(p->cached, g));
+                    CHECK(xm__block_size(p, g) == (size_t)(c + 1) << XM__GRAN_SHIFT);
+                    mag_entries++;
+                }
+            }
         live_blocks += a->live_blocks;
         live_bytes += a->live_bytes;
         CHECK(a->stcount * 2 <= a->stcap || a->stcap == 0);
@@ -587,6 +615,7 @@ void xm__check_locked(xm_heap *h)
         }
     }
     CHECK(blocks == live_blocks);
+    CHECK(mag_blocks == mag_entries);
     CHECK(bytes == live_bytes);
     if (h->backend == XM_BACKEND_DUAL)
         CHECK(mapped == atomic_load(&h->resident_bytes));

@@ -89,6 +89,7 @@ typedef struct xm__pack {
     uint32_t page;        /* first page index in the reserve */
     uint32_t npages;
     uint32_t nfree;       /* free granules (small packs) */
+    uint32_t ncached;     /* granules of its blocks on a magazine */
     uint32_t binmask;     /* bins of runs[] that are not empty */
     struct xm__pack *prev, *next; /* nonfull list, or spare list */
     _Atomic int queued;   /* on h->pending */
@@ -97,6 +98,8 @@ typedef struct xm__pack {
     _Atomic uint64_t pend[XM__PACK_WORDS];
     uint64_t used[XM__PACK_WORDS];
     uint64_t pub[XM__PACK_WORDS];
+    uint64_t cached[XM__PACK_WORDS]; /* first granule of a block in its
+                                        arena's magazine (freed, traps) */
     uint16_t bincount[XM__BINS];
     uint32_t binwords[XM__BINS]; /* words of runs[b] that are not zero */
     /* free-run index: runs[b] marks the first granule of every maximal free
@@ -120,6 +123,16 @@ typedef struct xm__stage {
     void *rw;
 } xm__stage;
 
+/* Magazines (the tcache of this heap): a freed small block of 1..16
+ * granules goes, trap-filled and no longer live, onto its arena's
+ * magazine for its size instead of back into the free-run index; an
+ * allocation of that size takes it back in O(1). Its granules stay `used`
+ * and its first granule is marked in pack->cached. Trade-off: up to
+ * XM__MAG_DEPTH blocks per size and kind (at most 2 x 136 KiB per arena)
+ * stay out of the index until xm_purge or a full reserve flushes them. */
+#define XM__MAG_CLASSES 16u
+#define XM__MAG_DEPTH 8u
+
 /* Trade-off: more arenas, fewer threads sharing one; each keeps up to one
  * empty pack per kind hot (256 KiB of mapped pages at most). */
 #define XM__ARENAS 8u
@@ -139,6 +152,8 @@ typedef struct xm__arena {
     size_t stcap, stcount;
     void *stbuf[XM__STAGE_CLASSES]; /* recycled staging buffers by size */
     size_t stbuf_bytes;
+    uint8_t nmag[2][XM__MAG_CLASSES];
+    uintptr_t mag[2][XM__MAG_CLASSES][XM__MAG_DEPTH]; /* rx of cached blocks */
     size_t live_blocks, live_bytes, staging_bytes;
     uint64_t allocs, frees, publishes, patches;
 } xm__arena;

@@ -206,11 +206,11 @@ size_t xm__block_size(const xm__pack *p, uint32_t g)
 {
     if (p->large)
         return (size_t)p->npages << XM__PAGE_SHIFT;
-    /* the block ends at the next start or the next free granule */
+    /* the block ends at the next start, cached block or free granule */
     uint32_t end = XM__PACK_GRANS;
     for (uint32_t i = g + 1; i < end;) {
         uint64_t w = atomic_load_explicit(&p->start[i >> 6], memory_order_relaxed) |
-                     ~p->used[i >> 6];
+                     p->cached[i >> 6] | ~p->used[i >> 6];
         w &= ~0ull << (i & 63);
         if (w) {
             uint32_t r = (i & ~63u) + (uint32_t)__builtin_ctzll(w);
@@ -263,12 +263,16 @@ xm_result xm__block_containing(xm_heap *h, uintptr_t addr, xm__pack **pk,
     uint32_t i = (uint32_t)((addr - p->base) >> XM__GRAN_SHIFT);
     if (!xm__bit_get(p->used, i))
         return XM_EBADPTR;
-    for (;;) { /* nearest start at or below i */
-        uint64_t w = xm__abit_word(p->start, i);
-        w &= (i & 63) == 63 ? ~0ull : ((1ull << ((i & 63) + 1)) - 1);
-        if (w) {
+    for (;;) { /* nearest start (or cached block) at or below i */
+        uint64_t m = (i & 63) == 63 ? ~0ull : ((1ull << ((i & 63) + 1)) - 1);
+        uint64_t w = xm__abit_word(p->start, i) & m;
+        uint64_t c = p->cached[i >> 6] & m;
+        if (w | c) {
+            uint32_t top = 63u - (uint32_t)__builtin_clzll(w | c);
+            if ((c >> top) & 1)
+                return XM_EBADPTR; /* inside a freed, cached block */
             *pk = p;
-            *g = (i & ~63u) + 63u - (uint32_t)__builtin_clzll(w);
+            *g = (i & ~63u) + top;
             return XM_OK;
         }
         if (i < 64)
@@ -401,12 +405,13 @@ static xm_result pack_new(xm_heap *h, xm__arena *a, int kind, uint32_t npages,
     for (unsigned w = 0; w < XM__PACK_WORDS; w++) {
         atomic_store_explicit(&p->start[w], 0, memory_order_relaxed);
         atomic_store_explicit(&p->pend[w], 0, memory_order_relaxed);
-        p->used[w] = p->pub[w] = 0;
+        p->used[w] = p->pub[w] = p->cached[w] = 0;
     }
     p->base = xm__page_addr(h, page);
     p->page = page;
     p->npages = npages;
     p->nfree = large ? 0 : XM__PACK_GRANS;
+    p->ncached = 0;
     memset(p->runs, 0, sizeof p->runs);
     memset(p->bincount, 0, sizeof p->bincount);
     memset(p->binwords, 0, sizeof p->binwords);
@@ -445,8 +450,11 @@ static void pack_release(xm_heap *h, xm__pack *p, int state, int raised)
     pthread_mutex_unlock(&h->lock);
 }
 
+static void mag_flush(xm_heap *h, xm__arena *ar);
+
 void xm__arena_retire_empty_locked(xm_heap *h, xm__arena *a)
 {
+    mag_flush(h, a);
     for (int k = 0; k < 2; k++) {
         xm__pack *p = a->nonfull[k];
         while (p) {
@@ -478,6 +486,85 @@ static void clear_pend(xm__pack *p, uint32_t g)
         atomic_fetch_and(&p->pend[g >> 6], ~m);
 }
 
+/* Returns granules [g, g+n) of small pack p to the free-run index (arena
+ * locked); keeps one empty pack per kind and arena hot, retires others. */
+static void give_back(xm_heap *h, xm__arena *ar, xm__pack *p, uint32_t g,
+                      uint32_t n)
+{
+    pack_give(p, g, n);
+    p->nfree += n;
+    if (!p->listed)
+        list_add(ar, p);
+    if (p->nfree == XM__PACK_GRANS && (ar->nonfull[p->kind] != p || p->next))
+        pack_release(h, p, want_state(h, p->kind), p->raised);
+}
+
+/* ---- magazines (internal.h) ------------------------------------------- */
+
+/* Caches freed block g of p (already trap-filled, no longer live) on its
+ * arena's magazine; false when that magazine is full or the size has none. */
+static bool mag_put(xm__arena *ar, xm__pack *p, uint32_t g, size_t sz)
+{
+    size_t c = (sz >> XM__GRAN_SHIFT) - 1;
+    if (c >= XM__MAG_CLASSES || ar->nmag[p->kind][c] == XM__MAG_DEPTH ||
+        p->nfree + p->ncached + c + 1 == XM__PACK_GRANS)
+        return false; /* (last: the pack would hold nothing live) */
+    p->cached[g >> 6] |= 1ull << (g & 63);
+    p->ncached += (uint32_t)c + 1;
+    ar->mag[p->kind][c][ar->nmag[p->kind][c]++] = xm__block_addr(p, g);
+    return true;
+}
+
+/* Takes the newest cached block of exactly `usable` bytes, if its address
+ * satisfies the alignment. */
+static bool mag_take(xm_heap *h, xm__arena *ar, int kind, size_t usable,
+                     size_t align, xm__pack **pk, uint32_t *g)
+{
+    size_t c = (usable >> XM__GRAN_SHIFT) - 1;
+    if (c >= XM__MAG_CLASSES || !ar->nmag[kind][c])
+        return false;
+    uintptr_t rx = ar->mag[kind][c][ar->nmag[kind][c] - 1];
+    if (rx & (align - 1))
+        return false;
+    ar->nmag[kind][c]--;
+    xm__pack *p = atomic_load_explicit(
+        &h->pagemap[(rx - h->base) >> XM__PAGE_SHIFT], memory_order_relaxed);
+    uint32_t i = (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT);
+    p->cached[i >> 6] &= ~(1ull << (i & 63));
+    p->ncached -= (uint32_t)c + 1;
+    *pk = p;
+    *g = i;
+    return true;
+}
+
+/* Gives the arena's cached blocks back to the free-run index: all of them
+ * (only == NULL) or those of pack `only`. */
+static void mag_flush_some(xm_heap *h, xm__arena *ar, const xm__pack *only)
+{
+    for (int k = 0; k < 2; k++) {
+        for (uint32_t c = 0; c < XM__MAG_CLASSES; c++) {
+            uint32_t keep = 0;
+            for (uint32_t j = 0; j < ar->nmag[k][c]; j++) {
+                uintptr_t rx = ar->mag[k][c][j];
+                xm__pack *p = atomic_load_explicit(
+                    &h->pagemap[(rx - h->base) >> XM__PAGE_SHIFT],
+                    memory_order_relaxed);
+                if (only && p != only) {
+                    ar->mag[k][c][keep++] = rx;
+                    continue;
+                }
+                uint32_t i = (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT);
+                p->cached[i >> 6] &= ~(1ull << (i & 63));
+                p->ncached -= c + 1;
+                give_back(h, ar, p, i, c + 1);
+            }
+            ar->nmag[k][c] = (uint8_t)keep;
+        }
+    }
+}
+
+static void mag_flush(xm_heap *h, xm__arena *ar) { mag_flush_some(h, ar, NULL); }
+
 xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *ar, int kind,
                                  size_t size, size_t align, xm_block *out)
 {
@@ -502,6 +589,8 @@ xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *ar, int kind,
         r = pack_new(h, ar, kind, (uint32_t)(usable >> XM__PAGE_SHIFT), 1, &p);
         if (r == XM_OK)
             p->used[0] = 1;
+    } else if (mag_take(h, ar, kind, usable, a, &p, &g)) {
+        /* a cached block: its granules are still `used` */
     } else {
         uint32_t n = (uint32_t)(usable >> XM__GRAN_SHIFT);
         uint32_t ag = a > XM__GRAN ? (uint32_t)(a >> XM__GRAN_SHIFT) : 1;
@@ -599,16 +688,11 @@ xm_result xm__block_free_locked(xm_heap *h, xm__pack *p, uint32_t g)
             pack_release(h, p, pub ? XM__FR_NONE : XM__FR_RW, !pub);
         else
             pack_release(h, p, want_state(h, p->kind), p->raised);
-    } else {
+    } else if (!mag_put(ar, p, g, sz)) {
         uint32_t n = (uint32_t)(sz >> XM__GRAN_SHIFT);
-        pack_give(p, g, n);
-        p->nfree += n;
-        if (!p->listed)
-            list_add(ar, p);
-        /* keep one empty pack per kind and arena hot; retire the others */
-        if (p->nfree == XM__PACK_GRANS &&
-            (ar->nonfull[p->kind] != p || p->next))
-            pack_release(h, p, want_state(h, p->kind), p->raised);
+        if (p->ncached && p->nfree + p->ncached + n == XM__PACK_GRANS)
+            mag_flush_some(h, ar, p); /* nothing live left: let it retire */
+        give_back(h, ar, p, g, n);
     }
     return XM_OK;
 }

@@ -149,6 +149,56 @@ static void freed_traps(const config *c)
 }
 TEST(freed_block_traps_at_every_offset) { FOR_CONFIGS(freed_traps); }
 
+/* A freed small block waits on its arena's magazine for reuse: it is not
+ * live for any call, its neighbour's size does not grow over it, it traps,
+ * and the next allocation of its size gets it back unpublished. */
+static void magazine_reuse(const config *c)
+{
+    xm_heap *h = make_heap(c, 0, 0);
+    CHECK(h);
+    xm_block b, a, q;
+    CHECK_OK(make_fn(h, 128, 1, &b));
+    CHECK_OK(make_fn(h, 192, 2, &a));
+    CHECK_OK(xm_free(h, a.rx));
+    CHECK_EQ(xm_query(h, a.rx, &q), XM_EBADPTR);
+    CHECK_EQ(xm_query(h, (char *)a.rx + 70, &q), XM_EBADPTR);
+    CHECK_EQ(xm_free(h, a.rx), XM_EBADPTR);
+    CHECK_EQ(xm_free_async(h, a.rx), XM_EBADPTR);
+    CHECK_EQ(xm_publish(h, a.rx, XM_PROT_RX), XM_EBADPTR);
+    CHECK_EQ(xm_patch(h, a.rx, "x", 1), XM_ERANGE);
+    CHECK_OK(xm_query(h, (char *)b.rx + 5, &q));
+    CHECK(q.rx == b.rx && q.size == b.size);
+    CHECK_EQ(xm_patch(h, (char *)b.rx + b.size - 1, "\xcc", 1), XM_OK);
+    CHECK_EQ(xm_patch(h, (char *)b.rx + b.size, "\xcc", 1), XM_ERANGE);
+    int sig = child_signal(call_void, a.rx);
+    CHECK(sig == SIGTRAP || (c->backend == XM_BACKEND_FLIP && sig == SIGSEGV));
+    CHECK_EQ(call_at(b.rx), 1);
+    /* same size again: the block comes back unpublished, traps until
+       published, then runs the new code */
+    xm_block r;
+    CHECK_OK(xm_alloc(h, 192, 0, &r));
+    if (c->backend != XM_BACKEND_FLIP && !(c->flags & XM_INPLACE)) {
+        CHECK(r.rx == a.rx);
+        CHECK_EQ(child_signal(call_void, r.rx), SIGTRAP);
+    }
+    emit_ret(r.rw, 3);
+    CHECK_OK(xm_publish(h, r.rx, XM_PROT_RX));
+    CHECK_EQ(call_at(r.rx), 3);
+    CHECK_OK(xm_query(h, (char *)b.rx + 5, &q));
+    CHECK(q.size == b.size);
+    /* everything freed: a purge gives every page back */
+    CHECK_OK(xm_free(h, r.rx));
+    CHECK_OK(xm_free(h, b.rx));
+    CHECK_OK(xm_purge(h));
+    xm_stats s;
+    CHECK_OK(xm_heap_stats(h, &s));
+    CHECK_EQ(s.live_blocks, 0);
+    CHECK_EQ(s.resident_bytes, 0);
+    CHECK_EQ(s.quarantine_bytes, 0);
+    xm_heap_destroy(h);
+}
+TEST(freed_block_waits_in_magazine) { FOR_CONFIGS(magazine_reuse); }
+
 /* Invariant 5: a block never published costs no rights change. */
 static void unpublished_free_free(const config *c)
 {
