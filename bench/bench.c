@@ -461,31 +461,37 @@ static void *churn_thread(void *a)
     ct *c = ca->c;
     live_set ls;
     size_t per = p->live / (size_t)p->threads;
+    /* the worker's state lives on its own stack: ca[] entries of two
+       workers share cache lines, and writing the seed there every op made
+       the 2-thread figure swing with the stack's alignment */
+    uint64_t seed = ca->seed;
+    bool fail = false;
     pin_to_cpu(ca - ca->base);
-    if (!fill(c, p, &ls, per, &ca->seed, &ca->live_bytes))
-        ca->fail = true;
+    if (!fill(c, p, &ls, per, &seed, &ca->live_bytes))
+        fail = true;
     while (!atomic_load(&churn_go))
         ;
     ca->t_start = now_ns();
-    for (uint64_t i = 0; i < p->ops / (uint64_t)p->threads && !ca->fail; i++) {
+    for (uint64_t i = 0; i < p->ops / (uint64_t)p->threads && !fail; i++) {
         if (per) {
-            size_t k = rng(&ca->seed) % per;
+            size_t k = rng(&seed) % per;
             c->put(c, ls.rx[k], ls.len[k]);
-            size_t len = pick_size(p, &ca->seed);
-            ls.rx[k] = c->get(c, len, wlen_of(p, len), pick_align(p, &ca->seed));
+            size_t len = pick_size(p, &seed);
+            ls.rx[k] = c->get(c, len, wlen_of(p, len), pick_align(p, &seed));
             ls.len[k] = len;
             if (!ls.rx[k])
-                ca->fail = true;
+                fail = true;
         } else { /* alloc + free, nothing kept (kernel scenarios) */
-            size_t len = pick_size(p, &ca->seed);
-            void *rx = c->get(c, len, wlen_of(p, len), pick_align(p, &ca->seed));
+            size_t len = pick_size(p, &seed);
+            void *rx = c->get(c, len, wlen_of(p, len), pick_align(p, &seed));
             if (!rx)
-                ca->fail = true;
+                fail = true;
             else
                 c->put(c, rx, len);
         }
     }
     ca->t_end = now_ns();
+    ca->fail = fail;
     atomic_fetch_add(&churn_go, 1);
     while (atomic_load(&churn_go) <= p->threads)
         ; /* all stop the clock before anyone drains */

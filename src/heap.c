@@ -207,7 +207,7 @@ xm_result xm_heap_create(const xm_options *opt, xm_heap **out)
     if (o.near && reserve > ((size_t)1 << 31) - 64 * XM__PAGE)
         return XM_EINVAL;
 
-    xm_heap *h = xm__mem_aligned(64, sizeof *h); /* arenas on cache lines */
+    xm_heap *h = xm__mem_aligned(128, sizeof *h); /* arenas on cache lines */
     if (!h)
         return XM_ENOMEM;
     memset(h, 0, sizeof *h);

@@ -79,8 +79,9 @@ enum { XM__K_CODE = 0, XM__K_DATA = 1 };
 enum { XM__FR_NONE = 0, XM__FR_CODE, XM__FR_DATA, XM__FR_RW };
 
 typedef struct xm__pack {
-    /* hot header: every call on a block reads these first (one line) */
-    _Alignas(64) uintptr_t base; /* rx address of the first byte */
+    /* hot header: every call on a block reads these first (one line).
+       Descriptors are 128-aligned, whole 128-byte pairs (see xm__arena) */
+    _Alignas(128) uintptr_t base; /* rx address of the first byte */
     _Atomic uint8_t arena; /* index of the owning arena */
     uint8_t kind;         /* XM__K_CODE / XM__K_DATA */
     uint8_t large;        /* one block of whole pages */
@@ -144,7 +145,9 @@ typedef struct xm__window {
 } xm__window;
 
 typedef struct xm__arena {
-    _Alignas(64) pthread_mutex_t lock;
+    /* 128, not 64: the L2 streamer fetches lines in aligned pairs, so
+       two arenas sharing a 128-byte pair still ping-pong between cores */
+    _Alignas(128) pthread_mutex_t lock;
     xm__pack *nonfull[2];
     xm__window *win; /* open write windows on this arena's blocks */
     size_t nwin, capwin;

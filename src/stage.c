@@ -9,8 +9,11 @@
  *
  * The buffers themselves are recycled: a published or freed block's buffer
  * goes on the arena's list for its size (in granules) while the lists hold
- * less than XM__STAGE_KEEP bytes. Every buffer is allocated 64-byte aligned,
- * so a recycled one serves any alignment up to 64.
+ * less than XM__STAGE_KEEP bytes. Every buffer is allocated 128-byte aligned,
+ * so a recycled one serves any alignment up to 64; they are 128-aligned
+ * and padded to 128 bytes, so no two share a line pair (the L2 streamer
+ * moves lines in aligned pairs: buffers of two threads written at once
+ * would ping-pong).
  */
 #include "internal.h"
 
@@ -36,9 +39,11 @@ int xm__stage_reserve(xm__arena *h)
     if ((h->stcount + 1) * 2 <= h->stcap)
         return 0;
     size_t cap = h->stcap ? h->stcap * 2 : 64;
-    xm__stage *t = xm__mem_calloc(cap, sizeof *t);
+    /* 128-aligned: another arena's table is written by another thread */
+    xm__stage *t = xm__mem_aligned(128, cap * sizeof *t);
     if (!t)
         return -1;
+    memset(t, 0, cap * sizeof *t);
     for (size_t i = 0; i < h->stcap; i++)
         if (h->st[i].rx)
             stage_insert(t, cap, h->st[i].rx, h->st[i].rw);
@@ -109,7 +114,8 @@ void *xm__stage_buf_get(xm__arena *a, size_t usable, size_t align)
         a->stbuf_bytes -= usable;
         return b;
     }
-    return xm__mem_aligned(align > XM__GRAN ? align : XM__GRAN, usable);
+    /* whole 128-byte pairs: buffers of two threads never share one */
+    return xm__mem_aligned(align > 128 ? align : 128, (usable + 127) & ~(size_t)127);
 }
 
 void xm__stage_buf_put(xm__arena *a, void *buf, size_t usable)
