@@ -100,6 +100,10 @@ $(O)/runner: $(TEST_SRCS) test/test.h $(O)/libexecmem.a
 run: all
 	./$(O)/execmem demo
 
+# The churn operation alone, for callgrind and perf (bench/churn_loop.c).
+$(O)/churn_loop: bench/churn_loop.c $(O)/libexecmem.a
+	$(CC) $(ALL_CFLAGS) -Iinclude $< -o $@ $(O)/libexecmem.a $(LDLIBS)
+
 # A tiny JIT that names its code, for the real perf and gdb (sym_check.sh).
 $(O)/jitsym: test/jitsym.c $(O)/libexecmem.a
 	$(CC) $(ALL_CFLAGS) -Iinclude $< -o $@ $(O)/libexecmem.a $(LDLIBS)

@@ -4,6 +4,7 @@
 # cannot run the tool (not installed, perf_event_paranoid, no ptrace).
 #   - DUAL and DUAL+STRICT: perf record -k mono of XM_PERF=jitdump, then
 #     perf inject --jit, then perf report shows xm_spin_fn;
+#   - execmem demo under XM_PERF=jitdump: the report names jit_expr_ functions;
 #   - FLIP: perf record of XM_PERF=map, perf report shows xm_spin_fn;
 #   - FLIP: gdb -batch, `break xm_add_fn` (pending) stops in xm_add_fn;
 #   - DUAL: the same with `hbreak` (gdb cannot write INT3 into the shared,
@@ -54,6 +55,21 @@ else
             echo "$top"
         fi
     done
+    # the demo names its 20,000 functions jit_expr_tT_N
+    d=$tmp/demo
+    mkdir -p "$d"
+    if XM_PERF=jitdump JITDUMPDIR=$d perf record -k mono -e cpu-clock -F 20000 \
+        -o "$d/perf.data" -- "$O/execmem" demo --count 20000 --no-progress >"$d/rec.out" 2>&1 &&
+        perf inject --jit -i "$d/perf.data" -o "$d/jit.data" >"$d/inj.out" 2>&1; then
+        n=$(perf report -i "$d/jit.data" --stdio --sort sym 2>/dev/null | grep -c 'jit_expr_t0_')
+        if [ "$n" -gt 0 ]; then
+            say "ok   perf + jitdump (execmem demo): $n JIT functions named in the report, e.g.$(perf report -i "$d/jit.data" --stdio --sort sym 2>/dev/null | grep -m1 'jit_expr_t0_' | tr -s ' ')"
+        else
+            bad "perf report of execmem demo names no jit_expr_ function"
+        fi
+    else
+        bad "perf record/inject of execmem demo failed: $(tail -n 3 "$d/rec.out" "$d/inj.out" 2>/dev/null)"
+    fi
     d=$tmp/flip
     mkdir -p "$d"
     if XM_PERF=map perf record -e cpu-clock -o "$d/perf.data" -- "$prog" flip spin >"$d/rec.out" 2>&1; then

@@ -445,6 +445,7 @@ typedef struct demo_cfg {
     int working_set;
     uint64_t seed;
     bool progress;
+    bool named; /* a sink for xm_name is on (XM_PERF, XM_GDB) */
 } demo_cfg;
 
 typedef struct demo_thread {
@@ -520,8 +521,15 @@ static void *demo_main(void *arg)
         xm_result r = xm_alloc(c->heap, len, 0, &b);
         if (r == XM_OK) {
             memcpy(b.rw, code, len);
-            r = xm_publish(c->heap, b.rx, XM_PROT_RX);
+            if (c->named) { /* for perf and gdb: emitted at publish */
+                char name[48];
+                snprintf(name, sizeof name, "jit_expr_t%d_%llu", t->id,
+                         (unsigned long long)i);
+                r = xm_name(c->heap, b.rx, name);
+            }
         }
+        if (r == XM_OK)
+            r = xm_publish(c->heap, b.rx, XM_PROT_RX);
         if (r != XM_OK) {
             t->error = r;
             t->error_what = "xm_alloc/xm_publish";
@@ -619,7 +627,10 @@ static int cmd_demo(int argc, char **argv)
         fprintf(stderr, "execmem demo: xm_heap_create: %s\n", xm_strerror(r));
         return 2;
     }
-    demo_cfg cfg = {h, (count + threads - 1) / threads, (int)ws, seed, progress};
+    xm_stats hs;
+    xm_heap_stats(h, &hs);
+    demo_cfg cfg = {h, (count + threads - 1) / threads, (int)ws, seed, progress,
+                    (hs.flags & (XM_PERF_MAP | XM_PERF_JITDUMP | XM_GDB)) != 0};
     demo_thread *t = calloc(threads, sizeof *t);
     pthread_t *tid = calloc(threads, sizeof *tid);
     if (!t || !tid) {
