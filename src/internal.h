@@ -314,6 +314,10 @@ static inline bool xm__sym_any(xm_heap *h)
     return atomic_load_explicit(&h->nsyms, memory_order_relaxed) != 0;
 }
 
+/* live.c: whether an A64 instruction may be replaced while it runs (B, BL,
+ * NOP, ISB, BRK, SVC, HVC, SMC); every architecture has it, for tests. */
+int xm__a64_hotpatch_safe(uint32_t insn);
+
 /* fork.c */
 void xm__fork_register(xm_heap *h);
 void xm__fork_unregister(xm_heap *h);

@@ -20,6 +20,15 @@
  * One live patch at a time, process-wide (live_lock): the handler needs
  * only two atomics to recognise it, no lock and no allocation. On failure
  * the old bytes are written back (first the tail, then the first byte).
+ *
+ * arm64 needs no trap: the architecture lets a thread execute an
+ * instruction while another replaces it, provided the old and the new one
+ * are both among B, BL, NOP, ISB, BRK, SVC, HVC, SMC ("concurrent
+ * modification and execution of instructions"; Linux's
+ * aarch64_insn_hotpatch_safe). Such a patch is one aligned 32-bit store
+ * (DUAL: to the alias; STRICT: a 4-byte pwrite; FLIP: the page rebuilt and
+ * moved in), then cache maintenance on rx and a membarrier SYNC_CORE, after
+ * which every thread runs the new instruction. Anything else: XM_ENOTSUP.
  */
 #include "internal.h"
 #include "arch.h"
@@ -27,10 +36,26 @@
 #include <errno.h>
 #include <string.h>
 
+/* A64 encodings that may be modified concurrently with their execution. */
+int xm__a64_hotpatch_safe(uint32_t insn)
+{
+    return (insn & 0xFC000000u) == 0x14000000u ||  /* B */
+           (insn & 0xFC000000u) == 0x94000000u ||  /* BL */
+           insn == 0xD503201Fu ||                  /* NOP */
+           (insn & 0xFFFFF0FFu) == 0xD50330DFu ||  /* ISB (any option) */
+           (insn & 0xFFE0001Fu) == 0xD4200000u ||  /* BRK #imm16 */
+           (insn & 0xFFE0001Fu) == 0xD4000001u ||  /* SVC #imm16 */
+           (insn & 0xFFE0001Fu) == 0xD4000002u ||  /* HVC #imm16 */
+           (insn & 0xFFE0001Fu) == 0xD4000003u;    /* SMC #imm16 */
+}
+
+#if defined(__x86_64__) || defined(__aarch64__)
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static int live_ready;                /* under live_lock */
 static _Atomic uintptr_t live_addr;   /* the instruction being patched */
 static _Atomic unsigned long live_seq; /* odd while that patch is in flight */
+
+#if defined(__x86_64__)
 static _Alignas(16) unsigned char live_old_action[XM__SIGACTION_SIZE];
 
 static void live_trap(int sig, void *info, void *uc)
@@ -60,6 +85,8 @@ static void live_trap(int sig, void *info, void *uc)
     xm__os_trap_chain(live_old_action, sig, info, uc);
 }
 
+#endif /* __x86_64__ */
+
 /* Under live_lock: membarrier registration and the handler, once (a
  * failure is retried at the next call). */
 static xm_result live_init(xm_heap *h)
@@ -69,12 +96,15 @@ static xm_result live_init(xm_heap *h)
     int r = xm__os_sync_core_register(&h->osc);
     if (r)
         return r == -ENOSYS || r == -EINVAL || r == -EPERM ? XM_ENOTSUP : XM_EOS;
+#if defined(__x86_64__)
     if (xm__os_trap_handler(live_trap, live_old_action))
         return XM_EOS;
+#endif
     live_ready = 1;
     return XM_OK;
 }
 
+#if defined(__x86_64__)
 /* The three steps; on failure the old bytes are restored. */
 static xm_result live_steps(xm_heap *h, xm__pack *p, uint32_t g, uintptr_t dst,
                             const unsigned char *src, size_t len)
@@ -109,13 +139,37 @@ static xm_result live_steps(xm_heap *h, xm__pack *p, uint32_t g, uintptr_t dst,
     return r;
 }
 
+#else /* __aarch64__ */
+/* One aligned 32-bit store between hotpatch-safe instructions. */
+static xm_result live_steps(xm_heap *h, xm__pack *p, uint32_t g, uintptr_t dst,
+                            const unsigned char *src, size_t len)
+{
+    uint32_t old, new;
+    if (len != 4 || (dst & 3))
+        return XM_ENOTSUP;
+    memcpy(&old, (const void *)dst, 4);
+    memcpy(&new, src, 4);
+    if (!xm__a64_hotpatch_safe(old) || !xm__a64_hotpatch_safe(new))
+        return XM_ENOTSUP;
+    xm_result r = XM_OK;
+    if (h->alias) { /* DUAL: the store itself must be single-copy atomic */
+        __atomic_store_n((uint32_t *)(void *)(h->alias + (dst - h->base)), new,
+                         __ATOMIC_RELEASE);
+        xm__icache_sync((void *)dst, 4);
+        xm__valgrind_discard(h, (void *)dst, 4);
+    } else {
+        r = xm__block_write_locked(h, p, g, dst, src, 4);
+    }
+    if (r == XM_OK && xm__os_sync_cores(&h->osc))
+        r = XM_EOS; /* written: every thread sees it at its next sync */
+    return r;
+}
+#endif
+
 xm_result xm_patch_live(xm_heap *h, void *dst, const void *src, size_t len)
 {
     if (!h || !dst || !src || len == 0 || len > 15)
         return XM_EINVAL;
-#if !defined(__x86_64__)
-    return XM_ENOTSUP;
-#else
     uintptr_t d = (uintptr_t)dst;
     if (d + len < d)
         return XM_ERANGE;
@@ -151,5 +205,13 @@ xm_result xm_patch_live(xm_heap *h, void *dst, const void *src, size_t len)
     pthread_mutex_unlock(&a->lock);
     pthread_mutex_unlock(&live_lock);
     return xm__leave(h, NULL, r);
-#endif
 }
+
+#else /* neither x86-64 nor arm64 */
+xm_result xm_patch_live(xm_heap *h, void *dst, const void *src, size_t len)
+{
+    if (!h || !dst || !src || len == 0 || len > 15)
+        return XM_EINVAL;
+    return XM_ENOTSUP;
+}
+#endif

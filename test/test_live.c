@@ -160,3 +160,30 @@ TEST(patch_live_handler_chains_other_traps)
     CHECK_EQ(call_at(keep.rx), 3);
     xm_heap_destroy(lv_heap);
 }
+
+/* arm64's rule (the part that can be checked on any machine): only B, BL,
+ * NOP, ISB, BRK, SVC, HVC and SMC may be replaced while they run. */
+TEST(patch_live_arm64_instruction_classes)
+{
+    static const struct {
+        uint32_t insn;
+        int safe;
+        const char *what;
+    } cases[] = {
+        {0xD503201Fu, 1, "nop"},        {0x14000000u, 1, "b ."},
+        {0x17FFFFFFu, 1, "b .-4"},      {0x94000010u, 1, "bl .+64"},
+        {0xD5033FDFu, 1, "isb"},        {0xD4200000u, 1, "brk #0"},
+        {0xD4200020u, 1, "brk #1"},     {0xD4000001u, 1, "svc #0"},
+        {0xD4000002u, 1, "hvc #0"},     {0xD4000003u, 1, "smc #0"},
+        {0xD65F03C0u, 0, "ret"},        {0xD2800020u, 0, "mov x0, #1"},
+        {0x54000000u, 0, "b.eq ."},     {0xB4000000u, 0, "cbz x0, ."},
+        {0x00000000u, 0, "udf #0"},     {0xD5033F9Fu, 0, "dsb sy"},
+        {0xD503203Fu, 0, "yield"},      {0xD61F0200u, 0, "br x16"},
+        {0xD4400000u, 0, "hlt #0"},     {0x97FFFFFFu, 1, "bl .-4"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (xm__a64_hotpatch_safe(cases[i].insn) != cases[i].safe)
+            printf("    %s (0x%08x)\n", cases[i].what, (unsigned)cases[i].insn);
+        CHECK_EQ(xm__a64_hotpatch_safe(cases[i].insn), cases[i].safe);
+    }
+}
