@@ -38,7 +38,7 @@ $(O)/obj/%.o: src/%.c $(HDRS)
 
 $(O)/libexecmem.a: $(OBJS)
 	rm -f $@
-	ar rcs $@ $^
+	$(AR) rcs $@ $^
 
 $(O)/libexecmem.so: $(OBJS)
 	$(CC) -shared -Wl,-soname,libexecmem.so.$(SOMAJOR) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -116,6 +116,11 @@ check: $(O)/runner $(O)/hello $(O)/wx_helper $(O)/jitsym all
 	$(MAKE) -s O=$(O) asmjit-example
 	./$(O)/runner $(TESTS)
 
+# xm_patch_live on arm64: cross-built, run under qemu-user and booted as
+# init of an arm64 kernel in qemu-system (test/arm64_check.sh).
+check-arm64:
+	sh test/arm64_check.sh build-arm64
+
 check-asan:
 	$(MAKE) O=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" LDFLAGS="-fsanitize=address,undefined" check-run
 check-ubsan:
@@ -173,4 +178,4 @@ install: all
 clean:
 	rm -rf build build-*
 
-.PHONY: bench bench-deps asmjit-example stress fuzz fuzz-merge all run check check-asan check-ubsan check-tsan check-valgrind check-run check-debug install clean
+.PHONY: check-arm64 bench bench-deps asmjit-example stress fuzz fuzz-merge all run check check-asan check-ubsan check-tsan check-valgrind check-run check-debug install clean

@@ -200,18 +200,24 @@ XM_API xm_result xm_write_begin(xm_heap *h, void *rx, size_t len, void **rw);
 XM_API xm_result xm_write_end(xm_heap *h, void *rx);
 /* Live patching (the kernel's text_poke_bp), safe while other threads run
  * the bytes being changed: replaces ONE instruction of a published code
- * block, [dst, dst+len), by one instruction of the same length (len 1..15),
- * where dst is an instruction boundary of the code running now. Protocol:
- * INT3 on the first byte, sync every core (membarrier SYNC_CORE), the tail,
- * sync, the first byte, sync. A thread reaching dst meanwhile traps into a
- * SIGTRAP handler that waits for the patch and re-executes dst, so it runs
- * either the old or the new instruction, never a mix. The handler is
- * installed at the first call and stays; SIGTRAPs that are not a patch's
- * go to the handler that was there before (or the default action).
- * Live patches are serialized process-wide. Costs three membarriers.
- * XM_ENOTSUP: not x86-64 (the arm64 variant is not built), or membarrier
- * SYNC_CORE unavailable. XM_EINVAL: len 0 or > 15, a data block.
- * XM_ERANGE/XM_ESTATE as xm_patch. On failure the old bytes are back. */
+ * block, [dst, dst+len), by one instruction of the same length.
+ * x86-64: len 1..15, dst an instruction boundary of the code running now.
+ * Protocol: INT3 on the first byte, sync every core (membarrier
+ * SYNC_CORE), the tail, sync, the first byte, sync. A thread reaching dst
+ * meanwhile traps into a SIGTRAP handler that waits for the patch and
+ * re-executes dst, so it runs either the old or the new instruction, never
+ * a mix. The handler is installed at the first call and stays; SIGTRAPs
+ * that are not a patch's go to the handler that was there before (or the
+ * default action). Costs three membarriers.
+ * arm64: len 4, dst 4-byte aligned, and the old and the new instruction
+ * both among B, BL, NOP, ISB, BRK, SVC, HVC, SMC (the architecture's
+ * concurrent-modification rule): one atomic 32-bit write, cache
+ * maintenance, one membarrier; anything else XM_ENOTSUP. No handler.
+ * Live patches are serialized process-wide.
+ * XM_ENOTSUP: other architectures, membarrier SYNC_CORE unavailable, or
+ * (arm64) an instruction outside those classes. XM_EINVAL: len 0 or > 15,
+ * a data block. XM_ERANGE/XM_ESTATE as xm_patch. On failure the old bytes
+ * are back. */
 XM_API xm_result xm_patch_live(xm_heap *h, void *dst, const void *src,
                                size_t len);
 /* Names the code block starting at rx for profilers and debuggers, through
