@@ -210,3 +210,19 @@ void xm__fork_unregister(xm_heap *h)
     }
     pthread_mutex_unlock(&fork_lock);
 }
+
+/* Tests: destroys every heap still alive, returns how many (a failed test
+ * that returned before its xm_heap_destroy must not make later tests fail). */
+size_t xm__heap_destroy_all(void)
+{
+    size_t n = 0;
+    for (;;) {
+        pthread_mutex_lock(&fork_lock);
+        xm_heap *h = fork_heaps;
+        pthread_mutex_unlock(&fork_lock);
+        if (!h)
+            return n;
+        xm_heap_destroy(h); /* unregisters it */
+        n++;
+    }
+}

@@ -321,5 +321,6 @@ int xm__a64_hotpatch_safe(uint32_t insn);
 /* fork.c */
 void xm__fork_register(xm_heap *h);
 void xm__fork_unregister(xm_heap *h);
+size_t xm__heap_destroy_all(void); /* tests: after a failed test */
 
 #endif

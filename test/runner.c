@@ -154,6 +154,12 @@ int main(int argc, char **argv)
         if (test_failed) {
             printf("FAIL %s\n", tests[i].name);
             failed++;
+            /* a failed check returns before the test's xm_heap_destroy:
+               its heaps (a writable alias among them) would fail the
+               audits of every later test */
+            size_t n = xm__heap_destroy_all();
+            if (n)
+                printf("    (destroyed %zu heap(s) the failed test left)\n", n);
         } else {
             printf("ok   %s\n", tests[i].name);
             passed++;

@@ -97,6 +97,7 @@ uint64_t xm__os_total_calls(void);
 uint64_t xm__os_injected(void);
 void xm__heap_check(xm_heap *h);
 int xm__a64_hotpatch_safe(uint32_t insn);
+size_t xm__heap_destroy_all(void);
 void xm__heap_ranges(xm_heap *h, uintptr_t *base, size_t *len, uintptr_t *alias);
 
 #endif
