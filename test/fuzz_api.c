@@ -229,10 +229,25 @@ static void fz_patch(fz *f, int k)
         EXPECT("patch", r, XM_OK);
 }
 
+/* xm_name with no sink on (the fuzz heap has none): arguments and the
+ * block are checked, nothing else happens. */
+static void fz_name(fz *f, int k, size_t off)
+{
+    if (!f->s[k].rx)
+        return;
+    fz_slot *s = &f->s[fz_resolve(f, k)];
+    xm_result r = xm_name(f->h, (char *)s->rx + off, "fz_fn");
+    if (!s->live || off)
+        EXPECT("name(dead or interior)", r, XM_EBADPTR);
+    else
+        EXPECT("name", r, s->data ? XM_EINVAL : XM_OK);
+}
+
 static void fz_query(fz *f, int k)
 {
     fz_slot *s = &f->s[k];
     size_t off = fz_u16(f);
+    fz_name(f, k, s->live && (off & 1) ? off % s->size : 0);
     if (!s->live)
         return;
     xm_block q;
@@ -282,6 +297,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    XM_EBADPTR);
             xm_block q;
             EXPECT("query(foreign)", xm_query(f.h, &local, &q), XM_EBADPTR);
+            EXPECT("name(foreign)", xm_name(f.h, &local, "x"), XM_EBADPTR);
+            EXPECT("name(NULL)", xm_name(f.h, &local, NULL), XM_EINVAL);
             break;
         }
         }
