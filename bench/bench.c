@@ -820,11 +820,14 @@ int main(int argc, char **argv)
            quick ? " (--quick)" : "", sysconf(_SC_NPROCESSORS_ONLN));
     result r;
 
-    wl_params churn = {1000, 64, 1024, 50000 * K, 1, false, 0, 0, 0, 0, 200000 * K};
+    /* full runs give contenders without a system call per op 4x (churn)
+       and 10x (threads) more operations: short rounds were mostly noise */
+    uint64_t F = quick ? 0 : 1;
+    wl_params churn = {1000, 64, 1024, 50000 * K, 1, false, 0, 0, 0, 0, F * 200000 * K};
     churn_workload("churn: 1000 live, 64-1024 B", &churn, R, M_ALL, &r);
     report(&r, "ns/op", false, NULL);
 
-    wl_params frag = {10000, 8, 1031, 50000 * K, 1, false, 0, 0, 0, 0, 200000 * K};
+    wl_params frag = {10000, 8, 1031, 50000 * K, 1, false, 0, 0, 0, 0, F * 200000 * K};
     churn_workload("churn-fragmented: 10000 live, 8-1031 B", &frag, R,
                    M_XM | M_ASMJIT | M_MALLOC | M_NAIVE, &r);
     report(&r, "ns/op", false, NULL);
@@ -846,8 +849,7 @@ int main(int argc, char **argv)
         wl_params thr = churn;
         thr.threads = nt;
         thr.ops = 50000 * K * (uint64_t)nt;
-        thr.fast_ops = 10 * thr.ops; /* 0.2 s a round: short rounds were
-                                        all noise on this VM */
+        thr.fast_ops = F * 10 * thr.ops; /* 0.2 s a round */
         churn_workload(nt == 1 ? "threads: churn on 1 thread" : "threads: churn on 2 threads",
                        &thr, R, M_XM | M_ASMJIT | M_MALLOC, &r);
         report(&r, "ns/op (total)", false, NULL);
