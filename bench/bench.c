@@ -368,8 +368,8 @@ typedef struct wl_params {
  * p->ops; the others run p->fast_ops when it is set. */
 static uint64_t ops_of(const ct *c, const wl_params *p)
 {
-    bool slow = !strcmp(c->name, "execmem FLIP") || !strncmp(c->name, "naive", 5) ||
-                !strncmp(c->name, "flip pool", 9);
+    bool slow = c->get == nv_get || c->get == fp_get ||
+                (c->create == xm_create && c->backend == XM_BACKEND_FLIP);
     return p->fast_ops && !slow ? p->fast_ops : p->ops;
 }
 

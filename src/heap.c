@@ -207,7 +207,7 @@ xm_result xm_heap_create(const xm_options *opt, xm_heap **out)
     if (o.near && reserve > ((size_t)1 << 31) - 64 * XM__PAGE)
         return XM_EINVAL;
 
-    xm_heap *h = xm__mem_aligned(128, sizeof *h); /* arenas on cache lines */
+    xm_heap *h = xm__mem_aligned(XM__LINE_PAIR, sizeof *h); /* arenas on line pairs */
     if (!h)
         return XM_ENOMEM;
     memset(h, 0, sizeof *h);
@@ -309,6 +309,22 @@ xm__arena *xm__lock_arena_of(xm_heap *h, uintptr_t addr)
     }
 }
 
+xm__arena *xm__lock_block(xm_heap *h, uintptr_t rx, xm__pack **p, uint32_t *g,
+                          xm_result *r)
+{
+    xm__arena *a = xm__lock_arena_of(h, rx);
+    *r = a ? xm__block_find(h, rx, p, g) : XM_EBADPTR;
+    return a;
+}
+
+xm__arena *xm__lock_range(xm_heap *h, uintptr_t dst, size_t len, xm__pack **p,
+                          uint32_t *g, xm_result *r)
+{
+    xm__arena *a = xm__lock_arena_of(h, dst);
+    *r = a ? xm__block_range(h, dst, len, p, g) : XM_ERANGE;
+    return a;
+}
+
 /* Every call starts here, before it takes a lock: deferred frees are
  * completed; a frozen fork child refuses what would change the heap. */
 xm_result xm__enter(xm_heap *h, bool mutating)
@@ -365,12 +381,9 @@ xm_result xm_publish(xm_heap *h, void *rx, int prot)
     xm_result r = xm__enter(h, true);
     if (r != XM_OK)
         return r;
-    xm__arena *a = xm__lock_arena_of(h, (uintptr_t)rx);
-    if (!a)
-        return xm__leave(h, NULL, XM_EBADPTR);
     xm__pack *p;
     uint32_t g;
-    r = xm__block_find(h, (uintptr_t)rx, &p, &g);
+    xm__arena *a = xm__lock_block(h, (uintptr_t)rx, &p, &g, &r);
     if (r == XM_OK)
         r = xm__block_publish_locked(h, p, g, prot);
     return xm__leave(h, a, r);
@@ -383,12 +396,9 @@ xm_result xm_free(xm_heap *h, void *rx)
     xm_result r = xm__enter(h, true);
     if (r != XM_OK)
         return r;
-    xm__arena *a = xm__lock_arena_of(h, (uintptr_t)rx);
-    if (!a)
-        return xm__leave(h, NULL, XM_EBADPTR);
     xm__pack *p;
     uint32_t g;
-    r = xm__block_find(h, (uintptr_t)rx, &p, &g);
+    xm__arena *a = xm__lock_block(h, (uintptr_t)rx, &p, &g, &r);
     if (r == XM_OK)
         r = xm__block_free_locked(h, p, g);
     return xm__leave(h, a, r);
@@ -422,12 +432,9 @@ xm_result xm_patch(xm_heap *h, void *dst, const void *src, size_t len)
     xm_result r = xm__enter(h, true);
     if (r != XM_OK)
         return r;
-    xm__arena *a = xm__lock_arena_of(h, (uintptr_t)dst);
-    if (!a)
-        return xm__leave(h, NULL, XM_ERANGE);
     xm__pack *p;
     uint32_t g;
-    r = xm__block_range(h, (uintptr_t)dst, len, &p, &g);
+    xm__arena *a = xm__lock_range(h, (uintptr_t)dst, len, &p, &g, &r);
     if (r == XM_OK)
         r = xm__block_patch_locked(h, p, g, (uintptr_t)dst, src, len);
     return xm__leave(h, a, r);

@@ -72,6 +72,10 @@
 #define XM__BINS 17u
 /* Blocks above this get their own page run (no granule waste beyond a page). */
 #define XM__SMALL_MAX (16u * 1024u)
+/* Data two threads write stays in separate aligned 128-byte pairs of
+ * cache lines: the L2 streamer moves lines in pairs, so sharing a pair
+ * ping-pongs between cores like sharing a line. */
+#define XM__LINE_PAIR 128u
 #define XM__DEFAULT_RESERVE ((size_t)1 << 30)
 #define XM__DEFAULT_LAZY ((size_t)8 << 20)
 
@@ -80,8 +84,8 @@ enum { XM__FR_NONE = 0, XM__FR_CODE, XM__FR_DATA, XM__FR_RW };
 
 typedef struct xm__pack {
     /* hot header: every call on a block reads these first (one line).
-       Descriptors are 128-aligned, whole 128-byte pairs (see xm__arena) */
-    _Alignas(128) uintptr_t base; /* rx address of the first byte */
+       Descriptors fill whole XM__LINE_PAIRs */
+    _Alignas(XM__LINE_PAIR) uintptr_t base; /* rx address of the first byte */
     _Atomic uint8_t arena; /* index of the owning arena */
     uint8_t kind;         /* XM__K_CODE / XM__K_DATA */
     uint8_t large;        /* one block of whole pages */
@@ -145,9 +149,7 @@ typedef struct xm__window {
 } xm__window;
 
 typedef struct xm__arena {
-    /* 128, not 64: the L2 streamer fetches lines in aligned pairs, so
-       two arenas sharing a 128-byte pair still ping-pong between cores */
-    _Alignas(128) pthread_mutex_t lock;
+    _Alignas(XM__LINE_PAIR) pthread_mutex_t lock; /* arenas: whole pairs */
     xm__pack *nonfull[2];
     xm__window *win; /* open write windows on this arena's blocks */
     size_t nwin, capwin;
@@ -206,6 +208,18 @@ xm__arena *xm__my_arena(xm_heap *h);
 /* Locks and returns the arena owning the pack that covers addr, or NULL
  * (nothing locked) when no pack covers it. */
 xm__arena *xm__lock_arena_of(xm_heap *h, uintptr_t addr);
+/* What every call on one block does after xm__enter: locks the arena of
+ * the pack at the address and finds the block there. Returns the locked
+ * arena, or NULL (nothing locked) when no pack covers the address; *r is
+ * XM_OK with *p, *g set, or the error. End the call with
+ * xm__leave(h, returned arena, r).
+ *   xm__lock_block: the block starting exactly at rx (else XM_EBADPTR);
+ *   xm__lock_range: the live block holding all of [dst, dst+len) (else
+ *   XM_ERANGE). */
+xm__arena *xm__lock_block(xm_heap *h, uintptr_t rx, struct xm__pack **p,
+                          uint32_t *g, xm_result *r);
+xm__arena *xm__lock_range(xm_heap *h, uintptr_t dst, size_t len,
+                          struct xm__pack **p, uint32_t *g, xm_result *r);
 
 /* pack.c: everything here runs with the block's arena locked. */
 xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *a, int kind,

@@ -182,14 +182,9 @@ xm_result xm_patch_live(xm_heap *h, void *dst, const void *src, size_t len)
         pthread_mutex_unlock(&live_lock);
         return xm__leave(h, NULL, r);
     }
-    xm__arena *a = xm__lock_arena_of(h, d);
-    if (!a) {
-        pthread_mutex_unlock(&live_lock);
-        return xm__leave(h, NULL, XM_ERANGE);
-    }
     xm__pack *p;
     uint32_t g;
-    r = xm__block_range(h, d, len, &p, &g);
+    xm__arena *a = xm__lock_range(h, d, len, &p, &g, &r);
     if (r == XM_OK && p->kind != XM__K_CODE)
         r = XM_EINVAL;
     else if (r == XM_OK && !xm__bit_get(p->pub, g))
@@ -202,7 +197,8 @@ xm_result xm_patch_live(xm_heap *h, void *dst, const void *src, size_t len)
         if (r == XM_OK)
             a->patches++;
     }
-    pthread_mutex_unlock(&a->lock);
+    if (a)
+        pthread_mutex_unlock(&a->lock);
     pthread_mutex_unlock(&live_lock);
     return xm__leave(h, NULL, r);
 }

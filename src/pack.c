@@ -365,7 +365,7 @@ static xm_result pack_new(xm_heap *h, xm__arena *a, int kind, uint32_t npages,
             h->all = all;
             h->capall = cap;
         }
-        p = xm__mem_aligned(128, sizeof *p);
+        p = xm__mem_aligned(XM__LINE_PAIR, sizeof *p);
         if (p)
             memset(p, 0, sizeof *p);
         if (!p) {

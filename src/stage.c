@@ -9,11 +9,11 @@
  *
  * The buffers themselves are recycled: a published or freed block's buffer
  * goes on the arena's list for its size (in granules) while the lists hold
- * less than XM__STAGE_KEEP bytes. Every buffer is allocated 128-byte aligned,
- * so a recycled one serves any alignment up to 64; they are 128-aligned
- * and padded to 128 bytes, so no two share a line pair (the L2 streamer
- * moves lines in aligned pairs: buffers of two threads written at once
- * would ping-pong).
+ * less than XM__STAGE_KEEP bytes. Every buffer is 128-byte aligned and
+ * padded to a multiple of 128 bytes: a recycled one serves any alignment up
+ * to 128, and no two buffers share a line pair (the L2 streamer moves lines
+ * in aligned pairs: buffers of two threads written at once would
+ * ping-pong).
  */
 #include "internal.h"
 
@@ -39,8 +39,8 @@ int xm__stage_reserve(xm__arena *h)
     if ((h->stcount + 1) * 2 <= h->stcap)
         return 0;
     size_t cap = h->stcap ? h->stcap * 2 : 64;
-    /* 128-aligned: another arena's table is written by another thread */
-    xm__stage *t = xm__mem_aligned(128, cap * sizeof *t);
+    /* another arena's table is written by another thread */
+    xm__stage *t = xm__mem_aligned(XM__LINE_PAIR, cap * sizeof *t);
     if (!t)
         return -1;
     memset(t, 0, cap * sizeof *t);
@@ -108,14 +108,14 @@ void *xm__stage_take(xm__arena *h, uintptr_t rx)
 void *xm__stage_buf_get(xm__arena *a, size_t usable, size_t align)
 {
     size_t c = (usable >> XM__GRAN_SHIFT) - 1;
-    if (c < XM__STAGE_CLASSES && align <= XM__GRAN && a->stbuf[c]) {
+    if (c < XM__STAGE_CLASSES && align <= XM__LINE_PAIR && a->stbuf[c]) {
         void *b = a->stbuf[c];
         memcpy(&a->stbuf[c], b, sizeof b); /* the link lives in the buffer */
         a->stbuf_bytes -= usable;
         return b;
     }
-    /* whole 128-byte pairs: buffers of two threads never share one */
-    return xm__mem_aligned(align > 128 ? align : 128, (usable + 127) & ~(size_t)127);
+    size_t pair = XM__LINE_PAIR;
+    return xm__mem_aligned(align > pair ? align : pair, (usable + pair - 1) & ~(pair - 1));
 }
 
 void xm__stage_buf_put(xm__arena *a, void *buf, size_t usable)

@@ -392,12 +392,9 @@ xm_result xm_name(xm_heap *h, void *rx, const char *name)
     xm_result r = xm__enter(h, true);
     if (r != XM_OK)
         return r;
-    xm__arena *a = xm__lock_arena_of(h, (uintptr_t)rx);
-    if (!a)
-        return xm__leave(h, NULL, XM_EBADPTR);
     xm__pack *p;
     uint32_t g;
-    r = xm__block_find(h, (uintptr_t)rx, &p, &g);
+    xm__arena *a = xm__lock_block(h, (uintptr_t)rx, &p, &g, &r);
     if (r == XM_OK && p->kind != XM__K_CODE)
         r = XM_EINVAL;
     if (r != XM_OK || !(h->flags & XM__SYM_FLAGS))

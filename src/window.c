@@ -42,13 +42,11 @@ xm_result xm_write_begin(xm_heap *h, void *rx, size_t len, void **rw)
     xm_result r = xm__enter(h, true);
     if (r != XM_OK)
         return r;
-    xm__arena *a = xm__lock_arena_of(h, dst);
-    if (!a)
-        return xm__leave(h, NULL, XM_ERANGE);
     xm__pack *p;
     uint32_t g;
-    if (xm__block_range(h, dst, len, &p, &g) != XM_OK)
-        return xm__leave(h, a, XM_ERANGE);
+    xm__arena *a = xm__lock_range(h, dst, len, &p, &g, &r);
+    if (r != XM_OK)
+        return xm__leave(h, a, r);
     uintptr_t block = xm__block_addr(p, g);
     if (!xm__bit_get(p->pub, g))
         return xm__leave(h, a, XM_ESTATE);

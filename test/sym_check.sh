@@ -29,6 +29,15 @@ esac
 perf_top() { # data file -> the report's lines naming symbols
     perf report -i "$1" --stdio --sort sym 2>/dev/null | grep -v '^#' | grep -v '^$' | head -3
 }
+expect_spin() { # label data-file: the report's top names xm_spin_fn
+    top=$(perf_top "$2")
+    if echo "$top" | grep -q 'xm_spin_fn'; then
+        say "ok   $1: $(echo "$top" | head -1 | tr -s ' ')"
+    else
+        bad "$1: perf report does not name xm_spin_fn:"
+        echo "$top"
+    fi
+}
 if ! command -v perf >/dev/null 2>&1; then
     say "SKIP perf: not installed (Debian: apt-get install linux-perf)"
 elif ! perf record -e cpu-clock -k mono -o "$tmp/probe.data" -- true >"$tmp/probe.out" 2>&1; then
@@ -47,13 +56,7 @@ else
             bad "perf inject --jit ($b): $(tail -n 3 "$d/inj.out")"
             continue
         fi
-        top=$(perf_top "$d/jit.data")
-        if echo "$top" | grep -q 'xm_spin_fn'; then
-            say "ok   perf + jitdump ($b): $(echo "$top" | head -1 | tr -s ' ')"
-        else
-            bad "perf report after inject ($b) does not name xm_spin_fn:"
-            echo "$top"
-        fi
+        expect_spin "perf + jitdump ($b)" "$d/jit.data"
     done
     # the demo names its 20,000 functions jit_expr_tT_N
     d=$tmp/demo
@@ -79,13 +82,7 @@ else
     d=$tmp/flip
     mkdir -p "$d"
     if XM_PERF=map perf record -e cpu-clock -o "$d/perf.data" -- "$prog" flip spin >"$d/rec.out" 2>&1; then
-        top=$(perf_top "$d/perf.data")
-        if echo "$top" | grep -q 'xm_spin_fn'; then
-            say "ok   perf + perf map (flip): $(echo "$top" | head -1 | tr -s ' ')"
-        else
-            bad "perf report (flip, perf map) does not name xm_spin_fn:"
-            echo "$top"
-        fi
+        expect_spin "perf + perf map (flip)" "$d/perf.data"
     else
         bad "perf record of jitsym flip failed: $(tail -n 3 "$d/rec.out")"
     fi
