@@ -719,10 +719,29 @@ static stat3 stat_of(const result *r, int c, size_t field_off)
 
 static FILE *jout;
 static bool jfirst = true;
+static const char *only; /* --only PREFIX: the workloads whose name starts so */
+
+static const char *with[NCT]; /* --with PREFIX (repeatable): those contenders */
+static int nwith;
+
+static bool wanted(const char *workload)
+{
+    return !only || !strncmp(workload, only, strlen(only));
+}
+
+static bool chosen(int c)
+{
+    for (int i = 0; i < nwith; i++)
+        if (!strncmp(contenders[c].name, with[i], strlen(with[i])))
+            return true;
+    return nwith == 0;
+}
 
 static void report(const result *r, const char *unit, bool show_extra,
                    const char *extra_name)
 {
+    if (!r->rounds)
+        return; /* not wanted */
     printf("\n== %s  (%d rounds; median [min-max]; ratio = median / execmem DUAL's)\n",
            r->workload, r->rounds);
     printf("  %-20s %24s %7s %9s %9s %8s %8s%s%s\n", "contender", unit, "ratio",
@@ -772,10 +791,10 @@ static void churn_workload(const char *name, const wl_params *p, int rounds,
 {
     memset(r, 0, sizeof *r);
     r->workload = name;
-    r->rounds = rounds;
+    r->rounds = wanted(name) ? rounds : 0;
     for (int round = 0; round < rounds; round++)
         for (int c = 0; c < NCT; c++) {
-            if (!(mask & (1u << c)) || !contenders[c].available)
+            if (!(mask & (1u << c)) || !contenders[c].available || !chosen(c))
                 continue;
             if (!run_churn(&contenders[c], p, (uint64_t)round + 1, &r->s[c][round])) {
                 fprintf(stderr, "bench: %s failed in %s\n", contenders[c].name, name);
@@ -799,8 +818,12 @@ int main(int argc, char **argv)
             quick = true;
         else if (!strcmp(argv[i], "--out") && i + 1 < argc)
             outpath = argv[++i];
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+            only = argv[++i];
+        else if (!strcmp(argv[i], "--with") && i + 1 < argc && nwith < NCT)
+            with[nwith++] = argv[++i];
         else {
-            fprintf(stderr, "usage: bench [--quick] [--out results.json]\n");
+            fprintf(stderr, "usage: bench [--quick] [--out results.json] [--only WORKLOAD] [--with CONTENDER]...\n");
             return 2;
         }
     }
@@ -834,10 +857,10 @@ int main(int argc, char **argv)
 
     memset(&r, 0, sizeof r);
     r.workload = "batch: 100000 allocs, then frees in shuffled order";
-    r.rounds = R;
-    for (int round = 0; round < R; round++)
+    r.rounds = wanted(r.workload) ? R : 0;
+    for (int round = 0; round < r.rounds; round++)
         for (int c = 0; c < NCT; c++) {
-            if (!contenders[c].available || c == 5 || c == 6)
+            if (!contenders[c].available || !chosen(c) || c == 5 || c == 6)
                 continue; /* naive/pool: 100000 mappings, see churn */
             if (run_batch(&contenders[c], quick ? 30000 : 100000, (uint64_t)round + 9,
                           &r.s[c][round]))
@@ -854,7 +877,7 @@ int main(int argc, char **argv)
                        &thr, R, M_XM | M_ASMJIT | M_MALLOC, &r);
         report(&r, "ns/op (total)", false, NULL);
         static double one[NCT];
-        for (int c = 0; c < NCT; c++) {
+        for (int c = 0; c < NCT && r.rounds; c++) {
             if (!r.ran[c])
                 continue;
             double med = STAT(&r, c, ns_per_op).med;
@@ -890,10 +913,10 @@ int main(int argc, char **argv)
 
     memset(&r, 0, sizeof r);
     r.workload = "exec: 10000 functions called in random order";
-    r.rounds = R;
-    for (int round = 0; round < R; round++)
+    r.rounds = wanted(r.workload) ? R : 0;
+    for (int round = 0; round < r.rounds; round++)
         for (int c = 0; c < NCT; c++) {
-            if (!contenders[c].available || !contenders[c].executable || c == 6)
+            if (!contenders[c].available || !chosen(c) || !contenders[c].executable || c == 6)
                 continue;
             if (run_exec(&contenders[c], 10000, 2000000 * K, (uint64_t)round + 3,
                          &r.s[c][round]))
@@ -906,10 +929,10 @@ int main(int argc, char **argv)
         memset(&r, 0, sizeof r);
         r.workload = k ? "strict publish: 64 functions per xm_publish"
                        : "strict publish: 1 function per xm_publish";
-        r.rounds = R;
-        for (int round = 0; round < R; round++)
+        r.rounds = wanted(r.workload) ? R : 0;
+        for (int round = 0; round < r.rounds; round++)
             for (int c = 0; c < 2; c++)
-                if (run_publish(&contenders[c], 6400, per_publish[k], &r.s[c][round]))
+                if (chosen(c) && run_publish(&contenders[c], 6400, per_publish[k], &r.s[c][round]))
                     r.ran[c] = true;
         report(&r, "ns/function", true, "revocations_per_publish");
     }

@@ -288,7 +288,9 @@ xm__arena *xm__my_arena(xm_heap *h)
     return &h->arenas[(my_slot - 1) % XM__ARENAS];
 }
 
-xm__arena *xm__lock_arena_of(xm_heap *h, uintptr_t addr)
+/* Locks the arena of the pack that holds addr; that pack in *pk. NULL when
+ * no pack holds addr. */
+static xm__arena *lock_pack_of(xm_heap *h, uintptr_t addr, xm__pack **pk)
 {
     if (addr < h->base || addr - h->base >= h->reserve)
         return NULL;
@@ -303,17 +305,25 @@ xm__arena *xm__lock_arena_of(xm_heap *h, uintptr_t addr)
         /* a live pack changes arena only after a release, which needs the
            lock just taken: if it is still here, it stays */
         if (atomic_load_explicit(slot, memory_order_acquire) == p &&
-            atomic_load_explicit(&p->arena, memory_order_relaxed) == ai)
+            atomic_load_explicit(&p->arena, memory_order_relaxed) == ai) {
+            *pk = p;
             return a;
+        }
         pthread_mutex_unlock(&a->lock);
     }
+}
+
+xm__arena *xm__lock_arena_of(xm_heap *h, uintptr_t addr)
+{
+    xm__pack *p;
+    return lock_pack_of(h, addr, &p);
 }
 
 xm__arena *xm__lock_block(xm_heap *h, uintptr_t rx, xm__pack **p, uint32_t *g,
                           xm_result *r)
 {
-    xm__arena *a = xm__lock_arena_of(h, rx);
-    *r = a ? xm__block_find(h, rx, p, g) : XM_EBADPTR;
+    xm__arena *a = lock_pack_of(h, rx, p);
+    *r = a ? xm__block_at(*p, rx, g) : XM_EBADPTR;
     return a;
 }
 
@@ -547,6 +557,8 @@ void xm__check_locked(xm_heap *h)
             used += u;
             CHECK(!s || u);
             CHECK(!cb || (u && !s && !p->large));
+            if (cb || s) /* the recorded size is the bitmaps' */
+                CHECK(xm__block_size(p, g) == xm__block_size_slow(p, g));
             if (cb) { /* a magazine's block: not live, every byte a trap */
                 size_t sz = xm__block_size(p, g);
                 ncached += (uint32_t)(sz >> XM__GRAN_SHIFT);

@@ -105,6 +105,9 @@ typedef struct xm__pack {
     uint64_t pub[XM__PACK_WORDS];
     uint64_t cached[XM__PACK_WORDS]; /* first granule of a block in its
                                         arena's magazine (freed, traps) */
+    /* granules - 1 of the block (live or cached) that starts at each
+       granule: sizes in O(1) (small packs; a block is at most 256) */
+    uint8_t glen[XM__PACK_GRANS];
     uint16_t bincount[XM__BINS];
     uint32_t binwords[XM__BINS]; /* words of runs[b] that are not zero */
     /* free-run index: runs[b] marks the first granule of every maximal free
@@ -226,8 +229,39 @@ xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *a, int kind,
                                  size_t size, size_t align, xm_block *out);
 /* Looks up the block starting exactly at rx: pack and granule index. */
 xm_result xm__block_find(xm_heap *h, uintptr_t rx, xm__pack **pk, uint32_t *g);
+
+/* The pack that holds addr (lock-free: descriptors live until the heap
+ * dies), or NULL. */
+static inline xm__pack *xm__pack_of(xm_heap *h, uintptr_t addr)
+{
+    if (addr < h->base || addr - h->base >= h->reserve)
+        return NULL;
+    return atomic_load_explicit(&h->pagemap[(addr - h->base) >> XM__PAGE_SHIFT],
+                                memory_order_acquire);
+}
+
+/* XM_OK and its first granule in *g when a block of p starts at rx. */
+static inline xm_result xm__block_at(const xm__pack *p, uintptr_t rx, uint32_t *g)
+{
+    uintptr_t off = rx - p->base;
+    unsigned sh = p->large ? XM__PAGE_SHIFT : XM__GRAN_SHIFT;
+    uint32_t i = (uint32_t)(off >> sh);
+    if ((off & ((1u << sh) - 1)) || (p->large && i != 0) ||
+        !((atomic_load_explicit(&p->start[i >> 6], memory_order_acquire) >> (i & 63)) & 1))
+        return XM_EBADPTR;
+    *g = i;
+    return XM_OK;
+}
 /* Block extent in bytes. */
-size_t xm__block_size(const xm__pack *p, uint32_t g);
+/* Size of the block that starts at granule g of p (live or cached). */
+static inline size_t xm__block_size(const xm__pack *p, uint32_t g)
+{
+    if (p->large)
+        return (size_t)p->npages << XM__PAGE_SHIFT;
+    return ((size_t)p->glen[g] + 1) << XM__GRAN_SHIFT;
+}
+_Static_assert(XM__SMALL_MAX / XM__GRAN <= 256, "glen holds granules - 1 in a byte");
+size_t xm__block_size_slow(const xm__pack *p, uint32_t g);
 /* Address of block (or granule) g of pack p. */
 static inline uintptr_t xm__block_addr(const xm__pack *p, uint32_t g)
 {

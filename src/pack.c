@@ -202,11 +202,12 @@ static uint64_t start_word(xm__pack *p, uint32_t g)
     return xm__abit_word(p->start, g) >> (g & 63);
 }
 
-size_t xm__block_size(const xm__pack *p, uint32_t g)
+/* Debug: the size the bitmaps give (the block ends at the next start,
+ * cached block or free granule); xm__heap_check compares it with glen. */
+size_t xm__block_size_slow(const xm__pack *p, uint32_t g)
 {
     if (p->large)
         return (size_t)p->npages << XM__PAGE_SHIFT;
-    /* the block ends at the next start, cached block or free granule */
     uint32_t end = XM__PACK_GRANS;
     for (uint32_t i = g + 1; i < end;) {
         uint64_t w = atomic_load_explicit(&p->start[i >> 6], memory_order_relaxed) |
@@ -224,23 +225,10 @@ size_t xm__block_size(const xm__pack *p, uint32_t g)
 
 xm_result xm__block_find(xm_heap *h, uintptr_t rx, xm__pack **pk, uint32_t *g)
 {
-    if (rx < h->base || rx - h->base >= h->reserve)
-        return XM_EBADPTR;
-    xm__pack *p = atomic_load_explicit(
-        &h->pagemap[(rx - h->base) >> XM__PAGE_SHIFT], memory_order_acquire);
-    if (!p)
-        return XM_EBADPTR;
-    uintptr_t off = rx - p->base;
-    unsigned sh = p->large ? XM__PAGE_SHIFT : XM__GRAN_SHIFT;
-    if (off & ((1u << sh) - 1))
-        return XM_EBADPTR;
-    uint32_t i = (uint32_t)(off >> sh);
-    if (p->large && i != 0)
-        return XM_EBADPTR;
-    if (!(start_word(p, i) & 1))
+    xm__pack *p = xm__pack_of(h, rx);
+    if (!p || xm__block_at(p, rx, g) != XM_OK)
         return XM_EBADPTR;
     *pk = p;
-    *g = i;
     return XM_OK;
 }
 
@@ -610,6 +598,7 @@ xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *ar, int kind,
         }
         if (r == XM_OK) {
             bits_set(p->used, g, n, true);
+            p->glen[g] = (uint8_t)(n - 1);
             p->nfree -= n;
             if (p->nfree == 0)
                 list_del(ar, p);
