@@ -792,7 +792,7 @@ static void churn_workload(const char *name, const wl_params *p, int rounds,
     memset(r, 0, sizeof *r);
     r->workload = name;
     r->rounds = wanted(name) ? rounds : 0;
-    for (int round = 0; round < rounds; round++)
+    for (int round = 0; round < r->rounds; round++)
         for (int c = 0; c < NCT; c++) {
             if (!(mask & (1u << c)) || !contenders[c].available || !chosen(c))
                 continue;
