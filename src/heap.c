@@ -161,6 +161,8 @@ static void heap_free_meta(xm_heap *h)
         for (size_t i = 0; i < a->stcap; i++)
             if (a->st[i].rx)
                 xm__mem_free(a->st[i].rw);
+        if (a->st1.rx)
+            xm__mem_free(a->st1.rw);
         xm__mem_free(a->st);
         xm__stage_buf_drop_all(a);
         for (size_t i = 0; i < a->nwin; i++)

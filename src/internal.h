@@ -156,7 +156,9 @@ typedef struct xm__arena {
     xm__pack *nonfull[2];
     xm__window *win; /* open write windows on this arena's blocks */
     size_t nwin, capwin;
-    xm__stage *st; /* rx -> staging buffer of unpublished DUAL blocks */
+    xm__stage st1; /* the newest unpublished DUAL block and its staging
+                      buffer (allocate, write, publish: no hashing) */
+    xm__stage *st; /* rx -> staging buffer of the other unpublished ones */
     size_t stcap, stcount;
     void *stbuf[XM__STAGE_CLASSES]; /* recycled staging buffers by size */
     size_t stbuf_bytes;

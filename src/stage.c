@@ -1,6 +1,9 @@
 /*
  * stage.c: rx -> staging buffer of each unpublished DUAL block.
  *
+ * The newest entry waits in the arena's st1 slot (the usual JIT allocates,
+ * writes and publishes one block at a time: no hashing); older ones move to
+ * the table.
  * Open addressing with linear probing and backward-shift deletion (no
  * tombstones), load factor at most 1/2. Growth happens only in
  * xm__stage_reserve(), called before a block is committed, so put and take
@@ -56,7 +59,9 @@ int xm__stage_reserve(xm__arena *h)
 void xm__stage_put(xm__arena *h, uintptr_t rx, void *rw)
 {
     XM_ASSERT((h->stcount + 1) * 2 <= h->stcap);
-    stage_insert(h->st, h->stcap, rx, rw);
+    if (h->st1.rx) /* the table has room for every entry (reserve) */
+        stage_insert(h->st, h->stcap, h->st1.rx, h->st1.rw);
+    h->st1 = (xm__stage){rx, rw};
     h->stcount++;
 }
 
@@ -75,12 +80,19 @@ static size_t stage_slot(xm__arena *h, uintptr_t rx)
 
 void *xm__stage_get(xm__arena *h, uintptr_t rx)
 {
+    if (rx && h->st1.rx == rx)
+        return h->st1.rw;
     size_t i = stage_slot(h, rx);
     return i == SIZE_MAX ? NULL : h->st[i].rw;
 }
 
 void *xm__stage_take(xm__arena *h, uintptr_t rx)
 {
+    if (rx && h->st1.rx == rx) {
+        h->st1.rx = 0;
+        h->stcount--;
+        return h->st1.rw;
+    }
     size_t i = stage_slot(h, rx);
     if (i == SIZE_MAX)
         return NULL;
