@@ -103,6 +103,10 @@ run: all
 # The churn operation alone, for callgrind and perf (bench/churn_loop.c).
 $(O)/churn_loop: bench/churn_loop.c $(O)/libexecmem.a
 	$(CC) $(ALL_CFLAGS) -Iinclude $< -o $@ $(O)/libexecmem.a $(LDLIBS)
+# What the same operation costs at the least under the byte-level rules
+# (bench/churn_floor.c: a model, not the library).
+$(O)/churn_floor: bench/churn_floor.c
+	$(CC) $(ALL_CFLAGS) $< -o $@
 
 # A tiny JIT that names its code, for the real perf and gdb (sym_check.sh).
 $(O)/jitsym: test/jitsym.c $(O)/libexecmem.a

@@ -1,0 +1,143 @@
+/*
+ * churn_floor.c: what the churn operation costs at the least under
+ * execmem's rules, for deciding how far a redesign could go. Not the
+ * library: a single-threaded model of a per-thread fast path that keeps
+ * every byte-level rule (the freed block trap-filled through the writable
+ * view before free returns, the staging buffer trap-filled before the JIT
+ * writes, staging copied into the code on publish) and drops everything
+ * else: no lock, no bitmap word shared by two blocks (one state byte per
+ * granule), O(1) size and staging lookups, per-size LIFO caches.
+ *
+ *   churn_floor [OPS [RMW]]   RMW=1 adds one atomic RMW per call (the
+ *                             least a claim shared with other threads costs)
+ *
+ * Same operation, sizes and random sequence as churn_loop.c; compare with
+ * `build/churn_loop` (execmem) and `build/churn_loop N 1` (malloc).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { LIVE = 1000, GRAN = 64, CLASSES = 16, SPACE = 8 << 20, NGRAN = SPACE / GRAN };
+enum { FREE = 0, STAGED, PUB, CACHED };
+
+static uint64_t rs = 88172645463325252ull;
+static uint64_t rng(void)
+{
+    rs ^= rs >> 12;
+    rs ^= rs << 25;
+    rs ^= rs >> 27;
+    return rs * 0x2545F4914F6CDD1Dull;
+}
+
+static unsigned char tmpl[2048];
+static unsigned char *rxv, *rwv;  /* the two views of one memfd */
+static uint8_t state[NGRAN], glen[NGRAN];
+static void *stg[NGRAN];          /* staging buffer of each staged block */
+static uint32_t cache[CLASSES][4096], ncache[CLASSES]; /* freed blocks */
+static void *stbuf[CLASSES];      /* recycled staging buffers (linked) */
+static uint32_t bump;
+static _Atomic uint64_t claim;
+static int rmw;
+
+static void claim_once(void)
+{
+    if (rmw)
+        atomic_fetch_add_explicit(&claim, 1, memory_order_acq_rel);
+}
+
+static void fm_free(void *rx)
+{
+    uint32_t g = (uint32_t)(((unsigned char *)rx - rxv) / GRAN);
+    claim_once();
+    if (state[g] != PUB)
+        abort();
+    size_t sz = ((size_t)glen[g] + 1) * GRAN;
+    memset(rwv + (size_t)g * GRAN, 0xCC, sz);
+    state[g] = CACHED;
+    cache[glen[g]][ncache[glen[g]]++] = g;
+}
+
+static void *fm_alloc(size_t len, void **rw)
+{
+    uint32_t c = (uint32_t)((len + GRAN - 1) / GRAN - 1), g;
+    claim_once();
+    if (ncache[c])
+        g = cache[c][--ncache[c]];
+    else {
+        g = bump;
+        bump += c + 1;
+        if (bump > NGRAN)
+            abort();
+        glen[g] = (uint8_t)c;
+    }
+    void *b = stbuf[c];
+    if (b)
+        memcpy(&stbuf[c], b, sizeof b);
+    else if (!(b = aligned_alloc(128, (size_t)(c + 1) * GRAN + 64)))
+        abort();
+    memset(b, 0xCC, (size_t)(c + 1) * GRAN);
+    stg[g] = b;
+    state[g] = STAGED;
+    *rw = b;
+    return rxv + (size_t)g * GRAN;
+}
+
+static void fm_publish(void *rx)
+{
+    uint32_t g = (uint32_t)(((unsigned char *)rx - rxv) / GRAN);
+    claim_once();
+    if (state[g] != STAGED)
+        abort();
+    void *b = stg[g];
+    memcpy(rwv + (size_t)g * GRAN, b, ((size_t)glen[g] + 1) * GRAN);
+    stg[g] = NULL;
+    state[g] = PUB;
+    memcpy(b, &stbuf[glen[g]], sizeof b);
+    stbuf[glen[g]] = b;
+}
+
+int main(int argc, char **argv)
+{
+    long ops = argc > 1 ? atol(argv[1]) : 2000000;
+    rmw = argc > 2 ? atoi(argv[2]) : 0;
+    memset(tmpl, 0xc3, sizeof tmpl);
+    int fd = memfd_create("churn_floor", 0);
+    if (fd < 0 || ftruncate(fd, SPACE))
+        return 1;
+    rxv = mmap(NULL, SPACE, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0);
+    rwv = mmap(NULL, SPACE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (rxv == MAP_FAILED || rwv == MAP_FAILED)
+        return 1;
+    memset(rwv, 0xCC, SPACE);
+    void *rx[LIVE];
+    for (int i = 0; i < LIVE; i++) {
+        size_t len = 64 + rng() % 961;
+        void *w;
+        rx[i] = fm_alloc(len, &w);
+        memcpy(w, tmpl, len);
+        fm_publish(rx[i]);
+    }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (long i = 0; i < ops; i++) {
+        size_t k = rng() % LIVE, len = 64 + rng() % 961;
+        void *w;
+        fm_free(rx[k]);
+        rx[k] = fm_alloc(len, &w);
+        memcpy(w, tmpl, len);
+        fm_publish(rx[k]);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    printf("floor%s: %.1f ns/op\n", rmw ? " + 1 RMW per call" : "",
+           ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / ops);
+    return 0;
+}
