@@ -90,7 +90,7 @@ bench-deps:
 	apt-get install -y libasmjit-dev
 
 $(O)/wx_helper: test/wx_helper.c
-	$(CC) $(ALL_CFLAGS) $< -o $@
+	$(CC) $(ALL_CFLAGS) $< -o $@ $(LDLIBS)
 
 # The test runner links the static archive: white-box tests may call the
 # library's internal (hidden) xm__ functions such as the fault injector.
@@ -106,7 +106,7 @@ $(O)/churn_loop: bench/churn_loop.c $(O)/libexecmem.a
 # What the same operation costs at the least under the byte-level rules
 # (bench/churn_floor.c: a model, not the library).
 $(O)/churn_floor: bench/churn_floor.c
-	$(CC) $(ALL_CFLAGS) $< -o $@
+	$(CC) $(ALL_CFLAGS) $< -o $@ $(LDLIBS)
 
 # A tiny JIT that names its code, for the real perf and gdb (sym_check.sh).
 $(O)/jitsym: test/jitsym.c $(O)/libexecmem.a

@@ -8,8 +8,10 @@
  * else: no lock, no bitmap word shared by two blocks (one state byte per
  * granule), O(1) size and staging lookups, per-size LIFO caches.
  *
- *   churn_floor [OPS [RMW]]   RMW=1 adds one atomic RMW per call (the
- *                             least a claim shared with other threads costs)
+ *   churn_floor [OPS [SYNC]]  SYNC=1 adds one atomic RMW per call (the
+ *                             least a claim shared with other threads
+ *                             costs), SYNC=2 a mutex lock and unlock per
+ *                             call (what the library takes)
  *
  * Same operation, sizes and random sequence as churn_loop.c; compare with
  * `build/churn_loop` (execmem) and `build/churn_loop N 1` (malloc).
@@ -17,6 +19,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -46,12 +49,22 @@ static uint32_t cache[CLASSES][4096], ncache[CLASSES]; /* freed blocks */
 static void *stbuf[CLASSES];      /* recycled staging buffers (linked) */
 static uint32_t bump;
 static _Atomic uint64_t claim;
-static int rmw;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static int sync_kind;
 
+/* called at the start of each call; unlock_once at its end */
 static void claim_once(void)
 {
-    if (rmw)
+    if (sync_kind == 1)
         atomic_fetch_add_explicit(&claim, 1, memory_order_acq_rel);
+    else if (sync_kind == 2)
+        pthread_mutex_lock(&lock);
+}
+
+static void unlock_once(void)
+{
+    if (sync_kind == 2)
+        pthread_mutex_unlock(&lock);
 }
 
 static void fm_free(void *rx)
@@ -64,6 +77,7 @@ static void fm_free(void *rx)
     memset(rwv + (size_t)g * GRAN, 0xCC, sz);
     state[g] = CACHED;
     cache[glen[g]][ncache[glen[g]]++] = g;
+    unlock_once();
 }
 
 static void *fm_alloc(size_t len, void **rw)
@@ -88,6 +102,7 @@ static void *fm_alloc(size_t len, void **rw)
     stg[g] = b;
     state[g] = STAGED;
     *rw = b;
+    unlock_once();
     return rxv + (size_t)g * GRAN;
 }
 
@@ -103,12 +118,13 @@ static void fm_publish(void *rx)
     state[g] = PUB;
     memcpy(b, &stbuf[glen[g]], sizeof b);
     stbuf[glen[g]] = b;
+    unlock_once();
 }
 
 int main(int argc, char **argv)
 {
     long ops = argc > 1 ? atol(argv[1]) : 2000000;
-    rmw = argc > 2 ? atoi(argv[2]) : 0;
+    sync_kind = argc > 2 ? atoi(argv[2]) : 0;
     memset(tmpl, 0xc3, sizeof tmpl);
     int fd = memfd_create("churn_floor", 0);
     if (fd < 0 || ftruncate(fd, SPACE))
@@ -137,7 +153,8 @@ int main(int argc, char **argv)
         fm_publish(rx[k]);
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    printf("floor%s: %.1f ns/op\n", rmw ? " + 1 RMW per call" : "",
+    printf("floor%s: %.1f ns/op\n",
+           sync_kind == 1 ? " + 1 RMW per call" : sync_kind == 2 ? " + a mutex per call" : "",
            ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / ops);
     return 0;
 }
