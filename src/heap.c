@@ -290,9 +290,7 @@ xm__arena *xm__my_arena(xm_heap *h)
     return &h->arenas[(my_slot - 1) % XM__ARENAS];
 }
 
-/* Locks the arena of the pack that holds addr; that pack in *pk. NULL when
- * no pack holds addr. */
-static xm__arena *lock_pack_of(xm_heap *h, uintptr_t addr, xm__pack **pk)
+xm__arena *xm__lock_pack_of(xm_heap *h, uintptr_t addr, xm__pack **pk)
 {
     if (addr < h->base || addr - h->base >= h->reserve)
         return NULL;
@@ -315,16 +313,10 @@ static xm__arena *lock_pack_of(xm_heap *h, uintptr_t addr, xm__pack **pk)
     }
 }
 
-xm__arena *xm__lock_arena_of(xm_heap *h, uintptr_t addr)
-{
-    xm__pack *p;
-    return lock_pack_of(h, addr, &p);
-}
-
 xm__arena *xm__lock_block(xm_heap *h, uintptr_t rx, xm__pack **p, uint32_t *g,
                           xm_result *r)
 {
-    xm__arena *a = lock_pack_of(h, rx, p);
+    xm__arena *a = xm__lock_pack_of(h, rx, p);
     *r = a ? xm__block_at(*p, rx, g) : XM_EBADPTR;
     return a;
 }
@@ -332,8 +324,8 @@ xm__arena *xm__lock_block(xm_heap *h, uintptr_t rx, xm__pack **p, uint32_t *g,
 xm__arena *xm__lock_range(xm_heap *h, uintptr_t dst, size_t len, xm__pack **p,
                           uint32_t *g, xm_result *r)
 {
-    xm__arena *a = xm__lock_arena_of(h, dst);
-    *r = a ? xm__block_range(h, dst, len, p, g) : XM_ERANGE;
+    xm__arena *a = xm__lock_pack_of(h, dst, p);
+    *r = a ? xm__block_range(*p, dst, len, g) : XM_ERANGE;
     return a;
 }
 
@@ -459,12 +451,12 @@ xm_result xm_query(xm_heap *h, const void *addr, xm_block *out)
     xm_result r = xm__enter(h, false);
     if (r != XM_OK)
         return r;
-    xm__arena *a = xm__lock_arena_of(h, (uintptr_t)addr);
-    if (!a)
-        return xm__leave(h, NULL, XM_EBADPTR);
     xm__pack *p;
     uint32_t g;
-    r = xm__block_containing(h, (uintptr_t)addr, &p, &g);
+    xm__arena *a = xm__lock_pack_of(h, (uintptr_t)addr, &p);
+    if (!a)
+        return xm__leave(h, NULL, XM_EBADPTR);
+    r = xm__block_containing(p, (uintptr_t)addr, &g);
     if (r == XM_OK) {
         uintptr_t rx = xm__block_addr(p, g);
         out->rx = (void *)rx;
@@ -609,8 +601,7 @@ void xm__check_locked(xm_heap *h)
                 CHECK(a->nmag[k][c] <= XM__MAG_DEPTH);
                 for (uint32_t j = 0; j < a->nmag[k][c]; j++) {
                     uintptr_t rx = a->mag[k][c][j];
-                    xm__pack *p = atomic_load(
-                        &h->pagemap[(rx - h->base) >> XM__PAGE_SHIFT]);
+                    xm__pack *p = xm__pack_of(h, rx);
                     CHECK(p && !p->large && p->kind == k &&
                           atomic_load(&p->arena) == i);
                     uint32_t g = (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT);

@@ -210,9 +210,9 @@ static inline uintptr_t xm__page_addr(const xm_heap *h, uint32_t page)
 
 /* The arena a thread allocates from. */
 xm__arena *xm__my_arena(xm_heap *h);
-/* Locks and returns the arena owning the pack that covers addr, or NULL
- * (nothing locked) when no pack covers it. */
-xm__arena *xm__lock_arena_of(xm_heap *h, uintptr_t addr);
+/* Locks and returns the arena owning the pack that covers addr, that pack
+ * in *pk; NULL (nothing locked) when no pack covers it. */
+xm__arena *xm__lock_pack_of(xm_heap *h, uintptr_t addr, struct xm__pack **pk);
 /* What every call on one block does after xm__enter: locks the arena of
  * the pack at the address and finds the block there. Returns the locked
  * arena, or NULL (nothing locked) when no pack covers the address; *r is
@@ -254,7 +254,6 @@ static inline xm_result xm__block_at(const xm__pack *p, uintptr_t rx, uint32_t *
     *g = i;
     return XM_OK;
 }
-/* Block extent in bytes. */
 /* Size of the block that starts at granule g of p (live or cached). */
 static inline size_t xm__block_size(const xm__pack *p, uint32_t g)
 {
@@ -269,12 +268,11 @@ static inline uintptr_t xm__block_addr(const xm__pack *p, uint32_t g)
 {
     return p->base + ((uintptr_t)g << (p->large ? XM__PAGE_SHIFT : XM__GRAN_SHIFT));
 }
-/* The live block holding all of [dst, dst+len): XM_ERANGE if none. */
-xm_result xm__block_range(xm_heap *h, uintptr_t dst, size_t len, xm__pack **pk,
-                          uint32_t *g);
-/* Finds the block containing addr. */
-xm_result xm__block_containing(xm_heap *h, uintptr_t addr, xm__pack **pk,
-                               uint32_t *g);
+/* The live block of p holding all of [dst, dst+len) (p holds dst):
+ * XM_ERANGE if none. */
+xm_result xm__block_range(const xm__pack *p, uintptr_t dst, size_t len, uint32_t *g);
+/* The live block of p holding addr (p holds addr): XM_EBADPTR if none. */
+xm_result xm__block_containing(const xm__pack *p, uintptr_t addr, uint32_t *g);
 xm_result xm__block_free_locked(xm_heap *h, xm__pack *p, uint32_t g);
 xm_result xm__block_publish_locked(xm_heap *h, xm__pack *p, uint32_t g,
                                    int prot);
@@ -291,7 +289,7 @@ xm_result xm__block_write_locked(xm_heap *h, xm__pack *p, uint32_t g,
 void xm__arena_retire_empty_locked(xm_heap *h, xm__arena *a);
 void xm__pack_check_runs(const xm__pack *p);
 int xm__bit_get(const uint64_t *bm, uint32_t i);
-uint64_t xm__abit_word(_Atomic uint64_t *bm, uint32_t i);
+uint64_t xm__abit_word(const _Atomic uint64_t *bm, uint32_t i);
 
 /* stage.c: unpublished-block staging table of an arena */
 int xm__stage_reserve(xm__arena *a);

@@ -27,7 +27,7 @@ int xm__bit_get(const uint64_t *bm, uint32_t i)
     return (int)((bm[i >> 6] >> (i & 63)) & 1u);
 }
 
-uint64_t xm__abit_word(_Atomic uint64_t *bm, uint32_t i)
+uint64_t xm__abit_word(const _Atomic uint64_t *bm, uint32_t i)
 {
     return atomic_load_explicit(&bm[i >> 6], memory_order_acquire);
 }
@@ -197,7 +197,7 @@ static bool staged(const xm_heap *h)
     return !flip(h) && !(h->flags & XM_INPLACE);
 }
 
-static uint64_t start_word(xm__pack *p, uint32_t g)
+static uint64_t start_word(const xm__pack *p, uint32_t g)
 {
     return xm__abit_word(p->start, g) >> (g & 63);
 }
@@ -232,19 +232,11 @@ xm_result xm__block_find(xm_heap *h, uintptr_t rx, xm__pack **pk, uint32_t *g)
     return XM_OK;
 }
 
-xm_result xm__block_containing(xm_heap *h, uintptr_t addr, xm__pack **pk,
-                               uint32_t *g)
+xm_result xm__block_containing(const xm__pack *p, uintptr_t addr, uint32_t *g)
 {
-    if (addr < h->base || addr - h->base >= h->reserve)
-        return XM_EBADPTR;
-    xm__pack *p = atomic_load_explicit(
-        &h->pagemap[(addr - h->base) >> XM__PAGE_SHIFT], memory_order_acquire);
-    if (!p)
-        return XM_EBADPTR;
     if (p->large) {
         if (!(start_word(p, 0) & 1))
             return XM_EBADPTR;
-        *pk = p;
         *g = 0;
         return XM_OK;
     }
@@ -259,7 +251,6 @@ xm_result xm__block_containing(xm_heap *h, uintptr_t addr, xm__pack **pk,
             uint32_t top = 63u - (uint32_t)__builtin_clzll(w | c);
             if ((c >> top) & 1)
                 return XM_EBADPTR; /* inside a freed, cached block */
-            *pk = p;
             *g = (i & ~63u) + top;
             return XM_OK;
         }
@@ -503,6 +494,15 @@ static bool mag_put(xm__arena *ar, xm__pack *p, uint32_t g, size_t sz)
     return true;
 }
 
+/* Block rx of p (n granules) leaves its magazine: returns its granule. */
+static uint32_t mag_unmark(xm__pack *p, uintptr_t rx, uint32_t n)
+{
+    uint32_t g = (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT);
+    p->cached[g >> 6] &= ~(1ull << (g & 63));
+    p->ncached -= n;
+    return g;
+}
+
 /* Takes the newest cached block of exactly `usable` bytes, if its address
  * satisfies the alignment. */
 static bool mag_take(xm_heap *h, xm__arena *ar, int kind, size_t usable,
@@ -515,13 +515,8 @@ static bool mag_take(xm_heap *h, xm__arena *ar, int kind, size_t usable,
     if (rx & (align - 1))
         return false;
     ar->nmag[kind][c]--;
-    xm__pack *p = atomic_load_explicit(
-        &h->pagemap[(rx - h->base) >> XM__PAGE_SHIFT], memory_order_relaxed);
-    uint32_t i = (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT);
-    p->cached[i >> 6] &= ~(1ull << (i & 63));
-    p->ncached -= (uint32_t)c + 1;
-    *pk = p;
-    *g = i;
+    *pk = xm__pack_of(h, rx);
+    *g = mag_unmark(*pk, rx, (uint32_t)c + 1);
     return true;
 }
 
@@ -534,17 +529,12 @@ static void mag_flush_some(xm_heap *h, xm__arena *ar, const xm__pack *only)
             uint32_t keep = 0;
             for (uint32_t j = 0; j < ar->nmag[k][c]; j++) {
                 uintptr_t rx = ar->mag[k][c][j];
-                xm__pack *p = atomic_load_explicit(
-                    &h->pagemap[(rx - h->base) >> XM__PAGE_SHIFT],
-                    memory_order_relaxed);
+                xm__pack *p = xm__pack_of(h, rx);
                 if (only && p != only) {
                     ar->mag[k][c][keep++] = rx;
                     continue;
                 }
-                uint32_t i = (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT);
-                p->cached[i >> 6] &= ~(1ull << (i & 63));
-                p->ncached -= c + 1;
-                give_back(h, ar, p, i, c + 1);
+                give_back(h, ar, p, mag_unmark(p, rx, c + 1), c + 1);
             }
             ar->nmag[k][c] = (uint8_t)keep;
         }
@@ -755,11 +745,10 @@ static xm_result flip_patch(xm_heap *h, xm__pack *p, uintptr_t rx, size_t sz,
     return xm__os_result(e, code);
 }
 
-xm_result xm__block_range(xm_heap *h, uintptr_t dst, size_t len, xm__pack **pk,
-                          uint32_t *g)
+xm_result xm__block_range(const xm__pack *p, uintptr_t dst, size_t len, uint32_t *g)
 {
-    if (dst + len < dst || xm__block_containing(h, dst, pk, g) != XM_OK ||
-        dst + len > xm__block_addr(*pk, *g) + xm__block_size(*pk, *g))
+    if (dst + len < dst || xm__block_containing(p, dst, g) != XM_OK ||
+        dst + len > xm__block_addr(p, *g) + xm__block_size(p, *g))
         return XM_ERANGE;
     return XM_OK;
 }

@@ -85,7 +85,8 @@ xm_result xm_write_end(xm_heap *h, void *rx)
     xm_result r = xm__enter(h, true);
     if (r != XM_OK)
         return r;
-    xm__arena *a = xm__lock_arena_of(h, dst);
+    xm__pack *p;
+    xm__arena *a = xm__lock_pack_of(h, dst, &p);
     if (!a)
         return xm__leave(h, NULL, XM_ESTATE); /* no block, so no window */
     size_t i = 0;
@@ -94,9 +95,8 @@ xm_result xm_write_end(xm_heap *h, void *rx)
     if (i == a->nwin)
         return xm__leave(h, a, XM_ESTATE);
     xm__window *w = &a->win[i];
-    xm__pack *p;
     uint32_t g;
-    r = xm__block_range(h, dst, w->len, &p, &g);
+    r = xm__block_range(p, dst, w->len, &g);
     XM_ASSERT(r == XM_OK); /* a block's free drops its windows */
     if (w->buf) {
         r = xm__block_patch_locked(h, p, g, dst, w->buf, w->len);
