@@ -53,7 +53,7 @@ static xm__arena *lock_live_pack(xm_heap *h, xm__pack *p)
     for (;;) {
         unsigned ai = atomic_load_explicit(&p->arena, memory_order_relaxed);
         xm__arena *a = &h->arenas[ai];
-        pthread_mutex_lock(&a->lock);
+        xm__arena_lock(h, a);
         pthread_mutex_lock(&h->lock);
         bool moved = atomic_load_explicit(&p->arena, memory_order_relaxed) != ai;
         bool live = !moved && p->npages &&
@@ -62,7 +62,7 @@ static xm__arena *lock_live_pack(xm_heap *h, xm__pack *p)
         pthread_mutex_unlock(&h->lock);
         if (live)
             return a;
-        pthread_mutex_unlock(&a->lock);
+        xm__arena_unlock(a);
         if (!moved)
             return NULL;
     }
@@ -104,7 +104,7 @@ void xm__drain(xm_heap *h)
             }
         }
     done:
-        pthread_mutex_unlock(&a->lock);
+        xm__arena_unlock(a);
         p = next;
     }
 }

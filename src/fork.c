@@ -97,16 +97,14 @@ static void snap_collect(xm_heap *h)
 /* Every lock of the heap, arenas in index order first (the lock order). */
 static void lock_all(xm_heap *h)
 {
-    for (unsigned i = 0; i < XM__ARENAS; i++)
-        pthread_mutex_lock(&h->arenas[i].lock);
+    xm__arenas_lock_all(h);
     pthread_mutex_lock(&h->lock);
 }
 
 static void unlock_all(xm_heap *h)
 {
     pthread_mutex_unlock(&h->lock);
-    for (unsigned i = XM__ARENAS; i-- > 0;)
-        pthread_mutex_unlock(&h->arenas[i].lock);
+    xm__arenas_unlock_all(h);
 }
 
 static void fork_prepare(void)
@@ -148,7 +146,9 @@ static void fork_parent(void)
 static void fork_child(void)
 {
     xm__sym_fork_child();
+    xm__bias_fork_child_process();
     for (xm_heap *h = fork_heaps; h; h = h->gnext) {
+        xm__bias_fork_child(h); /* before unlock_all: revoke stays raised */
         if (h->backend == XM_BACKEND_DUAL && !h->forked) {
             if (!h->snaps) /* could not even list the runs: cut everything */
                 (void)xm__os_map_anon_at(&h->osc, (void *)h->base, h->reserve,

@@ -255,6 +255,7 @@ xm_result xm_heap_create(const xm_options *opt, xm_heap **out)
         return r;
     }
     xm__range_init(h);
+    xm__bias_init(h);
     xm__fork_register(h);
     *out = h;
     return XM_OK;
@@ -276,18 +277,22 @@ void xm_heap_destroy(xm_heap *h)
 /* ---- arenas ----------------------------------------------------------- */
 
 static _Atomic unsigned next_slot;
-/* 0: not assigned yet. initial-exec: no __tls_get_addr call from the shared
- * library (a few bytes of static TLS, as mimalloc does). */
 #if defined(__GNUC__)
 __attribute__((tls_model("initial-exec")))
 #endif
-static _Thread_local unsigned my_slot;
+_Thread_local unsigned xm__slot;
+
+unsigned xm__slot_assign(void)
+{
+    if (!xm__slot)
+        xm__slot = atomic_fetch_add_explicit(&next_slot, 1, memory_order_relaxed) + 1;
+    return xm__slot;
+}
 
 xm__arena *xm__my_arena(xm_heap *h)
 {
-    if (!my_slot)
-        my_slot = atomic_fetch_add_explicit(&next_slot, 1, memory_order_relaxed) + 1;
-    return &h->arenas[(my_slot - 1) % XM__ARENAS];
+    unsigned s = xm__slot ? xm__slot : xm__slot_assign();
+    return &h->arenas[(s - 1) % XM__ARENAS];
 }
 
 xm__arena *xm__lock_pack_of(xm_heap *h, uintptr_t addr, xm__pack **pk)
@@ -301,7 +306,7 @@ xm__arena *xm__lock_pack_of(xm_heap *h, uintptr_t addr, xm__pack **pk)
             return NULL;
         unsigned ai = atomic_load_explicit(&p->arena, memory_order_relaxed);
         xm__arena *a = &h->arenas[ai];
-        pthread_mutex_lock(&a->lock);
+        xm__arena_lock(h, a);
         /* a live pack changes arena only after a release, which needs the
            lock just taken: if it is still here, it stays */
         if (atomic_load_explicit(slot, memory_order_acquire) == p &&
@@ -309,7 +314,7 @@ xm__arena *xm__lock_pack_of(xm_heap *h, uintptr_t addr, xm__pack **pk)
             *pk = p;
             return a;
         }
-        pthread_mutex_unlock(&a->lock);
+        xm__arena_unlock(a);
     }
 }
 
@@ -342,7 +347,7 @@ xm_result xm__enter(xm_heap *h, bool mutating)
 xm_result xm__leave(xm_heap *h, xm__arena *a, xm_result r)
 {
     if (a)
-        pthread_mutex_unlock(&a->lock);
+        xm__arena_unlock(a);
 #if XM_DEBUG >= 3
     xm__heap_check(h);
 #else
@@ -364,7 +369,7 @@ static xm_result alloc_kind(xm_heap *h, int kind, size_t size, size_t align,
     if (r != XM_OK)
         return r;
     xm__arena *a = xm__my_arena(h);
-    pthread_mutex_lock(&a->lock);
+    xm__arena_lock(h, a);
     return xm__leave(h, a, xm__block_alloc_locked(h, a, kind, size, align, out));
 }
 
@@ -415,12 +420,10 @@ xm_result xm_purge(xm_heap *h)
     xm_result r = xm__enter(h, true);
     if (r != XM_OK)
         return r;
-    for (unsigned i = 0; i < XM__ARENAS; i++) {
-        xm__arena *a = &h->arenas[i];
-        pthread_mutex_lock(&a->lock);
-        xm__arena_retire_empty_locked(h, a);
-        pthread_mutex_unlock(&a->lock);
-    }
+    xm__arenas_lock_all(h);
+    for (unsigned i = 0; i < XM__ARENAS; i++)
+        xm__arena_retire_empty_locked(h, &h->arenas[i]);
+    xm__arenas_unlock_all(h);
     pthread_mutex_lock(&h->lock);
     r = xm__purge_locked(h);
     pthread_mutex_unlock(&h->lock);
@@ -480,9 +483,9 @@ xm_result xm_heap_stats(xm_heap *h, xm_stats *out)
     (void)xm__enter(h, false);
     xm_stats s;
     memset(&s, 0, sizeof s);
+    xm__arenas_lock_all(h);
     for (unsigned i = 0; i < XM__ARENAS; i++) {
         xm__arena *a = &h->arenas[i];
-        pthread_mutex_lock(&a->lock);
         s.live_blocks += a->live_blocks;
         s.live_bytes += a->live_bytes;
         s.staging_bytes += a->staging_bytes;
@@ -490,8 +493,8 @@ xm_result xm_heap_stats(xm_heap *h, xm_stats *out)
         s.frees += a->frees;
         s.publishes += a->publishes;
         s.patches += a->patches;
-        pthread_mutex_unlock(&a->lock);
     }
+    xm__arenas_unlock_all(h);
     pthread_mutex_lock(&h->lock);
     s.backend = h->backend;
     s.flags = h->flags;
@@ -644,11 +647,9 @@ void xm__heap_ranges(xm_heap *h, uintptr_t *base, size_t *len, uintptr_t *alias)
 /* Exposed to white-box tests regardless of the compiled debug level. */
 void xm__heap_check(xm_heap *h)
 {
-    for (unsigned i = 0; i < XM__ARENAS; i++)
-        pthread_mutex_lock(&h->arenas[i].lock);
+    xm__arenas_lock_all(h);
     pthread_mutex_lock(&h->lock);
     xm__check_locked(h);
     pthread_mutex_unlock(&h->lock);
-    for (unsigned i = XM__ARENAS; i-- > 0;)
-        pthread_mutex_unlock(&h->arenas[i].lock);
+    xm__arenas_unlock_all(h);
 }

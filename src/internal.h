@@ -153,6 +153,13 @@ typedef struct xm__window {
 
 typedef struct xm__arena {
     _Alignas(XM__LINE_PAIR) pthread_mutex_t lock; /* arenas: whole pairs */
+    /* biased lock (arena_lock.c): the owner thread's slot (0: none), set
+       once; `busy` is written only by the owner, `revoke` by a holder of
+       `lock`; `held_revoked`, `unbiased`, `steals` under `lock` */
+    _Atomic unsigned owner;
+    _Atomic uint8_t busy, revoke;
+    uint8_t held_revoked, unbiased;
+    uint32_t steals;
     xm__pack *nonfull[2];
     xm__window *win; /* open write windows on this arena's blocks */
     size_t nwin, capwin;
@@ -192,6 +199,7 @@ struct xm_heap {
     _Atomic size_t resident_bytes;
     uint64_t purges, purge_runs;
     int forked;        /* DUAL child after fork: frozen */
+    int bias;          /* arenas may be biased (arena_lock.c) */
     int valgrind;
     struct xm_heap *gnext; /* global list, for fork */
     /* names for profilers and debuggers (sym.c; its lock) */
@@ -208,8 +216,58 @@ static inline uintptr_t xm__page_addr(const xm_heap *h, uint32_t page)
     return h->base + ((uintptr_t)page << XM__PAGE_SHIFT);
 }
 
+/* A thread's slot: 1, 2, ... in order of its first heap call, never reused
+ * (0: not assigned yet). Its arena in every heap is arenas[(slot-1) % N].
+ * initial-exec: no __tls_get_addr call from the shared library (a few
+ * bytes of static TLS, as mimalloc does). */
+#if defined(__GNUC__)
+__attribute__((tls_model("initial-exec")))
+#endif
+extern _Thread_local unsigned xm__slot;
+unsigned xm__slot_assign(void);
 /* The arena a thread allocates from. */
 xm__arena *xm__my_arena(xm_heap *h);
+
+/* ---- arena locks (arena_lock.c) -----------------------------------------
+ * Biased: the thread that owns an arena (the first whose home it is) takes
+ * and drops its lock with plain stores and no locked instruction; any other
+ * thread takes the mutex, raises `revoke`, and makes the owner's stores
+ * visible with one membarrier before it waits for the owner to leave. Both
+ * sides are mutual exclusion exactly as the mutex alone. */
+void xm__arena_lock_slow(xm_heap *h, xm__arena *a);
+void xm__arena_unlock_slow(xm__arena *a);
+static inline void xm__arena_lock(xm_heap *h, xm__arena *a)
+{
+    unsigned me = xm__slot;
+    if (me && atomic_load_explicit(&a->owner, memory_order_relaxed) == me) {
+        atomic_store_explicit(&a->busy, 1, memory_order_relaxed);
+        /* the store-load order is the remote side's membarrier's job */
+        atomic_signal_fence(memory_order_seq_cst);
+        if (!atomic_load_explicit(&a->revoke, memory_order_acquire))
+            return;
+        atomic_store_explicit(&a->busy, 0, memory_order_release);
+    }
+    xm__arena_lock_slow(h, a);
+}
+static inline void xm__arena_unlock(xm__arena *a)
+{
+    /* busy is 1 for the owner only while it holds the fast way */
+    if (atomic_load_explicit(&a->busy, memory_order_relaxed) &&
+        atomic_load_explicit(&a->owner, memory_order_relaxed) == xm__slot) {
+        atomic_store_explicit(&a->busy, 0, memory_order_release);
+        return;
+    }
+    xm__arena_unlock_slow(a);
+}
+/* Every arena of h, in index order (fork, stats, purge, the debug walk):
+ * one membarrier for all the biased ones. */
+void xm__arenas_lock_all(xm_heap *h);
+void xm__arenas_unlock_all(xm_heap *h);
+/* Heap creation: whether this heap's arenas may be biased. */
+void xm__bias_init(xm_heap *h);
+/* Fork child: no arena stays biased (its owners are gone). */
+void xm__bias_fork_child(xm_heap *h);
+void xm__bias_fork_child_process(void);
 /* Locks and returns the arena owning the pack that covers addr, that pack
  * in *pk; NULL (nothing locked) when no pack covers it. */
 xm__arena *xm__lock_pack_of(xm_heap *h, uintptr_t addr, struct xm__pack **pk);

@@ -198,7 +198,7 @@ xm_result xm_patch_live(xm_heap *h, void *dst, const void *src, size_t len)
             a->patches++;
     }
     if (a)
-        pthread_mutex_unlock(&a->lock);
+        xm__arena_unlock(a);
     pthread_mutex_unlock(&live_lock);
     return xm__leave(h, NULL, r);
 }

@@ -70,6 +70,13 @@ int xm__os_membarrier_probe(xm__osc *c);
  * of the process serialize its instruction stream. 0 or -errno. */
 int xm__os_sync_core_register(xm__osc *c);
 int xm__os_sync_cores(xm__osc *c);
+/* membarrier PRIVATE_EXPEDITED: register this process (once) / make every
+ * running thread of the process execute a full memory barrier (the slow
+ * side of the arenas' biased locks, arena_lock.c). 0 or -errno. */
+int xm__os_barrier_register(xm__osc *c);
+int xm__os_barrier_all(xm__osc *c);
+/* sched_yield, for lock waits; counted process-wide only. */
+void xm__os_yield(void);
 /* Installs handler(sig, info, ucontext) for SIGTRAP with SA_SIGINFO and
  * SA_NODEFER, saving the previous action in *old (an opaque struct
  * sigaction of at least XM__SIGACTION_SIZE bytes). */

@@ -19,6 +19,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <signal.h>
+#include <sched.h>
 #include <ucontext.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -432,6 +433,35 @@ int xm__os_sync_cores(xm__osc *c)
     return syscall(SYS_membarrier, XM__MEMBARRIER_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0)
                ? os_fail()
                : 0;
+}
+
+#define XM__MEMBARRIER_PRIVATE_EXPEDITED (1 << 3)
+#define XM__MEMBARRIER_REGISTER_PRIVATE_EXPEDITED (1 << 4)
+
+int xm__os_barrier_register(xm__osc *c)
+{
+    int e = os_enter(c, ENOSYS);
+    if (e)
+        return -e;
+    return syscall(SYS_membarrier, XM__MEMBARRIER_REGISTER_PRIVATE_EXPEDITED, 0, 0)
+               ? os_fail()
+               : 0;
+}
+
+int xm__os_barrier_all(xm__osc *c)
+{
+    int e = os_enter(c, EINTR);
+    if (e)
+        return -e;
+    return syscall(SYS_membarrier, XM__MEMBARRIER_PRIVATE_EXPEDITED, 0, 0)
+               ? os_fail()
+               : 0;
+}
+
+void xm__os_yield(void)
+{
+    if (!os_enter(NULL, EINTR))
+        (void)sched_yield();
 }
 
 _Static_assert(sizeof(struct sigaction) <= XM__SIGACTION_SIZE,

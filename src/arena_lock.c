@@ -1,0 +1,165 @@
+/*
+ * arena_lock.c: the arenas' biased locks.
+ *
+ * Why: the usual JIT thread allocates, publishes and frees on its own
+ * arena, three lock/unlock pairs per function. A mutex pair costs two
+ * locked instructions; on the churn benchmark the three pairs were about a
+ * sixth of the time. A biased lock gives the arena's owner thread a path
+ * with plain stores only, and makes every other thread pay instead, with a
+ * system call (membarrier), the asymmetric Dekker of liburcu's membarrier
+ * flavour and of the JVM's biased locking.
+ *
+ * Protocol. Owner O (a->owner == O's slot, set once, under the mutex):
+ *     lock:   busy = 1; compiler barrier; if revoke: busy = 0, take mutex
+ *     unlock: busy = 0 (release)
+ * Anyone else R:
+ *     lock:   take mutex; revoke = 1; membarrier(PRIVATE_EXPEDITED);
+ *             wait until busy == 0
+ *     unlock: revoke = 0 (release); drop mutex
+ * membarrier makes every running thread of the process execute a full
+ * barrier between R's store to revoke and R's load of busy: either O's
+ * store busy = 1 came before that barrier, and R sees it and waits, or O's
+ * load of revoke comes after it, and O sees 1 and takes the mutex, which R
+ * holds. Two non-owners exclude each other through the mutex; the owner on
+ * the mutex path (busy stays 0) likewise.
+ *
+ * Policy. Only the thread whose home arena it is claims an arena, at its
+ * first lock there. A remote lock costs a system call, so after
+ * XM__STEAL_MAX of them on one arena (another thread freeing or patching
+ * the owner's code, more threads than arenas, an owner that exited) the
+ * arena is unbiased for good: revoke stays 1 and everyone takes the mutex,
+ * as before this file existed. Locking all arenas at once (fork, stats,
+ * purge, the debug walk) makes one membarrier for all of them and does not
+ * count as stealing.
+ *
+ * The owner is never changed, so `busy` has one writer. Bias is off under
+ * ThreadSanitizer (it cannot see the membarrier's ordering), under
+ * valgrind, where membarrier is refused, and in a fork child.
+ */
+#include "internal.h"
+#include "arch.h"
+
+#if defined(__SANITIZE_THREAD__)
+#define XM__BIAS_BUILD 0
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define XM__BIAS_BUILD 0
+#endif
+#endif
+#ifndef XM__BIAS_BUILD
+#define XM__BIAS_BUILD 1
+#endif
+
+/* Trade-off: each remote lock of a biased arena costs one membarrier (an
+ * interrupt of every CPU running this process, 1-10 us here); after this
+ * many the arena stays on the mutex. */
+#define XM__STEAL_MAX 16u
+
+/* 1 once this process registered for PRIVATE_EXPEDITED (a fork child must
+ * register again). */
+static _Atomic int bias_registered;
+
+void xm__bias_init(xm_heap *h)
+{
+    h->bias = 0;
+    if (!XM__BIAS_BUILD || h->valgrind)
+        return;
+    if (!atomic_load(&bias_registered)) {
+        if (xm__os_barrier_register(&h->osc))
+            return; /* no membarrier: this heap's arenas use the mutex */
+        atomic_store(&bias_registered, 1);
+    }
+    h->bias = 1;
+}
+
+void xm__bias_fork_child_process(void) { atomic_store(&bias_registered, 0); }
+
+void xm__bias_fork_child(xm_heap *h)
+{
+    h->bias = 0;
+    for (unsigned i = 0; i < XM__ARENAS; i++) {
+        xm__arena *a = &h->arenas[i];
+        a->unbiased = 1;
+        atomic_store(&a->revoke, 1);
+        atomic_store(&a->busy, 0);
+    }
+}
+
+/* Makes the owners' stores visible. After registration the kernel only
+ * fails it when told to (fault injection): try again. */
+static void barrier_all(xm_heap *h)
+{
+    while (xm__os_barrier_all(&h->osc))
+        xm__os_yield();
+}
+
+static void wait_owner_out(xm__arena *a)
+{
+    for (unsigned n = 0; atomic_load_explicit(&a->busy, memory_order_acquire); n++) {
+        if (n < 128)
+            xm__cpu_relax();
+        else
+            xm__os_yield(); /* the owner may have been preempted */
+    }
+}
+
+/* Mutex held: raises revoke if another thread owns a biased arena. Returns
+ * whether the caller must then wait for that owner. */
+static bool revoke_locked(xm__arena *a, unsigned me)
+{
+    unsigned o = atomic_load_explicit(&a->owner, memory_order_relaxed);
+    if (!o || o == me || atomic_load_explicit(&a->revoke, memory_order_relaxed))
+        return false; /* no bias, ours, or unbiased for good */
+    atomic_store(&a->revoke, 1);
+    a->held_revoked = 1;
+    return true;
+}
+
+void xm__arena_lock_slow(xm_heap *h, xm__arena *a)
+{
+    pthread_mutex_lock(&a->lock);
+    unsigned me = xm__slot ? xm__slot : xm__slot_assign();
+    if (revoke_locked(a, me)) {
+        barrier_all(h);
+        wait_owner_out(a);
+        if (++a->steals >= XM__STEAL_MAX)
+            a->unbiased = 1; /* revoke stays raised from now on */
+        return;
+    }
+    if (h->bias && !a->unbiased &&
+        !atomic_load_explicit(&a->owner, memory_order_relaxed) &&
+        a == &h->arenas[(me - 1) % XM__ARENAS])
+        atomic_store(&a->owner, me); /* fast from the next lock on */
+}
+
+void xm__arena_unlock_slow(xm__arena *a)
+{
+    if (a->held_revoked) {
+        a->held_revoked = 0;
+        if (!a->unbiased)
+            atomic_store_explicit(&a->revoke, 0, memory_order_release);
+    }
+    pthread_mutex_unlock(&a->lock);
+}
+
+void xm__arenas_lock_all(xm_heap *h)
+{
+    unsigned me = xm__slot ? xm__slot : xm__slot_assign();
+    bool wait = false;
+    for (unsigned i = 0; i < XM__ARENAS; i++) {
+        pthread_mutex_lock(&h->arenas[i].lock);
+        wait |= revoke_locked(&h->arenas[i], me);
+    }
+    if (!wait)
+        return;
+    barrier_all(h);
+    for (unsigned i = 0; i < XM__ARENAS; i++)
+        if (h->arenas[i].held_revoked)
+            wait_owner_out(&h->arenas[i]);
+}
+
+void xm__arenas_unlock_all(xm_heap *h)
+{
+    for (unsigned i = XM__ARENAS; i-- > 0;)
+        xm__arena_unlock_slow(&h->arenas[i]);
+}
