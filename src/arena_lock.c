@@ -163,3 +163,17 @@ void xm__arenas_unlock_all(xm_heap *h)
     for (unsigned i = XM__ARENAS; i-- > 0;)
         xm__arena_unlock_slow(&h->arenas[i]);
 }
+
+/* White-box tests: whether the heap biases, how many of its arenas have an
+ * owner and how many of those were unbiased for good. */
+int xm__bias_state(xm_heap *h, unsigned *owned, unsigned *unbiased)
+{
+    *owned = *unbiased = 0;
+    for (unsigned i = 0; i < XM__ARENAS; i++) {
+        *owned += atomic_load(&h->arenas[i].owner) != 0;
+        *unbiased += atomic_load(&h->arenas[i].owner) != 0 && h->arenas[i].unbiased;
+    }
+    return h->bias;
+}
+
+unsigned xm__bias_steal_max(void) { return XM__STEAL_MAX; }

@@ -268,6 +268,8 @@ void xm__bias_init(xm_heap *h);
 /* Fork child: no arena stays biased (its owners are gone). */
 void xm__bias_fork_child(xm_heap *h);
 void xm__bias_fork_child_process(void);
+int xm__bias_state(xm_heap *h, unsigned *owned, unsigned *unbiased);
+unsigned xm__bias_steal_max(void);
 /* Locks and returns the arena owning the pack that covers addr, that pack
  * in *pk; NULL (nothing locked) when no pack covers it. */
 xm__arena *xm__lock_pack_of(xm_heap *h, uintptr_t addr, struct xm__pack **pk);

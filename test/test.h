@@ -99,5 +99,7 @@ void xm__heap_check(xm_heap *h);
 int xm__a64_hotpatch_safe(uint32_t insn);
 size_t xm__heap_destroy_all(void);
 void xm__heap_ranges(xm_heap *h, uintptr_t *base, size_t *len, uintptr_t *alias);
+int xm__bias_state(xm_heap *h, unsigned *owned, unsigned *unbiased);
+unsigned xm__bias_steal_max(void);
 
 #endif

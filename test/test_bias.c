@@ -1,0 +1,142 @@
+/*
+ * test_bias.c: the arenas' biased locks (src/arena_lock.c). A thread that
+ * owns its arena churns functions on it with the lock-free fast path while
+ * another thread frees, patches and queries the owner's blocks through the
+ * slow path (mutex + membarrier): every call result stays right, the
+ * structures stay consistent, each remote lock costs one membarrier until
+ * the arena has been stolen from XM__STEAL_MAX times, and none after.
+ */
+#include "test.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+enum { HANDED = 64, RING = 32 };
+
+typedef struct owner_arg {
+    xm_heap *h;
+    xm_block handed[HANDED];
+    _Atomic int ready, stop;
+    long errors;
+    _Atomic long ops;
+} owner_arg;
+
+static void *owner_main(void *p)
+{
+    owner_arg *o = p;
+    for (int i = 0; i < HANDED; i++)
+        if (make_fn(o->h, 64 + (size_t)i * 8, 1000 + (uint64_t)i, &o->handed[i]) != XM_OK)
+            o->errors++;
+    xm_block ring[RING];
+    for (int i = 0; i < RING; i++)
+        if (make_fn(o->h, 64, (uint64_t)i, &ring[i]) != XM_OK)
+            o->errors++;
+    atomic_store(&o->ready, 1);
+    uint64_t v = RING;
+    while (!atomic_load(&o->stop) && !o->errors) {
+        int k = (int)(v % RING);
+        if (call_at(ring[k].rx) != v - RING)
+            o->errors++;
+        if (xm_free(o->h, ring[k].rx) != XM_OK ||
+            make_fn(o->h, 64 + (v % 5) * 100, v, &ring[k]) != XM_OK)
+            o->errors++;
+        v++;
+        o->ops++;
+    }
+    for (int i = 0; i < RING; i++)
+        if (xm_free(o->h, ring[i].rx) != XM_OK)
+            o->errors++;
+    return NULL;
+}
+
+static void remote_calls(const config *c)
+{
+    xm_heap *h = make_heap(c, 0, SIZE_MAX);
+    CHECK(h);
+    owner_arg o;
+    memset(&o, 0, sizeof o);
+    o.h = h;
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, owner_main, &o), 0);
+    while (!atomic_load(&o.ready))
+        ;
+    unsigned owned, unbiased;
+    int bias = xm__bias_state(h, &owned, &unbiased);
+    if (bias)
+        CHECK(owned >= 1); /* the owner claimed its home arena */
+    /* the handed blocks live in the owner's arena: every call on them here
+       takes the slow path */
+    bool exact = c->backend == XM_BACKEND_DUAL && !(c->flags & XM_STRICT);
+    xm_stats s0, s1;
+    CHECK_OK(xm_heap_stats(h, &s0));
+    unsigned steals = xm__bias_steal_max();
+    for (int i = 0; i < HANDED / 2; i++) { /* free half, one at a time */
+        CHECK_EQ(call_at(o.handed[i].rx), 1000 + i);
+        CHECK_OK(xm_free(h, o.handed[i].rx));
+        o.handed[i].rx = NULL;
+    }
+    CHECK_OK(xm_heap_stats(h, &s1));
+    xm__bias_state(h, &owned, &unbiased);
+    if (bias && exact) {
+        /* one membarrier per remote free until the arena is unbiased, none
+           after (and none for the second stats call) */
+        CHECK_EQ(s1.syscalls - s0.syscalls, steals);
+        CHECK(unbiased >= 1);
+    }
+    printf("    [%s] bias %s: %d remote frees cost %llu system calls; %u arena(s) "
+           "owned, %u unbiased\n",
+           c->name, bias ? "on" : "off", HANDED / 2,
+           (unsigned long long)(s1.syscalls - s0.syscalls), owned, unbiased);
+    for (int i = HANDED / 2; i < HANDED; i++) { /* patch, query, call, free */
+        xm_block q;
+        unsigned char code[RET_LEN];
+        emit_ret(code, 5000 + (uint64_t)i);
+        CHECK_OK(xm_query(h, (char *)o.handed[i].rx + 3, &q));
+        CHECK(q.rx == o.handed[i].rx);
+        CHECK_OK(xm_patch(h, o.handed[i].rx, code, RET_LEN));
+        CHECK_EQ(call_at(o.handed[i].rx), 5000 + i);
+        CHECK_OK(xm_free(h, o.handed[i].rx));
+    }
+    atomic_store(&o.stop, 1);
+    pthread_join(th, NULL);
+    CHECK_EQ(o.errors, 0);
+    CHECK(o.ops > 0);
+    xm__heap_check(h);
+    CHECK_OK(xm_heap_stats(h, &s1));
+    CHECK_EQ(s1.live_blocks, 0);
+    xm_heap_destroy(h);
+}
+TEST(bias_remote_calls_on_owned_arena) { FOR_CONFIGS(remote_calls); }
+
+/* Lock-all (stats) while the owner churns: correct, and no arena unbiased. */
+static void stats_during_churn(const config *c)
+{
+    xm_heap *h = make_heap(c, 0, SIZE_MAX);
+    CHECK(h);
+    owner_arg o;
+    memset(&o, 0, sizeof o);
+    o.h = h;
+    pthread_t th;
+    CHECK_EQ(pthread_create(&th, NULL, owner_main, &o), 0);
+    while (!atomic_load(&o.ready))
+        ;
+    for (int i = 0; i < 200 || (atomic_load(&o.ops) < 2000 && i < 1000000); i++) {
+        xm_stats s;
+        CHECK_OK(xm_heap_stats(h, &s));
+        CHECK(s.live_blocks >= HANDED && s.live_blocks <= HANDED + RING);
+    }
+    unsigned owned, unbiased;
+    int bias = xm__bias_state(h, &owned, &unbiased);
+    CHECK_EQ(unbiased, 0);
+    atomic_store(&o.stop, 1);
+    pthread_join(th, NULL);
+    CHECK_EQ(o.errors, 0);
+    printf("    [%s] bias %s: stats calls during %ld owner operations\n",
+           c->name, bias ? "on" : "off", atomic_load(&o.ops));
+    for (int i = 0; i < HANDED; i++)
+        CHECK_OK(xm_free(h, o.handed[i].rx));
+    xm__heap_check(h);
+    xm_heap_destroy(h);
+}
+TEST(bias_stats_while_owner_churns) { FOR_CONFIGS(stats_during_churn); }
