@@ -80,7 +80,7 @@ $(O)/asmjit_shim.o: bench/asmjit_shim.cpp
 	$(CXX) -std=c++17 -O2 -g -Wall -Wextra -Werror -c $< -o $@
 $(O)/bench: $(O)/asmjit_shim.o
 endif
-$(O)/bench: bench/bench.c tools/proc_tlb.h $(O)/libexecmem.a include/execmem.h
+$(O)/bench: bench/bench.c bench/floor_model.h tools/proc_tlb.h $(O)/libexecmem.a include/execmem.h
 	$(CC) $(ALL_CFLAGS) $(BENCH_DEFS) -Iinclude $< -o $@ $(O)/libexecmem.a $(BENCH_ASMJIT) $(LDLIBS)
 BENCH_ARGS ?=
 bench: $(O)/bench
@@ -105,7 +105,7 @@ $(O)/churn_loop: bench/churn_loop.c $(O)/libexecmem.a
 	$(CC) $(ALL_CFLAGS) -Iinclude $< -o $@ $(O)/libexecmem.a $(LDLIBS)
 # What the same operation costs at the least under the byte-level rules
 # (bench/churn_floor.c: a model, not the library).
-$(O)/churn_floor: bench/churn_floor.c
+$(O)/churn_floor: bench/churn_floor.c bench/floor_model.h
 	$(CC) $(ALL_CFLAGS) $< -o $@ $(LDLIBS)
 
 # A tiny JIT that names its code, for the real perf and gdb (sym_check.sh).

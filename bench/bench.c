@@ -30,6 +30,7 @@
 #endif
 #include <execmem.h>
 #include "../tools/proc_tlb.h"
+#include "floor_model.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -304,6 +305,33 @@ static void ml_put(ct *c, void *rx, size_t len)
     free(rx);
 }
 
+/* The floor model (floor_model.h): single-threaded, static state. */
+static bool fl_create(ct *c)
+{
+    (void)c;
+    return fm_setup() == 0;
+}
+static void fl_destroy(ct *c)
+{
+    (void)c;
+    fm_teardown();
+}
+static void *fl_get(ct *c, size_t len, size_t wlen, size_t align)
+{
+    (void)c;
+    (void)align; /* 64-byte granules */
+    void *rw, *rx = fm_alloc(len, &rw);
+    memcpy(rw, code_template, wlen);
+    fm_publish(rx);
+    return rx;
+}
+static void fl_put(ct *c, void *rx, size_t len)
+{
+    (void)c;
+    (void)len;
+    fm_free(rx);
+}
+
 static ct contenders[] = {
     {"execmem DUAL", "default", xm_create, xm_destroy, xm_get, xm_put, true, true,
      XM_BACKEND_DUAL, 0, NULL, 0, NULL, NULL, 0, 0, PTHREAD_MUTEX_INITIALIZER},
@@ -331,6 +359,12 @@ static ct contenders[] = {
      PTHREAD_MUTEX_INITIALIZER},
     {"malloc+memcpy+free", "not executable", ml_create, nv_destroy, ml_get, ml_put,
      false, true, 0, 0, NULL, 0, NULL, NULL, 0, 0, PTHREAD_MUTEX_INITIALIZER},
+    {"execmem INPLACE", "no staging: not NX until published", xm_create, xm_destroy,
+     xm_get, xm_put, true, true, XM_BACKEND_DUAL, XM_INPLACE, NULL, 0, NULL, NULL,
+     0, 0, PTHREAD_MUTEX_INITIALIZER},
+    {"floor model", "execmem's byte passes, no bookkeeping, 1 thread", fl_create,
+     fl_destroy, fl_get, fl_put, true, true, 0, 0, NULL, 0, NULL, NULL, 0, 0,
+     PTHREAD_MUTEX_INITIALIZER},
 };
 enum { NCT = sizeof contenders / sizeof contenders[0] };
 
@@ -806,7 +840,8 @@ static void churn_workload(const char *name, const wl_params *p, int rounds,
 
 enum {
     M_XM = 0x7u, M_DUAL = 0x1u, M_ASMJIT = 0x18u, M_NAIVE = 0x20u,
-    M_POOL = 0x40u, M_MALLOC = 0x80u, M_ALL = 0xFFu
+    M_POOL = 0x40u, M_MALLOC = 0x80u, M_INPLACE = 0x100u, M_FLOOR = 0x200u,
+    M_ALL = 0x1FFu /* all but the floor model, which is single-threaded */
 };
 
 int main(int argc, char **argv)
@@ -847,12 +882,12 @@ int main(int argc, char **argv)
        and 10x (threads) more operations: short rounds were mostly noise */
     uint64_t F = quick ? 0 : 1;
     wl_params churn = {1000, 64, 1024, 50000 * K, 1, false, 0, 0, 0, 0, F * 200000 * K};
-    churn_workload("churn: 1000 live, 64-1024 B", &churn, R, M_ALL, &r);
+    churn_workload("churn: 1000 live, 64-1024 B", &churn, R, M_ALL | M_FLOOR, &r);
     report(&r, "ns/op", false, NULL);
 
     wl_params frag = {10000, 8, 1031, 50000 * K, 1, false, 0, 0, 0, 0, F * 200000 * K};
     churn_workload("churn-fragmented: 10000 live, 8-1031 B", &frag, R,
-                   M_XM | M_ASMJIT | M_MALLOC | M_NAIVE, &r);
+                   M_XM | M_ASMJIT | M_MALLOC | M_NAIVE | M_INPLACE | M_FLOOR, &r);
     report(&r, "ns/op", false, NULL);
 
     memset(&r, 0, sizeof r);
@@ -860,8 +895,10 @@ int main(int argc, char **argv)
     r.rounds = wanted(r.workload) ? R : 0;
     for (int round = 0; round < r.rounds; round++)
         for (int c = 0; c < NCT; c++) {
-            if (!contenders[c].available || !chosen(c) || c == 5 || c == 6)
-                continue; /* naive/pool: 100000 mappings, see churn */
+            if (!contenders[c].available || !chosen(c) || c == 5 || c == 6 ||
+                contenders[c].get == fl_get)
+                continue; /* naive/pool: 100000 mappings, see churn; the floor
+                             model is for the churn rows */
             if (run_batch(&contenders[c], quick ? 30000 : 100000, (uint64_t)round + 9,
                           &r.s[c][round]))
                 r.ran[c] = true;
@@ -887,7 +924,7 @@ int main(int argc, char **argv)
             res[t]->workload = names[t];
             res[t]->rounds = wanted(names[t]) && wanted(names[1 - t]) ? R : 0;
         }
-        unsigned mask = M_XM | M_ASMJIT | M_MALLOC;
+        unsigned mask = M_XM | M_ASMJIT | M_MALLOC | M_INPLACE;
         for (int round = 0; round < one.rounds; round++)
             for (int c = 0; c < NCT; c++) {
                 if (!(mask & (1u << c)) || !contenders[c].available || !chosen(c))
@@ -948,7 +985,8 @@ int main(int argc, char **argv)
     r.rounds = wanted(r.workload) ? R : 0;
     for (int round = 0; round < r.rounds; round++)
         for (int c = 0; c < NCT; c++) {
-            if (!contenders[c].available || !chosen(c) || !contenders[c].executable || c == 6)
+            if (!contenders[c].available || !chosen(c) || !contenders[c].executable || c == 6 ||
+                contenders[c].get == fl_get)
                 continue;
             if (run_exec(&contenders[c], 10000, 2000000 * K, (uint64_t)round + 3,
                          &r.s[c][round]))

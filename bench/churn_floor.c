@@ -13,6 +13,7 @@
  *                             costs), SYNC=2 a mutex lock and unlock per
  *                             call (what the library takes)
  *
+ * The model itself is bench/floor_model.h (bench.c runs it as a row too).
  * Same operation, sizes and random sequence as churn_loop.c; compare with
  * `build/churn_loop` (execmem) and `build/churn_loop N 1` (malloc).
  */
@@ -29,8 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { LIVE = 1000, GRAN = 64, CLASSES = 16, SPACE = 8 << 20, NGRAN = SPACE / GRAN };
-enum { FREE = 0, STAGED, PUB, CACHED };
+enum { LIVE = 1000 };
 
 static uint64_t rs = 88172645463325252ull;
 static uint64_t rng(void)
@@ -42,12 +42,6 @@ static uint64_t rng(void)
 }
 
 static unsigned char tmpl[2048];
-static unsigned char *rxv, *rwv;  /* the two views of one memfd */
-static uint8_t state[NGRAN], glen[NGRAN];
-static void *stg[NGRAN];          /* staging buffer of each staged block */
-static uint32_t cache[CLASSES][4096], ncache[CLASSES]; /* freed blocks */
-static void *stbuf[CLASSES];      /* recycled staging buffers (linked) */
-static uint32_t bump;
 static _Atomic uint64_t claim;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static int sync_kind;
@@ -67,73 +61,17 @@ static void unlock_once(void)
         pthread_mutex_unlock(&lock);
 }
 
-static void fm_free(void *rx)
-{
-    uint32_t g = (uint32_t)(((unsigned char *)rx - rxv) / GRAN);
-    claim_once();
-    if (state[g] != PUB)
-        abort();
-    size_t sz = ((size_t)glen[g] + 1) * GRAN;
-    memset(rwv + (size_t)g * GRAN, 0xCC, sz);
-    state[g] = CACHED;
-    cache[glen[g]][ncache[glen[g]]++] = g;
-    unlock_once();
-}
-
-static void *fm_alloc(size_t len, void **rw)
-{
-    uint32_t c = (uint32_t)((len + GRAN - 1) / GRAN - 1), g;
-    claim_once();
-    if (ncache[c])
-        g = cache[c][--ncache[c]];
-    else {
-        g = bump;
-        bump += c + 1;
-        if (bump > NGRAN)
-            abort();
-        glen[g] = (uint8_t)c;
-    }
-    void *b = stbuf[c];
-    if (b)
-        memcpy(&stbuf[c], b, sizeof b);
-    else if (!(b = aligned_alloc(128, (size_t)(c + 1) * GRAN + 64)))
-        abort();
-    memset(b, 0xCC, (size_t)(c + 1) * GRAN);
-    stg[g] = b;
-    state[g] = STAGED;
-    *rw = b;
-    unlock_once();
-    return rxv + (size_t)g * GRAN;
-}
-
-static void fm_publish(void *rx)
-{
-    uint32_t g = (uint32_t)(((unsigned char *)rx - rxv) / GRAN);
-    claim_once();
-    if (state[g] != STAGED)
-        abort();
-    void *b = stg[g];
-    memcpy(rwv + (size_t)g * GRAN, b, ((size_t)glen[g] + 1) * GRAN);
-    stg[g] = NULL;
-    state[g] = PUB;
-    memcpy(b, &stbuf[glen[g]], sizeof b);
-    stbuf[glen[g]] = b;
-    unlock_once();
-}
+#define FM_CLAIM() claim_once()
+#define FM_UNCLAIM() unlock_once()
+#include "floor_model.h"
 
 int main(int argc, char **argv)
 {
     long ops = argc > 1 ? atol(argv[1]) : 2000000;
     sync_kind = argc > 2 ? atoi(argv[2]) : 0;
     memset(tmpl, 0xc3, sizeof tmpl);
-    int fd = memfd_create("churn_floor", 0);
-    if (fd < 0 || ftruncate(fd, SPACE))
+    if (fm_setup())
         return 1;
-    rxv = mmap(NULL, SPACE, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0);
-    rwv = mmap(NULL, SPACE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (rxv == MAP_FAILED || rwv == MAP_FAILED)
-        return 1;
-    memset(rwv, 0xCC, SPACE);
     void *rx[LIVE];
     for (int i = 0; i < LIVE; i++) {
         size_t len = 64 + rng() % 961;
@@ -156,5 +94,6 @@ int main(int argc, char **argv)
     printf("floor%s: %.1f ns/op\n",
            sync_kind == 1 ? " + 1 RMW per call" : sync_kind == 2 ? " + a mutex per call" : "",
            ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / ops);
+    fm_teardown();
     return 0;
 }
