@@ -77,6 +77,7 @@ void xm__bias_fork_child_process(void) { atomic_store(&bias_registered, 0); }
 void xm__bias_fork_child(xm_heap *h)
 {
     h->bias = 0;
+    h->fast = 0;
     for (unsigned i = 0; i < XM__ARENAS; i++) {
         xm__arena *a = &h->arenas[i];
         a->unbiased = 1;

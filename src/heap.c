@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
+#if __has_include(<valgrind/valgrind.h>) && !defined(XM_NO_VALGRIND) /* build knob */
 #include <valgrind/valgrind.h>
 #define XM_HAVE_VALGRIND 1
 #endif
@@ -256,6 +256,9 @@ xm_result xm_heap_create(const xm_options *opt, xm_heap **out)
     }
     xm__range_init(h);
     xm__bias_init(h);
+    /* the fast paths need the owner's lock and DUAL's staged default */
+    h->fast = h->bias && h->backend == XM_BACKEND_DUAL && h->alias &&
+              !(h->flags & XM_INPLACE) && !h->valgrind;
     xm__fork_register(h);
     *out = h;
     return XM_OK;
@@ -295,45 +298,6 @@ xm__arena *xm__my_arena(xm_heap *h)
     return &h->arenas[(s - 1) % XM__ARENAS];
 }
 
-xm__arena *xm__lock_pack_of(xm_heap *h, uintptr_t addr, xm__pack **pk)
-{
-    if (addr < h->base || addr - h->base >= h->reserve)
-        return NULL;
-    _Atomic(xm__pack *) *slot = &h->pagemap[(addr - h->base) >> XM__PAGE_SHIFT];
-    for (;;) {
-        xm__pack *p = atomic_load_explicit(slot, memory_order_acquire);
-        if (!p)
-            return NULL;
-        unsigned ai = atomic_load_explicit(&p->arena, memory_order_relaxed);
-        xm__arena *a = &h->arenas[ai];
-        xm__arena_lock(h, a);
-        /* a live pack changes arena only after a release, which needs the
-           lock just taken: if it is still here, it stays */
-        if (atomic_load_explicit(slot, memory_order_acquire) == p &&
-            atomic_load_explicit(&p->arena, memory_order_relaxed) == ai) {
-            *pk = p;
-            return a;
-        }
-        xm__arena_unlock(a);
-    }
-}
-
-xm__arena *xm__lock_block(xm_heap *h, uintptr_t rx, xm__pack **p, uint32_t *g,
-                          xm_result *r)
-{
-    xm__arena *a = xm__lock_pack_of(h, rx, p);
-    *r = a ? xm__block_at(*p, rx, g) : XM_EBADPTR;
-    return a;
-}
-
-xm__arena *xm__lock_range(xm_heap *h, uintptr_t dst, size_t len, xm__pack **p,
-                          uint32_t *g, xm_result *r)
-{
-    xm__arena *a = xm__lock_pack_of(h, dst, p);
-    *r = a ? xm__block_range(*p, dst, len, g) : XM_ERANGE;
-    return a;
-}
-
 /* Every call starts here, before it takes a lock: deferred frees are
  * completed; a frozen fork child refuses what would change the heap. */
 xm_result xm__enter(xm_heap *h, bool mutating)
@@ -365,6 +329,8 @@ static xm_result alloc_kind(xm_heap *h, int kind, size_t size, size_t align,
         return XM_EINVAL;
     if (size > h->reserve)
         return XM_ENOMEM;
+    if (xm__alloc_fast(h, kind, size, align, out))
+        return xm__leave(h, NULL, XM_OK);
     xm_result r = xm__enter(h, true);
     if (r != XM_OK)
         return r;
@@ -387,6 +353,8 @@ xm_result xm_publish(xm_heap *h, void *rx, int prot)
 {
     if (!h || !rx || (prot != XM_PROT_RX && prot != XM_PROT_R))
         return XM_EINVAL;
+    if (xm__publish_fast(h, (uintptr_t)rx, prot))
+        return xm__leave(h, NULL, XM_OK);
     xm_result r = xm__enter(h, true);
     if (r != XM_OK)
         return r;
@@ -402,6 +370,8 @@ xm_result xm_free(xm_heap *h, void *rx)
 {
     if (!h || !rx)
         return XM_EINVAL;
+    if (xm__free_fast(h, (uintptr_t)rx))
+        return xm__leave(h, NULL, XM_OK);
     xm_result r = xm__enter(h, true);
     if (r != XM_OK)
         return r;

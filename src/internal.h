@@ -52,6 +52,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <string.h>
 
 #ifndef XM_DEBUG
 #define XM_DEBUG 1
@@ -200,6 +201,7 @@ struct xm_heap {
     uint64_t purges, purge_runs;
     int forked;        /* DUAL child after fork: frozen */
     int bias;          /* arenas may be biased (arena_lock.c) */
+    int fast;          /* DUAL, staged, alias, no valgrind: pack.c fast paths */
     int valgrind;
     struct xm_heap *gnext; /* global list, for fork */
     /* names for profilers and debuggers (sym.c; its lock) */
@@ -236,18 +238,29 @@ xm__arena *xm__my_arena(xm_heap *h);
  * sides are mutual exclusion exactly as the mutex alone. */
 void xm__arena_lock_slow(xm_heap *h, xm__arena *a);
 void xm__arena_unlock_slow(xm__arena *a);
-static inline void xm__arena_lock(xm_heap *h, xm__arena *a)
+/* The owner's lock alone: true when this thread owns a and locked it the
+ * fast way (release with xm__arena_unown); false, nothing locked, else. */
+static inline bool xm__arena_try_own(xm__arena *a)
 {
     unsigned me = xm__slot;
-    if (me && atomic_load_explicit(&a->owner, memory_order_relaxed) == me) {
-        atomic_store_explicit(&a->busy, 1, memory_order_relaxed);
-        /* the store-load order is the remote side's membarrier's job */
-        atomic_signal_fence(memory_order_seq_cst);
-        if (!atomic_load_explicit(&a->revoke, memory_order_acquire))
-            return;
-        atomic_store_explicit(&a->busy, 0, memory_order_release);
-    }
-    xm__arena_lock_slow(h, a);
+    if (!me || atomic_load_explicit(&a->owner, memory_order_relaxed) != me)
+        return false;
+    atomic_store_explicit(&a->busy, 1, memory_order_relaxed);
+    /* the store-load order is the remote side's membarrier's job */
+    atomic_signal_fence(memory_order_seq_cst);
+    if (!atomic_load_explicit(&a->revoke, memory_order_acquire))
+        return true;
+    atomic_store_explicit(&a->busy, 0, memory_order_release);
+    return false;
+}
+static inline void xm__arena_unown(xm__arena *a)
+{
+    atomic_store_explicit(&a->busy, 0, memory_order_release);
+}
+static inline void xm__arena_lock(xm_heap *h, xm__arena *a)
+{
+    if (!xm__arena_try_own(a))
+        xm__arena_lock_slow(h, a);
 }
 static inline void xm__arena_unlock(xm__arena *a)
 {
@@ -270,22 +283,6 @@ void xm__bias_fork_child(xm_heap *h);
 void xm__bias_fork_child_process(void);
 int xm__bias_state(xm_heap *h, unsigned *owned, unsigned *unbiased);
 unsigned xm__bias_steal_max(void);
-/* Locks and returns the arena owning the pack that covers addr, that pack
- * in *pk; NULL (nothing locked) when no pack covers it. */
-xm__arena *xm__lock_pack_of(xm_heap *h, uintptr_t addr, struct xm__pack **pk);
-/* What every call on one block does after xm__enter: locks the arena of
- * the pack at the address and finds the block there. Returns the locked
- * arena, or NULL (nothing locked) when no pack covers the address; *r is
- * XM_OK with *p, *g set, or the error. End the call with
- * xm__leave(h, returned arena, r).
- *   xm__lock_block: the block starting exactly at rx (else XM_EBADPTR);
- *   xm__lock_range: the live block holding all of [dst, dst+len) (else
- *   XM_ERANGE). */
-xm__arena *xm__lock_block(xm_heap *h, uintptr_t rx, struct xm__pack **p,
-                          uint32_t *g, xm_result *r);
-xm__arena *xm__lock_range(xm_heap *h, uintptr_t dst, size_t len,
-                          struct xm__pack **p, uint32_t *g, xm_result *r);
-
 /* pack.c: everything here runs with the block's arena locked. */
 xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *a, int kind,
                                  size_t size, size_t align, xm_block *out);
@@ -333,6 +330,61 @@ static inline uintptr_t xm__block_addr(const xm__pack *p, uint32_t g)
 xm_result xm__block_range(const xm__pack *p, uintptr_t dst, size_t len, uint32_t *g);
 /* The live block of p holding addr (p holds addr): XM_EBADPTR if none. */
 xm_result xm__block_containing(const xm__pack *p, uintptr_t addr, uint32_t *g);
+
+/* Locks and returns the arena owning the pack that covers addr, that pack
+ * in *pk; NULL (nothing locked) when no pack covers it. */
+static inline xm__arena *xm__lock_pack_of(xm_heap *h, uintptr_t addr, xm__pack **pk)
+{
+    if (addr < h->base || addr - h->base >= h->reserve)
+        return NULL;
+    _Atomic(xm__pack *) *slot = &h->pagemap[(addr - h->base) >> XM__PAGE_SHIFT];
+    for (;;) {
+        xm__pack *p = atomic_load_explicit(slot, memory_order_acquire);
+        if (!p)
+            return NULL;
+        unsigned ai = atomic_load_explicit(&p->arena, memory_order_relaxed);
+        xm__arena *a = &h->arenas[ai];
+        xm__arena_lock(h, a);
+        /* a live pack changes arena only after a release, which needs the
+           lock just taken: if it is still here, it stays */
+        if (atomic_load_explicit(slot, memory_order_acquire) == p &&
+            atomic_load_explicit(&p->arena, memory_order_relaxed) == ai) {
+            *pk = p;
+            return a;
+        }
+        xm__arena_unlock(a);
+    }
+}
+
+/* What every call on one block does after xm__enter: locks the arena of
+ * the pack at the address and finds the block there. Returns the locked
+ * arena, or NULL (nothing locked) when no pack covers the address; *r is
+ * XM_OK with *p, *g set, or the error. End the call with
+ * xm__leave(h, returned arena, r).
+ *   xm__lock_block: the block starting exactly at rx (else XM_EBADPTR);
+ *   xm__lock_range: the live block holding all of [dst, dst+len) (else
+ *   XM_ERANGE). */
+static inline xm__arena *xm__lock_block(xm_heap *h, uintptr_t rx, xm__pack **p,
+                                        uint32_t *g, xm_result *r)
+{
+    xm__arena *a = xm__lock_pack_of(h, rx, p);
+    *r = a ? xm__block_at(*p, rx, g) : XM_EBADPTR;
+    return a;
+}
+
+static inline xm__arena *xm__lock_range(xm_heap *h, uintptr_t dst, size_t len,
+                                        xm__pack **p, uint32_t *g, xm_result *r)
+{
+    xm__arena *a = xm__lock_pack_of(h, dst, p);
+    *r = a ? xm__block_range(*p, dst, len, g) : XM_ERANGE;
+    return a;
+}
+
+/* pack.c: the fast paths, no lock held; true when they did the call (it
+ * succeeded), false when nothing was done and the general path must run. */
+bool xm__alloc_fast(xm_heap *h, int kind, size_t size, size_t align, xm_block *out);
+bool xm__publish_fast(xm_heap *h, uintptr_t rx, int prot);
+bool xm__free_fast(xm_heap *h, uintptr_t rx);
 xm_result xm__block_free_locked(xm_heap *h, xm__pack *p, uint32_t g);
 xm_result xm__block_publish_locked(xm_heap *h, xm__pack *p, uint32_t g,
                                    int prot);
@@ -351,16 +403,64 @@ void xm__pack_check_runs(const xm__pack *p);
 int xm__bit_get(const uint64_t *bm, uint32_t i);
 uint64_t xm__abit_word(const _Atomic uint64_t *bm, uint32_t i);
 
-/* stage.c: unpublished-block staging table of an arena */
-int xm__stage_reserve(xm__arena *a);
-void xm__stage_put(xm__arena *a, uintptr_t rx, void *rw);
+/* stage.c: unpublished-block staging table of an arena. The common cases
+ * (the newest block in st1, a recycled buffer of the right size) are
+ * inline here; stage.c has the table and the rest. */
+int xm__stage_grow(xm__arena *a);
+void xm__stage_spill(xm__arena *a);   /* st1 -> the table */
+void *xm__stage_take_slow(xm__arena *a, uintptr_t rx);
 void *xm__stage_get(xm__arena *a, uintptr_t rx);
-void *xm__stage_take(xm__arena *a, uintptr_t rx);
+void *xm__stage_buf_new(size_t usable, size_t align);
+void xm__stage_buf_drop_all(xm__arena *a);
+/* Makes room for one more entry; -1 when out of memory. */
+static inline int xm__stage_reserve(xm__arena *a)
+{
+    return (a->stcount + 1) * 2 <= a->stcap ? 0 : xm__stage_grow(a);
+}
+/* Records rx's staging buffer (room reserved): never fails. */
+static inline void xm__stage_put(xm__arena *a, uintptr_t rx, void *rw)
+{
+    if (a->st1.rx)
+        xm__stage_spill(a);
+    a->st1 = (xm__stage){rx, rw};
+    a->stcount++;
+}
+/* Removes and returns rx's staging buffer (NULL: none). */
+static inline void *xm__stage_take(xm__arena *a, uintptr_t rx)
+{
+    if (rx && a->st1.rx == rx) {
+        a->st1.rx = 0;
+        a->stcount--;
+        return a->st1.rw;
+    }
+    return xm__stage_take_slow(a, rx);
+}
 /* A staging buffer of `usable` bytes aligned to `align` (>= 16), from the
  * arena's recycled ones or malloc; give it back with xm__stage_buf_put. */
-void *xm__stage_buf_get(xm__arena *a, size_t usable, size_t align);
-void xm__stage_buf_put(xm__arena *a, void *buf, size_t usable);
-void xm__stage_buf_drop_all(xm__arena *a);
+static inline void *xm__stage_buf_get(xm__arena *a, size_t usable, size_t align)
+{
+    size_t c = (usable >> XM__GRAN_SHIFT) - 1;
+    void *b;
+    if (c < XM__STAGE_CLASSES && align <= XM__LINE_PAIR && (b = a->stbuf[c])) {
+        memcpy(&a->stbuf[c], b, sizeof b); /* the link lives in the buffer */
+        a->stbuf_bytes -= usable;
+        return b;
+    }
+    return xm__stage_buf_new(usable, align);
+}
+static inline void xm__stage_buf_put(xm__arena *a, void *buf, size_t usable)
+{
+    size_t c = (usable >> XM__GRAN_SHIFT) - 1;
+    if (!buf)
+        return;
+    if (c >= XM__STAGE_CLASSES || a->stbuf_bytes + usable > XM__STAGE_KEEP) {
+        xm__mem_free(buf);
+        return;
+    }
+    memcpy(buf, &a->stbuf[c], sizeof buf);
+    a->stbuf[c] = buf;
+    a->stbuf_bytes += usable;
+}
 
 /* range.c: heap lock held */
 void xm__range_init(xm_heap *h);

@@ -37,10 +37,8 @@ static void stage_insert(xm__stage *t, size_t cap, uintptr_t rx, void *rw)
     t[i].rw = rw;
 }
 
-int xm__stage_reserve(xm__arena *h)
+int xm__stage_grow(xm__arena *h)
 {
-    if ((h->stcount + 1) * 2 <= h->stcap)
-        return 0;
     size_t cap = h->stcap ? h->stcap * 2 : 64;
     /* another arena's table is written by another thread */
     xm__stage *t = xm__mem_aligned(XM__LINE_PAIR, cap * sizeof *t);
@@ -56,13 +54,12 @@ int xm__stage_reserve(xm__arena *h)
     return 0;
 }
 
-void xm__stage_put(xm__arena *h, uintptr_t rx, void *rw)
+void xm__stage_spill(xm__arena *h)
 {
     XM_ASSERT((h->stcount + 1) * 2 <= h->stcap);
-    if (h->st1.rx) /* the table has room for every entry (reserve) */
-        stage_insert(h->st, h->stcap, h->st1.rx, h->st1.rw);
-    h->st1 = (xm__stage){rx, rw};
-    h->stcount++;
+    /* the table has room for every entry (reserve) */
+    stage_insert(h->st, h->stcap, h->st1.rx, h->st1.rw);
+    h->st1.rx = 0;
 }
 
 static size_t stage_slot(xm__arena *h, uintptr_t rx)
@@ -86,13 +83,8 @@ void *xm__stage_get(xm__arena *h, uintptr_t rx)
     return i == SIZE_MAX ? NULL : h->st[i].rw;
 }
 
-void *xm__stage_take(xm__arena *h, uintptr_t rx)
+void *xm__stage_take_slow(xm__arena *h, uintptr_t rx)
 {
-    if (rx && h->st1.rx == rx) {
-        h->st1.rx = 0;
-        h->stcount--;
-        return h->st1.rw;
-    }
     size_t i = stage_slot(h, rx);
     if (i == SIZE_MAX)
         return NULL;
@@ -117,31 +109,10 @@ void *xm__stage_take(xm__arena *h, uintptr_t rx)
     }
 }
 
-void *xm__stage_buf_get(xm__arena *a, size_t usable, size_t align)
+void *xm__stage_buf_new(size_t usable, size_t align)
 {
-    size_t c = (usable >> XM__GRAN_SHIFT) - 1;
-    if (c < XM__STAGE_CLASSES && align <= XM__LINE_PAIR && a->stbuf[c]) {
-        void *b = a->stbuf[c];
-        memcpy(&a->stbuf[c], b, sizeof b); /* the link lives in the buffer */
-        a->stbuf_bytes -= usable;
-        return b;
-    }
     size_t pair = XM__LINE_PAIR;
     return xm__mem_aligned(align > pair ? align : pair, (usable + pair - 1) & ~(pair - 1));
-}
-
-void xm__stage_buf_put(xm__arena *a, void *buf, size_t usable)
-{
-    size_t c = (usable >> XM__GRAN_SHIFT) - 1;
-    if (!buf)
-        return;
-    if (c >= XM__STAGE_CLASSES || a->stbuf_bytes + usable > XM__STAGE_KEEP) {
-        xm__mem_free(buf);
-        return;
-    }
-    memcpy(buf, &a->stbuf[c], sizeof buf);
-    a->stbuf[c] = buf;
-    a->stbuf_bytes += usable;
 }
 
 void xm__stage_buf_drop_all(xm__arena *a)
