@@ -9,6 +9,7 @@
  */
 #include "internal.h"
 #include "arch.h"
+#include "fast.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -292,12 +293,6 @@ unsigned xm__slot_assign(void)
     return xm__slot;
 }
 
-xm__arena *xm__my_arena(xm_heap *h)
-{
-    unsigned s = xm__slot ? xm__slot : xm__slot_assign();
-    return &h->arenas[(s - 1) % XM__ARENAS];
-}
-
 /* Every call starts here, before it takes a lock: deferred frees are
  * completed; a frozen fork child refuses what would change the heap. */
 xm_result xm__enter(xm_heap *h, bool mutating)
@@ -320,8 +315,23 @@ xm_result xm__leave(xm_heap *h, xm__arena *a, xm_result r)
     return r;
 }
 
-static xm_result alloc_kind(xm_heap *h, int kind, size_t size, size_t align,
-                            xm_block *out)
+/* The general paths, out of line so that the fast paths in the public
+ * functions below need few registers. */
+#define XM__NOINLINE __attribute__((noinline))
+
+static XM__NOINLINE xm_result alloc_slow(xm_heap *h, int kind, size_t size,
+                                         size_t align, xm_block *out)
+{
+    xm_result r = xm__enter(h, true);
+    if (r != XM_OK)
+        return r;
+    xm__arena *a = xm__my_arena(h);
+    xm__arena_lock(h, a);
+    return xm__leave(h, a, xm__block_alloc_locked(h, a, kind, size, align, out));
+}
+
+static inline xm_result alloc_kind(xm_heap *h, int kind, size_t size,
+                                   size_t align, xm_block *out)
 {
     if (!h || !out || size == 0 || size > SIZE_MAX / 4)
         return XM_EINVAL;
@@ -331,12 +341,7 @@ static xm_result alloc_kind(xm_heap *h, int kind, size_t size, size_t align,
         return XM_ENOMEM;
     if (xm__alloc_fast(h, kind, size, align, out))
         return xm__leave(h, NULL, XM_OK);
-    xm_result r = xm__enter(h, true);
-    if (r != XM_OK)
-        return r;
-    xm__arena *a = xm__my_arena(h);
-    xm__arena_lock(h, a);
-    return xm__leave(h, a, xm__block_alloc_locked(h, a, kind, size, align, out));
+    return alloc_slow(h, kind, size, align, out);
 }
 
 xm_result xm_alloc(xm_heap *h, size_t size, size_t align, xm_block *out)
@@ -349,12 +354,8 @@ xm_result xm_alloc_data(xm_heap *h, size_t size, size_t align, xm_block *out)
     return alloc_kind(h, XM__K_DATA, size, align, out);
 }
 
-xm_result xm_publish(xm_heap *h, void *rx, int prot)
+static XM__NOINLINE xm_result publish_slow(xm_heap *h, void *rx, int prot)
 {
-    if (!h || !rx || (prot != XM_PROT_RX && prot != XM_PROT_R))
-        return XM_EINVAL;
-    if (xm__publish_fast(h, (uintptr_t)rx, prot))
-        return xm__leave(h, NULL, XM_OK);
     xm_result r = xm__enter(h, true);
     if (r != XM_OK)
         return r;
@@ -366,12 +367,17 @@ xm_result xm_publish(xm_heap *h, void *rx, int prot)
     return xm__leave(h, a, r);
 }
 
-xm_result xm_free(xm_heap *h, void *rx)
+xm_result xm_publish(xm_heap *h, void *rx, int prot)
 {
-    if (!h || !rx)
+    if (!h || !rx || (prot != XM_PROT_RX && prot != XM_PROT_R))
         return XM_EINVAL;
-    if (xm__free_fast(h, (uintptr_t)rx))
+    if (xm__publish_fast(h, (uintptr_t)rx, prot))
         return xm__leave(h, NULL, XM_OK);
+    return publish_slow(h, rx, prot);
+}
+
+static XM__NOINLINE xm_result free_slow(xm_heap *h, void *rx)
+{
     xm_result r = xm__enter(h, true);
     if (r != XM_OK)
         return r;
@@ -381,6 +387,15 @@ xm_result xm_free(xm_heap *h, void *rx)
     if (r == XM_OK)
         r = xm__block_free_locked(h, p, g);
     return xm__leave(h, a, r);
+}
+
+xm_result xm_free(xm_heap *h, void *rx)
+{
+    if (!h || !rx)
+        return XM_EINVAL;
+    if (xm__free_fast(h, (uintptr_t)rx))
+        return xm__leave(h, NULL, XM_OK);
+    return free_slow(h, rx);
 }
 
 xm_result xm_purge(xm_heap *h)

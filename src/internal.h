@@ -228,7 +228,11 @@ __attribute__((tls_model("initial-exec")))
 extern _Thread_local unsigned xm__slot;
 unsigned xm__slot_assign(void);
 /* The arena a thread allocates from. */
-xm__arena *xm__my_arena(xm_heap *h);
+static inline xm__arena *xm__my_arena(xm_heap *h)
+{
+    unsigned s = xm__slot ? xm__slot : xm__slot_assign();
+    return &h->arenas[(s - 1) % XM__ARENAS];
+}
 
 /* ---- arena locks (arena_lock.c) -----------------------------------------
  * Biased: the thread that owns an arena (the first whose home it is) takes
@@ -311,6 +315,39 @@ static inline xm_result xm__block_at(const xm__pack *p, uintptr_t rx, uint32_t *
     *g = i;
     return XM_OK;
 }
+/* Bits of the block state (pack.c and the fast paths), arena locked. */
+static inline uint64_t xm__start_word(const xm__pack *p, uint32_t g)
+{
+    return atomic_load_explicit(&p->start[g >> 6], memory_order_acquire) >> (g & 63);
+}
+
+/* `start` bits change only under the arena lock and are read lock-free, so
+ * a plain read-modify-store (release) is enough: no locked instruction. */
+static inline void xm__set_start(xm__pack *p, uint32_t g, bool on)
+{
+    _Atomic uint64_t *w = &p->start[g >> 6];
+    uint64_t m = 1ull << (g & 63), v = atomic_load_explicit(w, memory_order_relaxed);
+    atomic_store_explicit(w, on ? v | m : v & ~m, memory_order_release);
+}
+
+/* `pend` bits are set by lock-free requests at any time: clearing needs an
+ * atomic RMW, but only when the bit is set. */
+static inline void xm__clear_pend(xm__pack *p, uint32_t g)
+{
+    uint64_t m = 1ull << (g & 63);
+    if (atomic_load_explicit(&p->pend[g >> 6], memory_order_relaxed) & m)
+        atomic_fetch_and(&p->pend[g >> 6], ~m);
+}
+
+/* Block rx of p (n granules) leaves its magazine: returns its granule. */
+static inline uint32_t xm__mag_unmark(xm__pack *p, uintptr_t rx, uint32_t n)
+{
+    uint32_t g = (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT);
+    p->cached[g >> 6] &= ~(1ull << (g & 63));
+    p->ncached -= n;
+    return g;
+}
+
 /* Size of the block that starts at granule g of p (live or cached). */
 static inline size_t xm__block_size(const xm__pack *p, uint32_t g)
 {
@@ -380,11 +417,6 @@ static inline xm__arena *xm__lock_range(xm_heap *h, uintptr_t dst, size_t len,
     return a;
 }
 
-/* pack.c: the fast paths, no lock held; true when they did the call (it
- * succeeded), false when nothing was done and the general path must run. */
-bool xm__alloc_fast(xm_heap *h, int kind, size_t size, size_t align, xm_block *out);
-bool xm__publish_fast(xm_heap *h, uintptr_t rx, int prot);
-bool xm__free_fast(xm_heap *h, uintptr_t rx);
 xm_result xm__block_free_locked(xm_heap *h, xm__pack *p, uint32_t g);
 xm_result xm__block_publish_locked(xm_heap *h, xm__pack *p, uint32_t g,
                                    int prot);

@@ -197,11 +197,6 @@ static bool staged(const xm_heap *h)
     return !flip(h) && !(h->flags & XM_INPLACE);
 }
 
-static uint64_t start_word(const xm__pack *p, uint32_t g)
-{
-    return xm__abit_word(p->start, g) >> (g & 63);
-}
-
 /* Debug: the size the bitmaps give (the block ends at the next start,
  * cached block or free granule); xm__heap_check compares it with glen. */
 size_t xm__block_size_slow(const xm__pack *p, uint32_t g)
@@ -235,7 +230,7 @@ xm_result xm__block_find(xm_heap *h, uintptr_t rx, xm__pack **pk, uint32_t *g)
 xm_result xm__block_containing(const xm__pack *p, uintptr_t addr, uint32_t *g)
 {
     if (p->large) {
-        if (!(start_word(p, 0) & 1))
+        if (!(xm__start_word(p, 0) & 1))
             return XM_EBADPTR;
         *g = 0;
         return XM_OK;
@@ -447,24 +442,6 @@ void xm__arena_retire_empty_locked(xm_heap *h, xm__arena *a)
 
 /* ---- blocks ----------------------------------------------------------- */
 
-/* `start` bits change only under the arena lock and are read lock-free, so
- * a plain read-modify-store (release) is enough: no locked instruction. */
-static void set_start(xm__pack *p, uint32_t g, bool on)
-{
-    _Atomic uint64_t *w = &p->start[g >> 6];
-    uint64_t m = 1ull << (g & 63), v = atomic_load_explicit(w, memory_order_relaxed);
-    atomic_store_explicit(w, on ? v | m : v & ~m, memory_order_release);
-}
-
-/* `pend` bits are set by lock-free requests at any time: clearing needs an
- * atomic RMW, but only when the bit is set. */
-static void clear_pend(xm__pack *p, uint32_t g)
-{
-    uint64_t m = 1ull << (g & 63);
-    if (atomic_load_explicit(&p->pend[g >> 6], memory_order_relaxed) & m)
-        atomic_fetch_and(&p->pend[g >> 6], ~m);
-}
-
 /* Returns granules [g, g+n) of small pack p to the free-run index (arena
  * locked); keeps one empty pack per kind and arena hot, retires others. */
 static void give_back(xm_heap *h, xm__arena *ar, xm__pack *p, uint32_t g,
@@ -494,15 +471,6 @@ static bool mag_put(xm__arena *ar, xm__pack *p, uint32_t g, size_t sz)
     return true;
 }
 
-/* Block rx of p (n granules) leaves its magazine: returns its granule. */
-static uint32_t mag_unmark(xm__pack *p, uintptr_t rx, uint32_t n)
-{
-    uint32_t g = (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT);
-    p->cached[g >> 6] &= ~(1ull << (g & 63));
-    p->ncached -= n;
-    return g;
-}
-
 /* Takes the newest cached block of exactly `usable` bytes, if its address
  * satisfies the alignment. */
 static bool mag_take(xm_heap *h, xm__arena *ar, int kind, size_t usable,
@@ -516,7 +484,7 @@ static bool mag_take(xm_heap *h, xm__arena *ar, int kind, size_t usable,
         return false;
     ar->nmag[kind][c]--;
     *pk = xm__pack_of(h, rx);
-    *g = mag_unmark(*pk, rx, (uint32_t)c + 1);
+    *g = xm__mag_unmark(*pk, rx, (uint32_t)c + 1);
     return true;
 }
 
@@ -534,7 +502,7 @@ static void mag_flush_some(xm_heap *h, xm__arena *ar, const xm__pack *only)
                     ar->mag[k][c][keep++] = rx;
                     continue;
                 }
-                give_back(h, ar, p, mag_unmark(p, rx, c + 1), c + 1);
+                give_back(h, ar, p, xm__mag_unmark(p, rx, c + 1), c + 1);
             }
             ar->nmag[k][c] = (uint8_t)keep;
         }
@@ -599,8 +567,8 @@ xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *ar, int kind,
             xm__stage_buf_put(ar, stage, usable);
         return r;
     }
-    clear_pend(p, g); /* a stale request is void */
-    set_start(p, g, true);
+    xm__clear_pend(p, g); /* a stale request is void */
+    xm__set_start(p, g, true);
     uintptr_t rx = xm__block_addr(p, g);
     if (flip(h)) {
         memset((void *)rx, XM__TRAP_BYTE, usable);
@@ -647,8 +615,8 @@ xm_result xm__block_free_locked(xm_heap *h, xm__pack *p, uint32_t g)
         xm__valgrind_discard(h, (void *)rx, sz);
     }
     uint64_t m = 1ull << (g & 63);
-    set_start(p, g, false);
-    clear_pend(p, g); /* a late async request is void */
+    xm__set_start(p, g, false);
+    xm__clear_pend(p, g); /* a late async request is void */
     p->pub[g >> 6] &= ~m;
     if (!pub && staged(h)) {
         xm__stage_buf_put(ar, xm__stage_take(ar, rx), sz);
@@ -783,152 +751,4 @@ xm_result xm__block_write_locked(xm_heap *h, xm__pack *p, uint32_t g,
         xm__icache_sync((void *)dst, len);
     xm__valgrind_discard(h, (void *)dst, len);
     return XM_OK;
-}
-
-/* ---- fast paths ----------------------------------------------------------
- * The JIT's steady state on its own arena, DUAL with staging buffers (the
- * default): allocate a small block that waits on a magazine, publish the
- * newest staged block, free a published small block onto a magazine. Each
- * makes exactly the state change the general path makes in that case, under
- * the owner's lock-free arena lock, in one straight line. Anything else (an
- * arena the thread does not own or that is being revoked, a large block, a
- * magazine empty or full, an older staged block, open windows, names,
- * valgrind, pending async frees, a fork child) makes them return false
- * before anything changed, and the caller takes the general path, which
- * also gives every error. */
-
-/* Trap fill by libc's memset: for a size it can bound (these are at most
- * 1 KiB) gcc would inline `rep stos`, which starts slower than libc's vector
- * loop for blocks this small; the empty asm hides the bound. */
-static void fast_fill_traps(void *p, size_t n)
-{
-    __asm__("" : "+r"(n));
-    memset(p, XM__TRAP_BYTE, n);
-}
-
-static bool fast_ok(xm_heap *h)
-{
-    return h->fast &&
-           !atomic_load_explicit(&h->pending, memory_order_relaxed) &&
-           !xm__sym_any(h);
-}
-
-/* Locks the arena of the pack holding addr when this thread owns it and
- * nobody revokes it; the pack in *pk. NULL otherwise (nothing locked). */
-static xm__arena *fast_lock_pack_of(xm_heap *h, uintptr_t addr, xm__pack **pk)
-{
-    xm__pack *p = xm__pack_of(h, addr);
-    if (!p)
-        return NULL;
-    unsigned ai = atomic_load_explicit(&p->arena, memory_order_relaxed);
-    xm__arena *a = &h->arenas[ai];
-    if (!xm__arena_try_own(a))
-        return NULL;
-    if (atomic_load_explicit(&h->pagemap[(addr - h->base) >> XM__PAGE_SHIFT],
-                             memory_order_acquire) != p ||
-        atomic_load_explicit(&p->arena, memory_order_relaxed) != ai || p->large) {
-        xm__arena_unown(a);
-        return NULL;
-    }
-    *pk = p;
-    return a;
-}
-
-bool xm__alloc_fast(xm_heap *h, int kind, size_t size, size_t align, xm_block *out)
-{
-    size_t usable = (size + XM__GRAN - 1) & ~(size_t)(XM__GRAN - 1);
-    size_t c = (usable >> XM__GRAN_SHIFT) - 1, a16 = align < 16 ? 16 : align;
-    if (!fast_ok(h) || size > XM__MAG_CLASSES * XM__GRAN || a16 > XM__LINE_PAIR)
-        return false;
-    xm__arena *ar = xm__my_arena(h);
-    if (!xm__arena_try_own(ar))
-        return false;
-    uint8_t n = ar->nmag[kind][c];
-    void *stage = ar->stbuf[c];
-    uintptr_t rx = n ? ar->mag[kind][c][n - 1] : 0;
-    if (!n || !stage || (rx & (a16 - 1)) || (ar->stcount + 1) * 2 > ar->stcap) {
-        xm__arena_unown(ar);
-        return false;
-    }
-    ar->nmag[kind][c] = (uint8_t)(n - 1);
-    memcpy(&ar->stbuf[c], stage, sizeof stage); /* the link lives in it */
-    ar->stbuf_bytes -= usable;
-    xm__pack *p = xm__pack_of(h, rx);
-    uint32_t g = mag_unmark(p, rx, (uint32_t)c + 1);
-    clear_pend(p, g);
-    set_start(p, g, true);
-    fast_fill_traps(stage, usable);
-    xm__stage_put(ar, rx, stage);
-    ar->staging_bytes += usable;
-    ar->live_blocks++;
-    ar->live_bytes += usable;
-    ar->allocs++;
-    xm__arena_unown(ar);
-    out->rx = (void *)rx;
-    out->rw = stage;
-    out->size = usable;
-    return true;
-}
-
-bool xm__publish_fast(xm_heap *h, uintptr_t rx, int prot)
-{
-    xm__pack *p;
-    if (!fast_ok(h))
-        return false;
-    xm__arena *ar = fast_lock_pack_of(h, rx, &p);
-    if (!ar)
-        return false;
-    uint32_t g = (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT);
-    uint64_t m = 1ull << (g & 63);
-    if (ar->st1.rx != rx || (rx & (XM__GRAN - 1)) ||
-        (p->kind == XM__K_CODE) != (prot == XM_PROT_RX) || (p->pub[g >> 6] & m)) {
-        xm__arena_unown(ar); /* (the staged block in st1 is live) */
-        return false;
-    }
-    void *stage = ar->st1.rw;
-    ar->st1.rx = 0;
-    ar->stcount--;
-    size_t sz = xm__block_size(p, g);
-    memcpy(h->alias + (rx - h->base), stage, sz);
-    if (p->kind == XM__K_CODE)
-        xm__icache_sync((void *)rx, sz);
-    xm__stage_buf_put(ar, stage, sz);
-    ar->staging_bytes -= sz;
-    p->pub[g >> 6] |= m;
-    p->raised = 1;
-    ar->publishes++;
-    xm__arena_unown(ar);
-    return true;
-}
-
-bool xm__free_fast(xm_heap *h, uintptr_t rx)
-{
-    xm__pack *p;
-    if (!fast_ok(h))
-        return false;
-    xm__arena *ar = fast_lock_pack_of(h, rx, &p);
-    if (!ar)
-        return false;
-    uint32_t g = (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT);
-    uint64_t m = 1ull << (g & 63);
-    uint32_t c = p->glen[g];
-    if ((rx & (XM__GRAN - 1)) || !(start_word(p, g) & 1) || !(p->pub[g >> 6] & m) ||
-        ar->nwin || c >= XM__MAG_CLASSES || ar->nmag[p->kind][c] == XM__MAG_DEPTH ||
-        p->nfree + p->ncached + c + 1 == XM__PACK_GRANS) {
-        xm__arena_unown(ar);
-        return false;
-    }
-    size_t sz = ((size_t)c + 1) << XM__GRAN_SHIFT;
-    fast_fill_traps(h->alias + (rx - h->base), sz);
-    set_start(p, g, false);
-    clear_pend(p, g);
-    p->pub[g >> 6] &= ~m;
-    ar->live_blocks--;
-    ar->live_bytes -= sz;
-    ar->frees++;
-    p->cached[g >> 6] |= m;
-    p->ncached += c + 1;
-    ar->mag[p->kind][c][ar->nmag[p->kind][c]++] = rx;
-    xm__arena_unown(ar);
-    return true;
 }
