@@ -33,24 +33,31 @@ static inline void fast_fill_traps(void *p, size_t n)
 static inline bool fast_ok(xm_heap *h)
 {
     return h->fast &&
-           !atomic_load_explicit(&h->pending, memory_order_relaxed) &&
+           !atomic_load_explicit(&h->pending, memory_order_acquire) &&
            !xm__sym_any(h);
 }
 
-/* Locks the arena of the pack holding addr when this thread owns it and
- * nobody revokes it; the pack in *pk. NULL otherwise (nothing locked). */
+/* Locks the arena of the pack holding addr when it is this thread's own
+ * (the only arena a thread can own) and nobody revokes it; the pack in
+ * *pk. NULL otherwise (nothing locked). The arena comes from the thread's
+ * slot, not from the pack, so its lock and the pack's lines load in
+ * parallel. */
 static inline xm__arena *fast_lock_pack_of(xm_heap *h, uintptr_t addr, xm__pack **pk)
 {
-    xm__pack *p = xm__pack_of(h, addr);
-    if (!p)
+    unsigned me = xm__slot;
+    if (!me)
         return NULL;
-    unsigned ai = atomic_load_explicit(&p->arena, memory_order_relaxed);
+    unsigned ai = (me - 1) % XM__ARENAS;
     xm__arena *a = &h->arenas[ai];
-    if (!xm__arena_try_own(a))
+    xm__pack *p = xm__pack_of(h, addr);
+    if (!p || !xm__arena_try_own(a))
         return NULL;
-    if (atomic_load_explicit(&h->pagemap[(addr - h->base) >> XM__PAGE_SHIFT],
+    /* a live pack changes arena only after a release, under its arena's
+       lock: if it is ours now, it stays ours */
+    if (atomic_load_explicit(&p->arena, memory_order_relaxed) != ai ||
+        atomic_load_explicit(&h->pagemap[(addr - h->base) >> XM__PAGE_SHIFT],
                              memory_order_acquire) != p ||
-        atomic_load_explicit(&p->arena, memory_order_relaxed) != ai || p->large) {
+        p->large) {
         xm__arena_unown(a);
         return NULL;
     }
