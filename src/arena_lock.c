@@ -178,3 +178,7 @@ int xm__bias_state(xm_heap *h, unsigned *owned, unsigned *unbiased)
 }
 
 unsigned xm__bias_steal_max(void) { return XM__STEAL_MAX; }
+
+/* White-box tests: whether xm_alloc, xm_publish and xm_free have their fast
+ * paths on this heap (src/fast.h). */
+int xm__fast_state(xm_heap *h) { return h->fast; }

@@ -289,6 +289,7 @@ void xm__bias_fork_child(xm_heap *h);
 void xm__bias_fork_child_process(void);
 int xm__bias_state(xm_heap *h, unsigned *owned, unsigned *unbiased);
 unsigned xm__bias_steal_max(void);
+int xm__fast_state(xm_heap *h);
 /* pack.c: everything here runs with the block's arena locked. */
 xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *a, int kind,
                                  size_t size, size_t align, xm_block *out);

@@ -159,3 +159,59 @@ static void stats_during_churn(const config *c)
     xm_heap_destroy(h);
 }
 TEST(bias_stats_while_owner_churns) { FOR_CONFIGS(stats_during_churn); }
+
+/* The fast paths (src/fast.h) are on exactly for DUAL's staged default
+ * where the arenas are biased, and a churn that mixes them with the general
+ * path (sizes past the magazines, data blocks, frees of unpublished blocks,
+ * async frees) gives the right results and consistent structures. */
+static void fast_mix(const config *c)
+{
+    xm_heap *h = make_heap(c, 0, SIZE_MAX);
+    CHECK(h);
+    unsigned owned, unbiased;
+    int bias = xm__bias_state(h, &owned, &unbiased);
+    bool want = bias && c->backend == XM_BACKEND_DUAL &&
+                !(c->flags & (XM_STRICT | XM_INPLACE));
+    CHECK_EQ(xm__fast_state(h), want);
+    enum { N = 256 };
+    xm_block b[N];
+    uint64_t val[N];
+    uint64_t s = 12345;
+    for (int i = 0; i < N; i++) {
+        CHECK_OK(make_fn(h, 16 + (size_t)(i * 37) % 1500, (uint64_t)i, &b[i]));
+        val[i] = (uint64_t)i;
+    }
+    for (int it = 0; it < 20000; it++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        int k = (int)((s >> 33) % N);
+        CHECK_EQ(call_at(b[k].rx), val[k]);
+        unsigned what = (unsigned)(s >> 20) % 16;
+        if (what == 0)
+            CHECK_OK(xm_free_async(h, b[k].rx));
+        else
+            CHECK_OK(xm_free(h, b[k].rx));
+        if (what == 1) { /* an unpublished block freed, and a data block */
+            xm_block u, d;
+            CHECK_OK(xm_alloc(h, 200, 0, &u));
+            CHECK_OK(xm_alloc_data(h, 100, 0, &d));
+            memset(d.rw, 7, 100);
+            CHECK_OK(xm_publish(h, d.rx, XM_PROT_R));
+            CHECK_EQ(((unsigned char *)d.rx)[99], 7);
+            CHECK_OK(xm_free(h, u.rx));
+            CHECK_OK(xm_free(h, d.rx));
+        }
+        size_t size = what == 2 ? 1025 + (s >> 40) % 3000 : 1 + (s >> 40) % 1024;
+        val[k] = (uint64_t)it * 3 + 1;
+        CHECK_OK(make_fn(h, size < RET_LEN ? RET_LEN : size, val[k], &b[k]));
+        if (it % 2000 == 0)
+            xm__heap_check(h);
+    }
+    xm_stats st;
+    CHECK_OK(xm_heap_stats(h, &st));
+    CHECK_EQ(st.live_blocks, N);
+    for (int i = 0; i < N; i++)
+        CHECK_OK(xm_free(h, b[i].rx));
+    xm__heap_check(h);
+    xm_heap_destroy(h);
+}
+TEST(fast_paths_mix_with_general_paths) { FOR_CONFIGS(fast_mix); }
