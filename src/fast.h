@@ -101,15 +101,26 @@ static inline bool xm__alloc_fast(xm_heap *h, int kind, size_t size, size_t alig
     return true;
 }
 
+/* The start of publish and free: the own arena locked, the pack and the
+ * granule rx would start at, or NULL (nothing locked). */
+static inline xm__arena *fast_enter(xm_heap *h, uintptr_t rx, xm__pack **pk,
+                                    uint32_t *g)
+{
+    if (!fast_ok(h))
+        return NULL;
+    xm__arena *ar = fast_lock_pack_of(h, rx, pk);
+    if (ar)
+        *g = (uint32_t)((rx - (*pk)->base) >> XM__GRAN_SHIFT);
+    return ar;
+}
+
 static inline bool xm__publish_fast(xm_heap *h, uintptr_t rx, int prot)
 {
     xm__pack *p;
-    if (!fast_ok(h))
-        return false;
-    xm__arena *ar = fast_lock_pack_of(h, rx, &p);
+    uint32_t g;
+    xm__arena *ar = fast_enter(h, rx, &p, &g);
     if (!ar)
         return false;
-    uint32_t g = (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT);
     uint64_t m = 1ull << (g & 63);
     if (ar->st1.rx != rx || (rx & (XM__GRAN - 1)) ||
         (p->kind == XM__K_CODE) != (prot == XM_PROT_RX) || (p->pub[g >> 6] & m)) {
@@ -135,12 +146,10 @@ static inline bool xm__publish_fast(xm_heap *h, uintptr_t rx, int prot)
 static inline bool xm__free_fast(xm_heap *h, uintptr_t rx)
 {
     xm__pack *p;
-    if (!fast_ok(h))
-        return false;
-    xm__arena *ar = fast_lock_pack_of(h, rx, &p);
+    uint32_t g;
+    xm__arena *ar = fast_enter(h, rx, &p, &g);
     if (!ar)
         return false;
-    uint32_t g = (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT);
     uint64_t m = 1ull << (g & 63);
     uint32_t c = p->glen[g];
     if ((rx & (XM__GRAN - 1)) || !(xm__start_word(p, g) & 1) || !(p->pub[g >> 6] & m) ||

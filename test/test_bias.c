@@ -100,17 +100,25 @@ static void remote_part(const config *c, xm_heap *h, owner_arg *o)
     }
 }
 
+/* Starts the owner on h and waits until it has handed its blocks over. */
+static bool start_owner(xm_heap *h, owner_arg *o, pthread_t *th)
+{
+    memset(o, 0, sizeof *o);
+    o->h = h;
+    if (pthread_create(th, NULL, owner_main, o))
+        return false;
+    while (!atomic_load(&o->ready))
+        ;
+    return true;
+}
+
 static void remote_calls(const config *c)
 {
     xm_heap *h = make_heap(c, 0, SIZE_MAX);
     CHECK(h);
     owner_arg o;
-    memset(&o, 0, sizeof o);
-    o.h = h;
     pthread_t th;
-    CHECK_EQ(pthread_create(&th, NULL, owner_main, &o), 0);
-    while (!atomic_load(&o.ready))
-        ;
+    CHECK(start_owner(h, &o, &th));
     remote_part(c, h, &o);
     atomic_store(&o.stop, 1);
     pthread_join(th, NULL);
@@ -132,12 +140,8 @@ static void stats_during_churn(const config *c)
     xm_heap *h = make_heap(c, 0, SIZE_MAX);
     CHECK(h);
     owner_arg o;
-    memset(&o, 0, sizeof o);
-    o.h = h;
     pthread_t th;
-    CHECK_EQ(pthread_create(&th, NULL, owner_main, &o), 0);
-    while (!atomic_load(&o.ready))
-        ;
+    CHECK(start_owner(h, &o, &th));
     bool bad = false;
     for (int i = 0; !bad && (i < 200 || (atomic_load(&o.ops) < 2000 && i < 1000000)); i++) {
         xm_stats s;
