@@ -34,7 +34,7 @@
  *
  * The owner is never changed, so `busy` has one writer. Bias is off under
  * ThreadSanitizer (it cannot see the membarrier's ordering), under
- * valgrind, where membarrier is refused, and in a fork child.
+ * valgrind, in a fork child, and for FLIP heaps (see xm__bias_init).
  */
 #include "internal.h"
 #include "arch.h"
@@ -62,7 +62,10 @@ static _Atomic int bias_registered;
 void xm__bias_init(xm_heap *h)
 {
     h->bias = 0;
-    if (!XM__BIAS_BUILD || h->valgrind)
+    /* FLIP makes system calls under the lock on every publish and free:
+       a lock-free owner path gains nothing there, and a remote thread
+       would wait out those calls spinning */
+    if (!XM__BIAS_BUILD || h->valgrind || h->backend == XM_BACKEND_FLIP)
         return;
     if (!atomic_load(&bias_registered)) {
         if (xm__os_barrier_register(&h->osc))
