@@ -74,18 +74,15 @@ static inline bool xm__alloc_fast(xm_heap *h, int kind, size_t size, size_t alig
     xm__arena *ar = xm__my_arena(h);
     if (!xm__arena_try_own(ar))
         return false;
-    uint8_t n = ar->nmag[kind][c];
-    void *stage = ar->stbuf[c];
-    uintptr_t rx = n ? ar->mag[kind][c][n - 1] : 0;
-    if (!n || !stage || (rx & (a16 - 1)) || (ar->stcount + 1) * 2 > ar->stcap) {
+    xm__pack *p;
+    uint32_t g;
+    if (!ar->stbuf[c] || (ar->stcount + 1) * 2 > ar->stcap ||
+        !xm__mag_take(h, ar, kind, usable, a16, &p, &g)) {
         xm__arena_unown(ar);
-        return false;
+        return false; /* no recycled staging buffer, table full, or no block */
     }
-    ar->nmag[kind][c] = (uint8_t)(n - 1);
-    memcpy(&ar->stbuf[c], stage, sizeof stage); /* the link lives in it */
-    ar->stbuf_bytes -= usable;
-    xm__pack *p = xm__pack_of(h, rx);
-    uint32_t g = xm__mag_unmark(p, rx, (uint32_t)c + 1);
+    void *stage = xm__stage_buf_get(ar, usable, a16); /* a recycled one */
+    uintptr_t rx = xm__block_addr(p, g);
     xm__clear_pend(p, g);
     xm__set_start(p, g, true);
     fast_fill_traps(stage, usable);
@@ -153,8 +150,7 @@ static inline bool xm__free_fast(xm_heap *h, uintptr_t rx)
     uint64_t m = 1ull << (g & 63);
     uint32_t c = p->glen[g];
     if ((rx & (XM__GRAN - 1)) || !(xm__start_word(p, g) & 1) || !(p->pub[g >> 6] & m) ||
-        ar->nwin || c >= XM__MAG_CLASSES || ar->nmag[p->kind][c] == XM__MAG_DEPTH ||
-        p->nfree + p->ncached + c + 1 == XM__PACK_GRANS) {
+        ar->nwin || !xm__mag_room(ar, p, c)) {
         xm__arena_unown(ar);
         return false;
     }
@@ -166,9 +162,7 @@ static inline bool xm__free_fast(xm_heap *h, uintptr_t rx)
     ar->live_blocks--;
     ar->live_bytes -= sz;
     ar->frees++;
-    p->cached[g >> 6] |= m;
-    p->ncached += c + 1;
-    ar->mag[p->kind][c][ar->nmag[p->kind][c]++] = rx;
+    xm__mag_push(ar, p, g, c);
     xm__arena_unown(ar);
     return true;
 }

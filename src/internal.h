@@ -371,6 +371,47 @@ xm_result xm__block_range(const xm__pack *p, uintptr_t dst, size_t len, uint32_t
 /* The live block of p holding addr (p holds addr): XM_EBADPTR if none. */
 xm_result xm__block_containing(const xm__pack *p, uintptr_t addr, uint32_t *g);
 
+/* Magazines (pack.c and the fast paths), arena locked. Whether block
+ * class c (c + 1 granules) of p may wait on its arena's magazine: the size
+ * has one, it has room, and the pack keeps something live. */
+static inline bool xm__mag_room(const xm__arena *ar, const xm__pack *p, size_t c)
+{
+    return c < XM__MAG_CLASSES && ar->nmag[p->kind][c] != XM__MAG_DEPTH &&
+           p->nfree + p->ncached + c + 1 != XM__PACK_GRANS;
+}
+/* Caches freed block g of p (class c, trap-filled, no longer live). */
+static inline void xm__mag_push(xm__arena *ar, xm__pack *p, uint32_t g, size_t c)
+{
+    p->cached[g >> 6] |= 1ull << (g & 63);
+    p->ncached += (uint32_t)c + 1;
+    ar->mag[p->kind][c][ar->nmag[p->kind][c]++] = xm__block_addr(p, g);
+}
+/* xm__mag_push where there is room; false (nothing done) else. */
+static inline bool xm__mag_put(xm__arena *ar, xm__pack *p, uint32_t g, size_t sz)
+{
+    size_t c = (sz >> XM__GRAN_SHIFT) - 1;
+    if (!xm__mag_room(ar, p, c))
+        return false;
+    xm__mag_push(ar, p, g, c);
+    return true;
+}
+/* Takes the newest cached block of exactly `usable` bytes, if its address
+ * satisfies the alignment; false (nothing done) else. */
+static inline bool xm__mag_take(xm_heap *h, xm__arena *ar, int kind, size_t usable,
+                                size_t align, xm__pack **pk, uint32_t *g)
+{
+    size_t c = (usable >> XM__GRAN_SHIFT) - 1;
+    if (c >= XM__MAG_CLASSES || !ar->nmag[kind][c])
+        return false;
+    uintptr_t rx = ar->mag[kind][c][ar->nmag[kind][c] - 1];
+    if (rx & (align - 1))
+        return false;
+    ar->nmag[kind][c]--;
+    *pk = xm__pack_of(h, rx);
+    *g = xm__mag_unmark(*pk, rx, (uint32_t)c + 1);
+    return true;
+}
+
 /* Locks and returns the arena owning the pack that covers addr, that pack
  * in *pk; NULL (nothing locked) when no pack covers it. */
 static inline xm__arena *xm__lock_pack_of(xm_heap *h, uintptr_t addr, xm__pack **pk)

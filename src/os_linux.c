@@ -411,51 +411,38 @@ int xm__os_membarrier_probe(xm__osc *c)
     return r >= 0 && (r & XM__MEMBARRIER_REG_SYNC_CORE);
 }
 
+#define XM__MEMBARRIER_PRIVATE_EXPEDITED (1 << 3)
+#define XM__MEMBARRIER_REGISTER_PRIVATE_EXPEDITED (1 << 4)
 #define XM__MEMBARRIER_PRIVATE_EXPEDITED_SYNC_CORE (1 << 5)
 #define XM__MEMBARRIER_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE (1 << 6)
 
-int xm__os_sync_core_register(xm__osc *c)
+/* One membarrier command, counted and fault-injectable (typical errno). */
+static int os_membarrier(xm__osc *c, int cmd, int typical)
 {
-    int e = os_enter(c, ENOSYS);
+    int e = os_enter(c, typical);
     if (e)
         return -e;
-    return syscall(SYS_membarrier, XM__MEMBARRIER_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE,
-                   0, 0)
-               ? os_fail()
-               : 0;
+    return syscall(SYS_membarrier, cmd, 0, 0) ? os_fail() : 0;
+}
+
+int xm__os_sync_core_register(xm__osc *c)
+{
+    return os_membarrier(c, XM__MEMBARRIER_REGISTER_PRIVATE_EXPEDITED_SYNC_CORE, ENOSYS);
 }
 
 int xm__os_sync_cores(xm__osc *c)
 {
-    int e = os_enter(c, ENOSYS);
-    if (e)
-        return -e;
-    return syscall(SYS_membarrier, XM__MEMBARRIER_PRIVATE_EXPEDITED_SYNC_CORE, 0, 0)
-               ? os_fail()
-               : 0;
+    return os_membarrier(c, XM__MEMBARRIER_PRIVATE_EXPEDITED_SYNC_CORE, ENOSYS);
 }
-
-#define XM__MEMBARRIER_PRIVATE_EXPEDITED (1 << 3)
-#define XM__MEMBARRIER_REGISTER_PRIVATE_EXPEDITED (1 << 4)
 
 int xm__os_barrier_register(xm__osc *c)
 {
-    int e = os_enter(c, ENOSYS);
-    if (e)
-        return -e;
-    return syscall(SYS_membarrier, XM__MEMBARRIER_REGISTER_PRIVATE_EXPEDITED, 0, 0)
-               ? os_fail()
-               : 0;
+    return os_membarrier(c, XM__MEMBARRIER_REGISTER_PRIVATE_EXPEDITED, ENOSYS);
 }
 
 int xm__os_barrier_all(xm__osc *c)
 {
-    int e = os_enter(c, EINTR);
-    if (e)
-        return -e;
-    return syscall(SYS_membarrier, XM__MEMBARRIER_PRIVATE_EXPEDITED, 0, 0)
-               ? os_fail()
-               : 0;
+    return os_membarrier(c, XM__MEMBARRIER_PRIVATE_EXPEDITED, EINTR);
 }
 
 void xm__os_yield(void)

@@ -457,37 +457,6 @@ static void give_back(xm_heap *h, xm__arena *ar, xm__pack *p, uint32_t g,
 
 /* ---- magazines (internal.h) ------------------------------------------- */
 
-/* Caches freed block g of p (already trap-filled, no longer live) on its
- * arena's magazine; false when that magazine is full or the size has none. */
-static bool mag_put(xm__arena *ar, xm__pack *p, uint32_t g, size_t sz)
-{
-    size_t c = (sz >> XM__GRAN_SHIFT) - 1;
-    if (c >= XM__MAG_CLASSES || ar->nmag[p->kind][c] == XM__MAG_DEPTH ||
-        p->nfree + p->ncached + c + 1 == XM__PACK_GRANS)
-        return false; /* (last: the pack would hold nothing live) */
-    p->cached[g >> 6] |= 1ull << (g & 63);
-    p->ncached += (uint32_t)c + 1;
-    ar->mag[p->kind][c][ar->nmag[p->kind][c]++] = xm__block_addr(p, g);
-    return true;
-}
-
-/* Takes the newest cached block of exactly `usable` bytes, if its address
- * satisfies the alignment. */
-static bool mag_take(xm_heap *h, xm__arena *ar, int kind, size_t usable,
-                     size_t align, xm__pack **pk, uint32_t *g)
-{
-    size_t c = (usable >> XM__GRAN_SHIFT) - 1;
-    if (c >= XM__MAG_CLASSES || !ar->nmag[kind][c])
-        return false;
-    uintptr_t rx = ar->mag[kind][c][ar->nmag[kind][c] - 1];
-    if (rx & (align - 1))
-        return false;
-    ar->nmag[kind][c]--;
-    *pk = xm__pack_of(h, rx);
-    *g = xm__mag_unmark(*pk, rx, (uint32_t)c + 1);
-    return true;
-}
-
 /* Gives the arena's cached blocks back to the free-run index: all of them
  * (only == NULL) or those of pack `only`. */
 static void mag_flush_some(xm_heap *h, xm__arena *ar, const xm__pack *only)
@@ -535,7 +504,7 @@ xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *ar, int kind,
         r = pack_new(h, ar, kind, (uint32_t)(usable >> XM__PAGE_SHIFT), 1, &p);
         if (r == XM_OK)
             p->used[0] = 1;
-    } else if (mag_take(h, ar, kind, usable, a, &p, &g)) {
+    } else if (xm__mag_take(h, ar, kind, usable, a, &p, &g)) {
         /* a cached block: its granules are still `used` */
     } else {
         uint32_t n = (uint32_t)(usable >> XM__GRAN_SHIFT);
@@ -635,7 +604,7 @@ xm_result xm__block_free_locked(xm_heap *h, xm__pack *p, uint32_t g)
             pack_release(h, p, pub ? XM__FR_NONE : XM__FR_RW, !pub);
         else
             pack_release(h, p, want_state(h, p->kind), p->raised);
-    } else if (!mag_put(ar, p, g, sz)) {
+    } else if (!xm__mag_put(ar, p, g, sz)) {
         uint32_t n = (uint32_t)(sz >> XM__GRAN_SHIFT);
         if (p->ncached && p->nfree + p->ncached + n == XM__PACK_GRANS)
             mag_flush_some(h, ar, p); /* nothing live left: let it retire */

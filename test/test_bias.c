@@ -105,6 +105,13 @@ static void remote_part(const config *c, xm_heap *h, owner_arg *o)
     }
 }
 
+/* Stops the owner and waits for it. */
+static void stop_owner(owner_arg *o, pthread_t th)
+{
+    atomic_store(&o->stop, 1);
+    pthread_join(th, NULL);
+}
+
 /* Starts the owner on h and waits until it has handed its blocks over. */
 static bool start_owner(xm_heap *h, owner_arg *o, pthread_t *th)
 {
@@ -125,8 +132,7 @@ static void remote_calls(const config *c)
     pthread_t th;
     CHECK(start_owner(h, &o, &th));
     remote_part(c, h, &o);
-    atomic_store(&o.stop, 1);
-    pthread_join(th, NULL);
+    stop_owner(&o, th);
     if (test_failed)
         return;
     CHECK_EQ(o.errors, 0);
@@ -155,8 +161,7 @@ static void stats_during_churn(const config *c)
         bad = xm_heap_stats(h, &s) != XM_OK || s.live_blocks < HANDED ||
               s.live_blocks > HANDED + RING;
     }
-    atomic_store(&o.stop, 1);
-    pthread_join(th, NULL);
+    stop_owner(&o, th);
     CHECK(!bad);
     unsigned owned, unbiased;
     int bias = xm__bias_state(h, &owned, &unbiased);
