@@ -80,7 +80,7 @@ void xm__bias_fork_child_process(void) { atomic_store(&bias_registered, 0); }
 void xm__bias_fork_child(xm_heap *h)
 {
     h->bias = 0;
-    h->fast = 0;
+    atomic_fetch_or(&h->gate, XM__G_OFF);
     for (unsigned i = 0; i < XM__ARENAS; i++) {
         xm__arena *a = &h->arenas[i];
         a->unbiased = 1;
@@ -184,4 +184,5 @@ unsigned xm__bias_steal_max(void) { return XM__STEAL_MAX; }
 
 /* White-box tests: whether xm_alloc, xm_publish and xm_free have their fast
  * paths on this heap (src/fast.h). */
-int xm__fast_state(xm_heap *h) { return h->fast; }
+int xm__fast_state(xm_heap *h) { return !(atomic_load(&h->gate) & XM__G_OFF); }
+unsigned xm__fast_gate(xm_heap *h) { return atomic_load(&h->gate); }

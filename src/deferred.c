@@ -29,6 +29,8 @@ xm_result xm_free_async(xm_heap *h, void *rx)
     if (r != XM_OK)
         return r;
     uint64_t m = 1ull << (g & 63);
+    if (!(atomic_load_explicit(&h->gate, memory_order_relaxed) & XM__G_ASYNC))
+        atomic_fetch_or_explicit(&h->gate, XM__G_ASYNC, memory_order_release);
     uint64_t old = atomic_fetch_or(&p->pend[g >> 6], m);
     if (old & m)
         return XM_EBADPTR; /* already requested */

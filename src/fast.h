@@ -30,34 +30,45 @@ static inline void fast_fill_traps(void *p, size_t n)
     memset(p, XM__TRAP_BYTE, n);
 }
 
-static inline bool fast_ok(xm_heap *h)
+/* The heap's gate: fast paths on, no names to keep in step, no async
+ * free waiting for the drain that every general call starts with. *async:
+ * whether a pend bit may be set anywhere (xm_free_async was ever used). */
+static inline bool fast_gate(xm_heap *h, bool *async)
 {
-    return h->fast &&
-           !atomic_load_explicit(&h->pending, memory_order_acquire) &&
-           !xm__sym_any(h);
+    unsigned g = atomic_load_explicit(&h->gate, memory_order_acquire);
+    *async = g != 0;
+    return !g || (g == XM__G_ASYNC &&
+                  !atomic_load_explicit(&h->pending, memory_order_acquire));
 }
 
-/* Locks the arena of the pack holding addr when it is this thread's own
- * (the only arena a thread can own) and nobody revokes it; the pack in
- * *pk. NULL otherwise (nothing locked). The arena comes from the thread's
- * slot, not from the pack, so its lock and the pack's lines load in
- * parallel. */
-static inline xm__arena *fast_lock_pack_of(xm_heap *h, uintptr_t addr, xm__pack **pk)
+/* The thread's own arena locked the owner's way, its index in *ai; NULL
+ * (nothing locked) when the thread owns no arena or a revoke is under way.
+ * Whatever the caller read of the heap before this stays in registers:
+ * the compiler fence in here makes it reload everything else. */
+static inline xm__arena *fast_own(xm_heap *h, unsigned *ai)
 {
     unsigned me = xm__slot;
     if (!me)
         return NULL;
-    unsigned ai = (me - 1) % XM__ARENAS;
-    xm__arena *a = &h->arenas[ai];
-    xm__pack *p = xm__pack_of(h, addr);
-    if (!p || !xm__arena_try_own(a))
+    *ai = (me - 1) % XM__ARENAS;
+    xm__arena *a = &h->arenas[*ai];
+    return xm__arena_own_as(a, me) ? a : NULL;
+}
+
+/* The small pack that the page-map entry `slot` names, in *pk, with its
+ * arena locked when that is the own arena, re-checked after the lock (a
+ * live pack changes arena only after a release, under its arena's lock: if
+ * it is ours now, it stays ours). NULL, nothing locked, else. */
+static inline xm__arena *fast_lock_small(xm_heap *h, _Atomic(xm__pack *) *slot,
+                                         xm__pack **pk)
+{
+    xm__pack *p = atomic_load_explicit(slot, memory_order_acquire);
+    unsigned ai;
+    xm__arena *a;
+    if (!p || !(a = fast_own(h, &ai)))
         return NULL;
-    /* a live pack changes arena only after a release, under its arena's
-       lock: if it is ours now, it stays ours */
     if (atomic_load_explicit(&p->arena, memory_order_relaxed) != ai ||
-        atomic_load_explicit(&h->pagemap[(addr - h->base) >> XM__PAGE_SHIFT],
-                             memory_order_acquire) != p ||
-        p->large) {
+        atomic_load_explicit(slot, memory_order_acquire) != p || p->large) {
         xm__arena_unown(a);
         return NULL;
     }
@@ -65,104 +76,134 @@ static inline xm__arena *fast_lock_pack_of(xm_heap *h, uintptr_t addr, xm__pack 
     return a;
 }
 
-static inline bool xm__alloc_fast(xm_heap *h, int kind, size_t size, size_t align, xm_block *out)
+/* Each public call is one function with its fast path inside. */
+#if defined(__GNUC__)
+#define XM__FAST inline __attribute__((always_inline))
+#else
+#define XM__FAST inline
+#endif
+
+/* The bookkeeping of each fast path comes first and its pass over the
+ * bytes last, under the lock still: across the memset or memcpy call only
+ * the arena stays live, so the functions save few registers. */
+
+/* size in 1..XM__MAG_CLASSES granules, align 0 or a power of two up to
+ * XM__LINE_PAIR (the caller checks). */
+static XM__FAST bool xm__alloc_fast(xm_heap *h, int kind, size_t size, size_t align, xm_block *out)
 {
+    bool async;
+    if (!fast_gate(h, &async))
+        return false;
     size_t usable = (size + XM__GRAN - 1) & ~(size_t)(XM__GRAN - 1);
-    size_t c = (usable >> XM__GRAN_SHIFT) - 1, a16 = align < 16 ? 16 : align;
-    if (!fast_ok(h) || size > XM__MAG_CLASSES * XM__GRAN || a16 > XM__LINE_PAIR)
+    size_t c = (usable >> XM__GRAN_SHIFT) - 1, amask = (align < 16 ? 16 : align) - 1;
+    _Atomic(xm__pack *) *pagemap = h->pagemap;
+    uintptr_t base = h->base;
+    unsigned ai;
+    xm__arena *ar = fast_own(h, &ai);
+    if (!ar)
         return false;
-    xm__arena *ar = xm__my_arena(h);
-    if (!xm__arena_try_own(ar))
+    unsigned n = ar->nmag[kind][c];
+    void *stage = ar->stbuf[c];
+    uintptr_t rx = n ? ar->mag[kind][c][n - 1] : 0;
+    if (!n || !stage || (ar->stcount + 1) * 2 > ar->stcap || (rx & amask)) {
+        xm__arena_unown(ar); /* no block, no recycled buffer, table full */
         return false;
-    xm__pack *p;
-    uint32_t g;
-    if (!ar->stbuf[c] || (ar->stcount + 1) * 2 > ar->stcap ||
-        !xm__mag_take(h, ar, kind, usable, a16, &p, &g)) {
-        xm__arena_unown(ar);
-        return false; /* no recycled staging buffer, table full, or no block */
     }
-    void *stage = xm__stage_buf_get(ar, usable, a16); /* a recycled one */
-    uintptr_t rx = xm__block_addr(p, g);
-    xm__clear_pend(p, g);
+    ar->nmag[kind][c] = (uint8_t)(n - 1);
+    memcpy(&ar->stbuf[c], stage, sizeof stage); /* xm__stage_buf_get */
+    ar->stbuf_bytes -= usable;
+    xm__pack *p = atomic_load_explicit(&pagemap[(rx - base) >> XM__PAGE_SHIFT],
+                                       memory_order_relaxed);
+    uint32_t g = xm__mag_unmark(p, rx, (uint32_t)c + 1);
+    if (async)
+        xm__clear_pend(p, g);
     xm__set_start(p, g, true);
-    fast_fill_traps(stage, usable);
-    xm__stage_put(ar, rx, stage);
+    xm__stage_put(ar, rx, stage, p);
     ar->staging_bytes += usable;
     ar->live_blocks++;
     ar->live_bytes += usable;
     ar->allocs++;
-    xm__arena_unown(ar);
     out->rx = (void *)rx;
     out->rw = stage;
     out->size = usable;
+    fast_fill_traps(stage, usable);
+    xm__arena_unown(ar);
     return true;
 }
 
-/* The start of publish and free: the own arena locked, the pack and the
- * granule rx would start at, or NULL (nothing locked). */
-static inline xm__arena *fast_enter(xm_heap *h, uintptr_t rx, xm__pack **pk,
-                                    uint32_t *g)
+/* Only the newest staged block of the own arena: st1 names its pack,
+ * which holds it live, so there is no lookup. */
+static XM__FAST bool xm__publish_fast(xm_heap *h, uintptr_t rx, int prot)
 {
-    if (!fast_ok(h))
-        return NULL;
-    xm__arena *ar = fast_lock_pack_of(h, rx, pk);
-    if (ar)
-        *g = (uint32_t)((rx - (*pk)->base) >> XM__GRAN_SHIFT);
-    return ar;
-}
-
-static inline bool xm__publish_fast(xm_heap *h, uintptr_t rx, int prot)
-{
-    xm__pack *p;
-    uint32_t g;
-    xm__arena *ar = fast_enter(h, rx, &p, &g);
+    bool async;
+    if (!fast_gate(h, &async))
+        return false;
+    char *dst = h->alias + (rx - h->base);
+    unsigned ai;
+    xm__arena *ar = fast_own(h, &ai);
     if (!ar)
         return false;
+    xm__pack *p = ar->st1_pack;
+    if (ar->st1.rx != rx || p->large) {
+        xm__arena_unown(ar);
+        return false;
+    }
+    uint32_t g = (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT);
     uint64_t m = 1ull << (g & 63);
-    if (ar->st1.rx != rx || (rx & (XM__GRAN - 1)) ||
-        (p->kind == XM__K_CODE) != (prot == XM_PROT_RX) || (p->pub[g >> 6] & m)) {
-        xm__arena_unown(ar); /* (the staged block in st1 is live) */
+    if ((p->kind == XM__K_CODE) != (prot == XM_PROT_RX) || (p->pub[g >> 6] & m)) {
+        xm__arena_unown(ar);
         return false;
     }
     void *stage = ar->st1.rw;
     ar->st1.rx = 0;
     ar->stcount--;
     size_t sz = xm__block_size(p, g);
-    memcpy(h->alias + (rx - h->base), stage, sz);
-    if (p->kind == XM__K_CODE)
-        xm__icache_sync((void *)rx, sz);
-    xm__stage_buf_put(ar, stage, sz);
     ar->staging_bytes -= sz;
     p->pub[g >> 6] |= m;
     p->raised = 1;
     ar->publishes++;
+    bool code = p->kind == XM__K_CODE;
+    memcpy(dst, stage, sz);
+    if (code)
+        xm__icache_sync((void *)rx, sz);
+    xm__stage_buf_put(ar, stage, sz); /* its link overwrites the first bytes */
     xm__arena_unown(ar);
     return true;
 }
 
-static inline bool xm__free_fast(xm_heap *h, uintptr_t rx)
+static XM__FAST bool xm__free_fast(xm_heap *h, uintptr_t rx)
 {
+    bool async;
+    if (!fast_gate(h, &async))
+        return false;
+    uintptr_t off = rx - h->base;
+    char *dst = h->alias + off;
+    if (off >= h->reserve || (rx & (XM__GRAN - 1)))
+        return false;
     xm__pack *p;
-    uint32_t g;
-    xm__arena *ar = fast_enter(h, rx, &p, &g);
+    xm__arena *ar = fast_lock_small(h, &h->pagemap[off >> XM__PAGE_SHIFT], &p);
     if (!ar)
         return false;
+    uint32_t g = (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT), w = g >> 6;
     uint64_t m = 1ull << (g & 63);
     uint32_t c = p->glen[g];
-    if ((rx & (XM__GRAN - 1)) || !(xm__start_word(p, g) & 1) || !(p->pub[g >> 6] & m) ||
-        ar->nwin || !xm__mag_room(ar, p, c)) {
+    /* start bits change under the lock only: ours to read plainly */
+    uint64_t st = atomic_load_explicit(&p->start[w], memory_order_relaxed);
+    if (!(st & p->pub[w] & m) || ar->nwin || !xm__mag_room(ar, p, c)) {
         xm__arena_unown(ar);
         return false;
     }
     size_t sz = ((size_t)c + 1) << XM__GRAN_SHIFT;
-    fast_fill_traps(h->alias + (rx - h->base), sz);
-    xm__set_start(p, g, false);
-    xm__clear_pend(p, g);
-    p->pub[g >> 6] &= ~m;
+    atomic_store_explicit(&p->start[w], st & ~m, memory_order_release);
+    if (async)
+        xm__clear_pend(p, g);
+    p->pub[w] &= ~m;
     ar->live_blocks--;
     ar->live_bytes -= sz;
     ar->frees++;
-    xm__mag_push(ar, p, g, c);
+    xm__mag_push(ar, p, g, c, rx);
+    fast_fill_traps(dst, sz); /* before the lock goes: the block waits on
+                                 the magazine, nobody takes it meanwhile */
     xm__arena_unown(ar);
     return true;
 }

@@ -258,8 +258,9 @@ xm_result xm_heap_create(const xm_options *opt, xm_heap **out)
     xm__range_init(h);
     xm__bias_init(h);
     /* the fast paths need the owner's lock and DUAL's staged default */
-    h->fast = h->bias && h->backend == XM_BACKEND_DUAL && h->alias &&
-              !(h->flags & XM_INPLACE) && !h->valgrind;
+    bool fast = h->bias && h->backend == XM_BACKEND_DUAL && h->alias &&
+                !(h->flags & XM_INPLACE) && !h->valgrind;
+    atomic_init(&h->gate, fast ? 0u : (unsigned)XM__G_OFF);
     xm__fork_register(h);
     *out = h;
     return XM_OK;
@@ -322,6 +323,12 @@ xm_result xm__leave(xm_heap *h, xm__arena *a, xm_result r)
 static XM__NOINLINE xm_result alloc_slow(xm_heap *h, int kind, size_t size,
                                          size_t align, xm_block *out)
 {
+    if (!h || !out || size == 0 || size > SIZE_MAX / 4)
+        return XM_EINVAL;
+    if (align && ((align & (align - 1)) || align > XM__PAGE))
+        return XM_EINVAL;
+    if (size > h->reserve)
+        return XM_ENOMEM;
     xm_result r = xm__enter(h, true);
     if (r != XM_OK)
         return r;
@@ -330,16 +337,14 @@ static XM__NOINLINE xm_result alloc_slow(xm_heap *h, int kind, size_t size,
     return xm__leave(h, a, xm__block_alloc_locked(h, a, kind, size, align, out));
 }
 
-static inline xm_result alloc_kind(xm_heap *h, int kind, size_t size,
+/* The fast path takes what is valid and small enough for a magazine; the
+ * general path checks everything else. */
+static XM__FAST xm_result alloc_kind(xm_heap *h, int kind, size_t size,
                                    size_t align, xm_block *out)
 {
-    if (!h || !out || size == 0 || size > SIZE_MAX / 4)
-        return XM_EINVAL;
-    if (align && ((align & (align - 1)) || align > XM__PAGE))
-        return XM_EINVAL;
-    if (size > h->reserve)
-        return XM_ENOMEM;
-    if (xm__alloc_fast(h, kind, size, align, out))
+    if (h && out && size - 1 < XM__MAG_CLASSES * XM__GRAN &&
+        !(align & (align - 1)) && align <= XM__LINE_PAIR &&
+        xm__alloc_fast(h, kind, size, align, out))
         return xm__leave(h, NULL, XM_OK);
     return alloc_slow(h, kind, size, align, out);
 }

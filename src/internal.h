@@ -168,6 +168,7 @@ typedef struct xm__arena {
     size_t nwin, capwin;
     xm__stage st1; /* the newest unpublished DUAL block and its staging
                       buffer (allocate, write, publish: no hashing) */
+    xm__pack *st1_pack; /* its pack, while st1.rx is set (it is live) */
     xm__stage *st; /* rx -> staging buffer of the other unpublished ones */
     size_t stcap, stcount;
     void *stbuf[XM__STAGE_CLASSES]; /* recycled staging buffers by size */
@@ -196,6 +197,11 @@ struct xm_heap {
     xm__frange *fr; /* sorted; capacity npages + 1, never reallocated */
     size_t nfr;
     xm__pack *_Atomic pending; /* packs with async frees (Treiber stack) */
+    /* what keeps the fast paths (fast.h) off or careful, one word for
+       their one check: XM__G_OFF (not DUAL staged with bias, or a fork
+       child), XM__G_NAMES (names exist), XM__G_ASYNC (set once, before
+       the first async request sets a pend bit: until then none is set) */
+    _Atomic unsigned gate;
     _Atomic uint64_t async_frees;
     xm__osc osc;
     size_t quarantine_bytes;
@@ -203,7 +209,6 @@ struct xm_heap {
     uint64_t purges, purge_runs;
     int forked;        /* DUAL child after fork: frozen */
     int bias;          /* arenas may be biased (arena_lock.c) */
-    int fast;          /* DUAL, staged, alias, no valgrind: pack.c fast paths */
     int valgrind;
     struct xm_heap *gnext; /* global list, for fork */
     /* names for profilers and debuggers (sym.c; its lock) */
@@ -214,6 +219,8 @@ struct xm_heap {
     struct xm__snap *snaps;
     size_t nsnaps;
 };
+
+enum { XM__G_OFF = 1, XM__G_NAMES = 2, XM__G_ASYNC = 4 };
 
 static inline uintptr_t xm__page_addr(const xm_heap *h, uint32_t page)
 {
@@ -244,11 +251,11 @@ static inline xm__arena *xm__my_arena(xm_heap *h)
  * sides are mutual exclusion exactly as the mutex alone. */
 void xm__arena_lock_slow(xm_heap *h, xm__arena *a);
 void xm__arena_unlock_slow(xm__arena *a);
-/* The owner's lock alone: true when this thread owns a and locked it the
- * fast way (release with xm__arena_unown); false, nothing locked, else. */
-static inline bool xm__arena_try_own(xm__arena *a)
+/* The owner's lock alone: true when the thread in slot `me` (this thread's)
+ * owns a and locked it the fast way (release with xm__arena_unown); false,
+ * nothing locked, else. */
+static inline bool xm__arena_own_as(xm__arena *a, unsigned me)
 {
-    unsigned me = xm__slot;
     if (!me || atomic_load_explicit(&a->owner, memory_order_relaxed) != me)
         return false;
     atomic_store_explicit(&a->busy, 1, memory_order_relaxed);
@@ -259,6 +266,7 @@ static inline bool xm__arena_try_own(xm__arena *a)
     atomic_store_explicit(&a->busy, 0, memory_order_release);
     return false;
 }
+static inline bool xm__arena_try_own(xm__arena *a) { return xm__arena_own_as(a, xm__slot); }
 static inline void xm__arena_unown(xm__arena *a)
 {
     atomic_store_explicit(&a->busy, 0, memory_order_release);
@@ -290,6 +298,7 @@ void xm__bias_fork_child_process(void);
 int xm__bias_state(xm_heap *h, unsigned *owned, unsigned *unbiased);
 unsigned xm__bias_steal_max(void);
 int xm__fast_state(xm_heap *h);
+unsigned xm__fast_gate(xm_heap *h); /* white box: h->gate */
 /* pack.c: everything here runs with the block's arena locked. */
 xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *a, int kind,
                                  size_t size, size_t align, xm_block *out);
@@ -380,11 +389,12 @@ static inline bool xm__mag_room(const xm__arena *ar, const xm__pack *p, size_t c
            p->nfree + p->ncached + c + 1 != XM__PACK_GRANS;
 }
 /* Caches freed block g of p (class c, trap-filled, no longer live). */
-static inline void xm__mag_push(xm__arena *ar, xm__pack *p, uint32_t g, size_t c)
+static inline void xm__mag_push(xm__arena *ar, xm__pack *p, uint32_t g, size_t c,
+                                uintptr_t rx)
 {
     p->cached[g >> 6] |= 1ull << (g & 63);
     p->ncached += (uint32_t)c + 1;
-    ar->mag[p->kind][c][ar->nmag[p->kind][c]++] = xm__block_addr(p, g);
+    ar->mag[p->kind][c][ar->nmag[p->kind][c]++] = rx;
 }
 /* xm__mag_push where there is room; false (nothing done) else. */
 static inline bool xm__mag_put(xm__arena *ar, xm__pack *p, uint32_t g, size_t sz)
@@ -392,7 +402,7 @@ static inline bool xm__mag_put(xm__arena *ar, xm__pack *p, uint32_t g, size_t sz
     size_t c = (sz >> XM__GRAN_SHIFT) - 1;
     if (!xm__mag_room(ar, p, c))
         return false;
-    xm__mag_push(ar, p, g, c);
+    xm__mag_push(ar, p, g, c, xm__block_addr(p, g));
     return true;
 }
 /* Takes the newest cached block of exactly `usable` bytes, if its address
@@ -493,12 +503,14 @@ static inline int xm__stage_reserve(xm__arena *a)
 {
     return (a->stcount + 1) * 2 <= a->stcap ? 0 : xm__stage_grow(a);
 }
-/* Records rx's staging buffer (room reserved): never fails. */
-static inline void xm__stage_put(xm__arena *a, uintptr_t rx, void *rw)
+/* Records the staging buffer of rx, a block of p (room reserved): never
+ * fails. */
+static inline void xm__stage_put(xm__arena *a, uintptr_t rx, void *rw, xm__pack *p)
 {
     if (a->st1.rx)
         xm__stage_spill(a);
     a->st1 = (xm__stage){rx, rw};
+    a->st1_pack = p;
     a->stcount++;
 }
 /* Removes and returns rx's staging buffer (NULL: none). */

@@ -546,7 +546,7 @@ xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *ar, int kind,
         out->rw = h->alias + (rx - h->base);
     } else {
         memset(stage, XM__TRAP_BYTE, usable);
-        xm__stage_put(ar, rx, stage);
+        xm__stage_put(ar, rx, stage, p);
         ar->staging_bytes += usable;
         out->rw = stage;
     }
@@ -639,7 +639,7 @@ xm_result xm__block_publish_locked(xm_heap *h, xm__pack *p, uint32_t g,
         } else {
             int e = xm__os_pwrite(&h->osc, h->fd, stage, sz, off);
             if (e) {
-                xm__stage_put(ar, rx, stage); /* its slot was just freed */
+                xm__stage_put(ar, rx, stage, p); /* its slot was just freed */
                 return xm__os_result(e, false);
             }
         }

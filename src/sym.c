@@ -336,7 +336,8 @@ static void drop(xm_heap *h, xm__sym **pp)
     if (s->gdb)
         gdb_unregister(s->gdb);
     xm__mem_free(s);
-    atomic_fetch_sub_explicit(&h->nsyms, 1, memory_order_relaxed);
+    if (atomic_fetch_sub_explicit(&h->nsyms, 1, memory_order_relaxed) == 1)
+        atomic_fetch_and(&h->gate, ~(unsigned)XM__G_NAMES);
 }
 
 /* Emits s (published now): perf records, then the GDB object. */
@@ -426,7 +427,8 @@ xm_result xm_name(xm_heap *h, void *rx, const char *name)
     xm__sym **head = &h->syms[slot_of(h, s->rx)];
     s->next = *head;
     *head = s;
-    atomic_fetch_add_explicit(&h->nsyms, 1, memory_order_relaxed);
+    if (atomic_fetch_add_explicit(&h->nsyms, 1, memory_order_relaxed) == 0)
+        atomic_fetch_or(&h->gate, XM__G_NAMES);
     pthread_mutex_unlock(&sym_lock);
     return xm__leave(h, a, XM_OK);
 }

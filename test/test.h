@@ -102,5 +102,6 @@ void xm__heap_ranges(xm_heap *h, uintptr_t *base, size_t *len, uintptr_t *alias)
 int xm__bias_state(xm_heap *h, unsigned *owned, unsigned *unbiased);
 unsigned xm__bias_steal_max(void);
 int xm__fast_state(xm_heap *h);
+unsigned xm__fast_gate(xm_heap *h);
 
 #endif

@@ -231,3 +231,71 @@ static void fast_mix(const config *c)
     xm_heap_destroy(h);
 }
 TEST(fast_paths_mix_with_general_paths) { FOR_CONFIGS(fast_mix); }
+
+/* The fast paths' gate word: the first async free makes them clear stale
+ * requests from then on (names close it: test_sym.c); and the
+ * fast publish takes only the newest staged block of the own arena (an
+ * older one, a freed one, a data block published as code, a second publish
+ * and a large block all go to the general path and get its answer). */
+static void fast_gate_and_publish(const config *c)
+{
+    xm_heap *h = make_heap(c, 0, SIZE_MAX);
+    CHECK(h);
+    bool fast = xm__fast_state(h);
+    unsigned gate_on = fast ? 0u : 1u; /* XM__G_OFF */
+    CHECK_EQ(xm__fast_gate(h), gate_on);
+
+    xm_block a, b, d, u, big;
+    CHECK_OK(xm_alloc(h, 100, 0, &a));
+    CHECK_OK(xm_alloc(h, 200, 0, &b)); /* a leaves the newest slot */
+    emit_ret(a.rw, 1);
+    emit_ret(b.rw, 2);
+    CHECK_OK(xm_publish(h, b.rx, XM_PROT_RX));
+    CHECK_EQ(xm_publish(h, b.rx, XM_PROT_RX), XM_ESTATE);
+    CHECK_OK(xm_publish(h, a.rx, XM_PROT_RX));
+    CHECK_EQ(call_at(a.rx), 1);
+    CHECK_EQ(call_at(b.rx), 2);
+    CHECK_OK(xm_alloc(h, 64, 0, &u));
+    CHECK_OK(xm_free(h, u.rx)); /* unpublished: its slot is emptied */
+    CHECK(xm_publish(h, u.rx, XM_PROT_RX) != XM_OK);
+    CHECK_OK(xm_alloc_data(h, 64, 0, &d));
+    memset(d.rw, 5, 64);
+    CHECK(xm_publish(h, d.rx, XM_PROT_RX) != XM_OK);
+    CHECK_OK(xm_publish(h, d.rx, XM_PROT_R));
+    CHECK_EQ(((unsigned char *)d.rx)[63], 5);
+    CHECK_OK(xm_alloc(h, 20000, 0, &big));
+    emit_ret(big.rw, 3);
+    CHECK_OK(xm_publish(h, big.rx, XM_PROT_RX));
+    CHECK_EQ(call_at(big.rx), 3);
+    xm__heap_check(h);
+
+    CHECK_OK(xm_free(h, a.rx));
+    CHECK_EQ(xm__fast_gate(h), gate_on); /* (names: test_sym.c) */
+
+    /* the first async free marks the gate for good; the request completes
+       at the next call, fast path or not */
+    CHECK_OK(xm_free_async(h, b.rx));
+    CHECK_EQ(xm__fast_gate(h), gate_on | 4u); /* XM__G_ASYNC */
+    xm_block e;
+    CHECK_OK(make_fn(h, 200, 4, &e));
+    CHECK_EQ(call_at(e.rx), 4);
+    xm_stats s;
+    CHECK_OK(xm_heap_stats(h, &s));
+    CHECK_EQ(s.live_blocks, 3); /* d, big, e */
+    CHECK_EQ(xm_free(h, b.rx), XM_EBADPTR);
+    for (int i = 0; i < 1000; i++) { /* churn with the careful fast paths */
+        xm_block f;
+        CHECK_OK(make_fn(h, 64 + (size_t)(i % 7) * 64, (uint64_t)i, &f));
+        CHECK_EQ(call_at(f.rx), (uint64_t)i);
+        CHECK_OK(i % 3 ? xm_free(h, f.rx) : xm_free_async(h, f.rx));
+    }
+    CHECK_OK(xm_purge(h));
+    CHECK_OK(xm_heap_stats(h, &s));
+    CHECK_EQ(s.live_blocks, 3);
+    CHECK_OK(xm_free(h, d.rx));
+    CHECK_OK(xm_free(h, big.rx));
+    CHECK_OK(xm_free(h, e.rx));
+    xm__heap_check(h);
+    xm_heap_destroy(h);
+}
+TEST(fast_gate_and_newest_staged_publish) { FOR_CONFIGS(fast_gate_and_publish); }

@@ -247,6 +247,7 @@ static void sinks_follow_block_life(const config *c)
     emit_ret(a.rw, 7);
     emit_ret(code, 7);
     CHECK_OK(xm_name(h, a.rx, nm(c, "xm_t_a")));
+    CHECK(xm__fast_gate(h) & 2u); /* XM__G_NAMES: no fast path skips a name */
     bool valid;
     CHECK(gdb_name((uintptr_t)a.rx, &n, &gsize) == NULL);
     CHECK_EQ(map_lines(getpid(), (uintptr_t)a.rx, a.size, nm(c, "xm_t_a")), 0);
@@ -295,6 +296,7 @@ static void sinks_follow_block_life(const config *c)
     CHECK(gdb_name((uintptr_t)b.rx, &n, &gsize) != NULL);
     CHECK_OK(xm_purge(h));
     CHECK(gdb_name((uintptr_t)b.rx, &n, &gsize) == NULL);
+    CHECK(!(xm__fast_gate(h) & 2u)); /* the last name is gone */
 
     /* destroy unregisters what is still named; another heap is untouched */
     xm_heap *h2 = sym_heap(c, SINKS);
