@@ -87,6 +87,11 @@ static inline xm__arena *fast_lock_small(xm_heap *h, _Atomic(xm__pack *) *slot,
  * bytes last, under the lock still: across the memset or memcpy call only
  * the arena stays live, so the functions save few registers. */
 
+/* The fast paths find a block's state from its address (h->start_all and
+ * the others, the words its pack's pointers also name), so those loads do
+ * not wait for the pack's descriptor: page pg = (rx - base) >> 12, bit
+ * `m` = 1 << ((rx >> 6) & 63), granule (rx - base) >> 6. */
+
 /* size in 1..XM__MAG_CLASSES granules, align 0 or a power of two up to
  * XM__LINE_PAIR (the caller checks). */
 static XM__FAST bool xm__alloc_fast(xm_heap *h, int kind, size_t size, size_t align, xm_block *out)
@@ -96,7 +101,8 @@ static XM__FAST bool xm__alloc_fast(xm_heap *h, int kind, size_t size, size_t al
         return false;
     size_t usable = (size + XM__GRAN - 1) & ~(size_t)(XM__GRAN - 1);
     size_t c = (usable >> XM__GRAN_SHIFT) - 1, amask = (align < 16 ? 16 : align) - 1;
-    _Atomic(xm__pack *) *pagemap = h->pagemap;
+    _Atomic uint64_t *start_all = h->start_all;
+    uint64_t *cached_all = h->cached_all;
     uintptr_t base = h->base;
     unsigned ai;
     xm__arena *ar = fast_own(h, &ai);
@@ -105,6 +111,7 @@ static XM__FAST bool xm__alloc_fast(xm_heap *h, int kind, size_t size, size_t al
     unsigned n = ar->nmag[kind][c];
     void *stage = ar->stbuf[c];
     uintptr_t rx = n ? ar->mag[kind][c][n - 1] : 0;
+    xm__pack *p = n ? ar->magp[kind][c][n - 1] : NULL;
     if (!n || !stage || (ar->stcount + 1) * 2 > ar->stcap || (rx & amask)) {
         xm__arena_unown(ar); /* no block, no recycled buffer, table full */
         return false;
@@ -112,15 +119,17 @@ static XM__FAST bool xm__alloc_fast(xm_heap *h, int kind, size_t size, size_t al
     ar->nmag[kind][c] = (uint8_t)(n - 1);
     memcpy(&ar->stbuf[c], stage, sizeof stage); /* xm__stage_buf_get */
     ar->stbuf_bytes -= usable;
-    xm__pack *p = atomic_load_explicit(&pagemap[(rx - base) >> XM__PAGE_SHIFT],
-                                       memory_order_relaxed);
-    uint32_t g = xm__mag_unmark(p, rx, (uint32_t)c + 1);
+    size_t pg = (rx - base) >> XM__PAGE_SHIFT;
+    uint64_t m = 1ull << ((rx >> XM__GRAN_SHIFT) & 63);
+    cached_all[pg] &= ~m; /* xm__mag_unmark */
+    p->ncached -= (uint32_t)c + 1;
     if (async)
-        xm__clear_pend(p, g);
-    xm__set_start(p, g, true);
+        xm__clear_pend(p, (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT));
+    atomic_store_explicit(&start_all[pg], /* xm__set_start */
+                          atomic_load_explicit(&start_all[pg], memory_order_relaxed) | m,
+                          memory_order_release);
     xm__stage_put(ar, rx, stage, p);
     ar->staging_bytes += usable;
-    ar->live_blocks++;
     ar->live_bytes += usable;
     ar->allocs++;
     out->rx = (void *)rx;
@@ -138,28 +147,27 @@ static XM__FAST bool xm__publish_fast(xm_heap *h, uintptr_t rx, int prot)
     bool async;
     if (!fast_gate(h, &async))
         return false;
-    char *dst = h->alias + (rx - h->base);
+    uintptr_t off = rx - h->base;
+    char *dst = h->alias + off;
+    uint64_t *pubw = &h->pub_all[off >> XM__PAGE_SHIFT];
+    const uint8_t *glen = &h->glen_all[off >> XM__GRAN_SHIFT];
+    uint64_t m = 1ull << ((rx >> XM__GRAN_SHIFT) & 63);
     unsigned ai;
     xm__arena *ar = fast_own(h, &ai);
     if (!ar)
         return false;
     xm__pack *p = ar->st1_pack;
-    if (ar->st1.rx != rx || p->large) {
-        xm__arena_unown(ar);
-        return false;
-    }
-    uint32_t g = (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT);
-    uint64_t m = 1ull << (g & 63);
-    if ((p->kind == XM__K_CODE) != (prot == XM_PROT_RX) || (p->pub[g >> 6] & m)) {
+    if (ar->st1.rx != rx || p->large ||
+        (p->kind == XM__K_CODE) != (prot == XM_PROT_RX) || (*pubw & m)) {
         xm__arena_unown(ar);
         return false;
     }
     void *stage = ar->st1.rw;
     ar->st1.rx = 0;
     ar->stcount--;
-    size_t sz = xm__block_size(p, g);
+    size_t sz = ((size_t)*glen + 1) << XM__GRAN_SHIFT;
     ar->staging_bytes -= sz;
-    p->pub[g >> 6] |= m;
+    *pubw |= m;
     p->raised = 1;
     ar->publishes++;
     bool code = p->kind == XM__K_CODE;
@@ -180,25 +188,28 @@ static XM__FAST bool xm__free_fast(xm_heap *h, uintptr_t rx)
     char *dst = h->alias + off;
     if (off >= h->reserve || (rx & (XM__GRAN - 1)))
         return false;
+    size_t pg = off >> XM__PAGE_SHIFT;
+    _Atomic uint64_t *startw = &h->start_all[pg];
+    uint64_t *pubw = &h->pub_all[pg];
+    const uint8_t *glen = &h->glen_all[off >> XM__GRAN_SHIFT];
+    uint64_t m = 1ull << ((rx >> XM__GRAN_SHIFT) & 63);
     xm__pack *p;
-    xm__arena *ar = fast_lock_small(h, &h->pagemap[off >> XM__PAGE_SHIFT], &p);
+    xm__arena *ar = fast_lock_small(h, &h->pagemap[pg], &p);
     if (!ar)
         return false;
-    uint32_t g = (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT), w = g >> 6;
-    uint64_t m = 1ull << (g & 63);
-    uint32_t c = p->glen[g];
+    uint32_t c = *glen;
     /* start bits change under the lock only: ours to read plainly */
-    uint64_t st = atomic_load_explicit(&p->start[w], memory_order_relaxed);
-    if (!(st & p->pub[w] & m) || ar->nwin || !xm__mag_room(ar, p, c)) {
+    uint64_t st = atomic_load_explicit(startw, memory_order_relaxed);
+    if (!(st & *pubw & m) || ar->nwin || !xm__mag_room(ar, p, c)) {
         xm__arena_unown(ar);
         return false;
     }
     size_t sz = ((size_t)c + 1) << XM__GRAN_SHIFT;
-    atomic_store_explicit(&p->start[w], st & ~m, memory_order_release);
+    atomic_store_explicit(startw, st & ~m, memory_order_release);
+    uint32_t g = (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT);
     if (async)
         xm__clear_pend(p, g);
-    p->pub[w] &= ~m;
-    ar->live_blocks--;
+    *pubw &= ~m;
     ar->live_bytes -= sz;
     ar->frees++;
     xm__mag_push(ar, p, g, c, rx);

@@ -176,6 +176,7 @@ static void heap_free_meta(xm_heap *h)
     xm__mem_free(h->all);
     xm__mem_free(h->fr);
     xm__mem_free((void *)h->pagemap);
+    xm__mem_free((void *)h->start_all);
     pthread_mutex_destroy(&h->lock);
     xm__mem_free(h);
 }
@@ -228,7 +229,15 @@ xm_result xm_heap_create(const xm_options *opt, xm_heap **out)
 #endif
     h->pagemap = xm__mem_calloc(h->npages, sizeof *h->pagemap);
     h->fr = xm__mem_calloc((size_t)h->npages + 1, sizeof *h->fr);
-    if (!h->pagemap || !h->fr) {
+    /* the block state: 4 words and 64 bytes per page */
+    h->start_all = xm__mem_calloc(h->npages, 4 * sizeof(uint64_t) + XM__PAGE / XM__GRAN);
+    if (h->start_all) {
+        h->used_all = (uint64_t *)(h->start_all + h->npages);
+        h->pub_all = h->used_all + h->npages;
+        h->cached_all = h->pub_all + h->npages;
+        h->glen_all = (uint8_t *)(h->cached_all + h->npages);
+    }
+    if (!h->pagemap || !h->fr || !h->start_all) {
         heap_free_meta(h);
         return XM_ENOMEM;
     }
@@ -476,7 +485,7 @@ xm_result xm_heap_stats(xm_heap *h, xm_stats *out)
     xm__arenas_lock_all(h);
     for (unsigned i = 0; i < XM__ARENAS; i++) {
         xm__arena *a = &h->arenas[i];
-        s.live_blocks += a->live_blocks;
+        s.live_blocks += (size_t)(a->allocs - a->frees);
         s.live_bytes += a->live_bytes;
         s.staging_bytes += a->staging_bytes;
         s.allocs += a->allocs;
@@ -595,7 +604,7 @@ void xm__check_locked(xm_heap *h)
                 for (uint32_t j = 0; j < a->nmag[k][c]; j++) {
                     uintptr_t rx = a->mag[k][c][j];
                     xm__pack *p = xm__pack_of(h, rx);
-                    CHECK(p && !p->large && p->kind == k &&
+                    CHECK(p && p == a->magp[k][c][j] && !p->large && p->kind == k &&
                           atomic_load(&p->arena) == i);
                     uint32_t g = (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT);
                     CHECK(xm__bit_get(p->cached, g));
@@ -603,7 +612,7 @@ void xm__check_locked(xm_heap *h)
                     mag_entries++;
                 }
             }
-        live_blocks += a->live_blocks;
+        live_blocks += (size_t)(a->allocs - a->frees);
         live_bytes += a->live_bytes;
         CHECK(a->stcount * 2 <= a->stcap || a->stcap == 0);
         for (size_t w = 0; w < a->nwin; w++) { /* windows: on live published

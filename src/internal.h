@@ -100,15 +100,18 @@ typedef struct xm__pack {
     struct xm__pack *prev, *next; /* nonfull list, or spare list */
     _Atomic int queued;   /* on h->pending */
     struct xm__pack *_Atomic next_pending;
-    _Alignas(64) _Atomic uint64_t start[XM__PACK_WORDS];
-    _Atomic uint64_t pend[XM__PACK_WORDS];
-    uint64_t used[XM__PACK_WORDS];
-    uint64_t pub[XM__PACK_WORDS];
-    uint64_t cached[XM__PACK_WORDS]; /* first granule of a block in its
-                                        arena's magazine (freed, traps) */
+    /* the pack's slices of the heap's block state (struct xm_heap), set
+       when the pack takes its pages: word i is page `page + i` */
+    _Atomic uint64_t *start;
+    uint64_t *used, *pub;
+    uint64_t *cached;     /* first granule of a block in its arena's
+                             magazine (freed, traps) */
     /* granules - 1 of the block (live or cached) that starts at each
        granule: sizes in O(1) (small packs; a block is at most 256) */
-    uint8_t glen[XM__PACK_GRANS];
+    uint8_t *glen;
+    /* async requests stay with the descriptor: the drain collects them
+       without a lock, from a pack that may be recycled meanwhile */
+    _Alignas(64) _Atomic uint64_t pend[XM__PACK_WORDS];
     uint16_t bincount[XM__BINS];
     uint32_t binwords[XM__BINS]; /* words of runs[b] that are not zero */
     /* free-run index: runs[b] marks the first granule of every maximal free
@@ -175,7 +178,9 @@ typedef struct xm__arena {
     size_t stbuf_bytes;
     uint8_t nmag[2][XM__MAG_CLASSES];
     uintptr_t mag[2][XM__MAG_CLASSES][XM__MAG_DEPTH]; /* rx of cached blocks */
-    size_t live_blocks, live_bytes, staging_bytes;
+    xm__pack *magp[2][XM__MAG_CLASSES][XM__MAG_DEPTH]; /* and their packs */
+    /* live blocks: allocs - frees (the two always change with them) */
+    size_t live_bytes, staging_bytes;
     uint64_t allocs, frees, publishes, patches;
 } xm__arena;
 
@@ -191,6 +196,13 @@ struct xm_heap {
     int fd, fd_ro; /* DUAL: the memfd and its O_RDONLY reopen; else -1 */
     size_t lazy_limit;
     _Atomic(xm__pack *) *pagemap;
+    /* block state by address, one 64-bit word per page (bit k: granule k
+       of the page) and one byte per granule, for the whole reserve (one
+       allocation, touched where packs are): a call finds a block's state
+       from its address alone, in parallel with its pack */
+    _Atomic uint64_t *start_all;
+    uint64_t *used_all, *pub_all, *cached_all;
+    uint8_t *glen_all;
     xm__pack *spare;
     xm__pack **all; /* every descriptor ever made */
     size_t nall, capall;
@@ -315,14 +327,25 @@ static inline xm__pack *xm__pack_of(xm_heap *h, uintptr_t addr)
                                 memory_order_acquire);
 }
 
-/* XM_OK and its first granule in *g when a block of p starts at rx. */
-static inline xm_result xm__block_at(const xm__pack *p, uintptr_t rx, uint32_t *g)
+/* The start bits of the page holding addr (in the reserve), by address:
+ * lock-free readers use these, never a descriptor's pointer into them. Bit
+ * (addr >> 6) & 63 is addr's granule. */
+static inline uint64_t xm__start_at(const xm_heap *h, uintptr_t addr)
+{
+    return atomic_load_explicit(&h->start_all[(addr - h->base) >> XM__PAGE_SHIFT],
+                                memory_order_acquire);
+}
+
+/* XM_OK and its first granule in *g when a block of p (which covers rx)
+ * starts at rx. */
+static inline xm_result xm__block_at(const xm_heap *h, const xm__pack *p,
+                                     uintptr_t rx, uint32_t *g)
 {
     uintptr_t off = rx - p->base;
     unsigned sh = p->large ? XM__PAGE_SHIFT : XM__GRAN_SHIFT;
     uint32_t i = (uint32_t)(off >> sh);
     if ((off & ((1u << sh) - 1)) || (p->large && i != 0) ||
-        !((atomic_load_explicit(&p->start[i >> 6], memory_order_acquire) >> (i & 63)) & 1))
+        !((xm__start_at(h, rx) >> ((rx >> XM__GRAN_SHIFT) & 63)) & 1))
         return XM_EBADPTR;
     *g = i;
     return XM_OK;
@@ -394,6 +417,7 @@ static inline void xm__mag_push(xm__arena *ar, xm__pack *p, uint32_t g, size_t c
 {
     p->cached[g >> 6] |= 1ull << (g & 63);
     p->ncached += (uint32_t)c + 1;
+    ar->magp[p->kind][c][ar->nmag[p->kind][c]] = p;
     ar->mag[p->kind][c][ar->nmag[p->kind][c]++] = rx;
 }
 /* xm__mag_push where there is room; false (nothing done) else. */
@@ -407,7 +431,7 @@ static inline bool xm__mag_put(xm__arena *ar, xm__pack *p, uint32_t g, size_t sz
 }
 /* Takes the newest cached block of exactly `usable` bytes, if its address
  * satisfies the alignment; false (nothing done) else. */
-static inline bool xm__mag_take(xm_heap *h, xm__arena *ar, int kind, size_t usable,
+static inline bool xm__mag_take(xm__arena *ar, int kind, size_t usable,
                                 size_t align, xm__pack **pk, uint32_t *g)
 {
     size_t c = (usable >> XM__GRAN_SHIFT) - 1;
@@ -417,7 +441,7 @@ static inline bool xm__mag_take(xm_heap *h, xm__arena *ar, int kind, size_t usab
     if (rx & (align - 1))
         return false;
     ar->nmag[kind][c]--;
-    *pk = xm__pack_of(h, rx);
+    *pk = ar->magp[kind][c][ar->nmag[kind][c]];
     *g = xm__mag_unmark(*pk, rx, (uint32_t)c + 1);
     return true;
 }
@@ -459,7 +483,7 @@ static inline xm__arena *xm__lock_block(xm_heap *h, uintptr_t rx, xm__pack **p,
                                         uint32_t *g, xm_result *r)
 {
     xm__arena *a = xm__lock_pack_of(h, rx, p);
-    *r = a ? xm__block_at(*p, rx, g) : XM_EBADPTR;
+    *r = a ? xm__block_at(h, *p, rx, g) : XM_EBADPTR;
     return a;
 }
 

@@ -221,7 +221,7 @@ size_t xm__block_size_slow(const xm__pack *p, uint32_t g)
 xm_result xm__block_find(xm_heap *h, uintptr_t rx, xm__pack **pk, uint32_t *g)
 {
     xm__pack *p = xm__pack_of(h, rx);
-    if (!p || xm__block_at(p, rx, g) != XM_OK)
+    if (!p || xm__block_at(h, p, rx, g) != XM_OK)
         return XM_EBADPTR;
     *pk = p;
     return XM_OK;
@@ -375,12 +375,20 @@ static xm_result pack_new(xm_heap *h, xm__arena *a, int kind, uint32_t npages,
         }
         raised = 0;
     }
-    /* the descriptor may be recycled: reset everything a reader looks at */
-    for (unsigned w = 0; w < XM__PACK_WORDS; w++) {
+    /* the descriptor may be recycled, and the pages' state words be left
+       from an earlier pack: reset everything a reader looks at (a large
+       pack has one block: bit 0 of its first page's words) */
+    p->start = &h->start_all[page];
+    p->used = &h->used_all[page];
+    p->pub = &h->pub_all[page];
+    p->cached = &h->cached_all[page];
+    p->glen = &h->glen_all[(size_t)page << (XM__PAGE_SHIFT - XM__GRAN_SHIFT)];
+    for (unsigned w = 0; w < (large ? 1 : XM__PACK_WORDS); w++) {
         atomic_store_explicit(&p->start[w], 0, memory_order_relaxed);
-        atomic_store_explicit(&p->pend[w], 0, memory_order_relaxed);
         p->used[w] = p->pub[w] = p->cached[w] = 0;
     }
+    for (unsigned w = 0; w < XM__PACK_WORDS; w++)
+        atomic_store_explicit(&p->pend[w], 0, memory_order_relaxed);
     p->base = xm__page_addr(h, page);
     p->page = page;
     p->npages = npages;
@@ -466,8 +474,9 @@ static void mag_flush_some(xm_heap *h, xm__arena *ar, const xm__pack *only)
             uint32_t keep = 0;
             for (uint32_t j = 0; j < ar->nmag[k][c]; j++) {
                 uintptr_t rx = ar->mag[k][c][j];
-                xm__pack *p = xm__pack_of(h, rx);
+                xm__pack *p = ar->magp[k][c][j];
                 if (only && p != only) {
+                    ar->magp[k][c][keep] = p;
                     ar->mag[k][c][keep++] = rx;
                     continue;
                 }
@@ -504,7 +513,7 @@ xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *ar, int kind,
         r = pack_new(h, ar, kind, (uint32_t)(usable >> XM__PAGE_SHIFT), 1, &p);
         if (r == XM_OK)
             p->used[0] = 1;
-    } else if (xm__mag_take(h, ar, kind, usable, a, &p, &g)) {
+    } else if (xm__mag_take(ar, kind, usable, a, &p, &g)) {
         /* a cached block: its granules are still `used` */
     } else {
         uint32_t n = (uint32_t)(usable >> XM__GRAN_SHIFT);
@@ -552,7 +561,6 @@ xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *ar, int kind,
     }
     out->rx = (void *)rx;
     out->size = usable;
-    ar->live_blocks++;
     ar->live_bytes += usable;
     ar->allocs++;
     return XM_OK;
@@ -595,7 +603,6 @@ xm_result xm__block_free_locked(xm_heap *h, xm__pack *p, uint32_t g)
         xm__windows_drop_locked(ar, rx);
     if (xm__sym_any(h))
         xm__sym_freed(h, rx);
-    ar->live_blocks--;
     ar->live_bytes -= sz;
     ar->frees++;
     if (p->large) {
