@@ -176,7 +176,7 @@ static void heap_free_meta(xm_heap *h)
     xm__mem_free(h->all);
     xm__mem_free(h->fr);
     xm__mem_free((void *)h->pagemap);
-    xm__mem_free((void *)h->start_all);
+    xm__mem_free(h->state_mem);
     pthread_mutex_destroy(&h->lock);
     xm__mem_free(h);
 }
@@ -229,15 +229,22 @@ xm_result xm_heap_create(const xm_options *opt, xm_heap **out)
 #endif
     h->pagemap = xm__mem_calloc(h->npages, sizeof *h->pagemap);
     h->fr = xm__mem_calloc((size_t)h->npages + 1, sizeof *h->fr);
-    /* the block state: 4 words and 64 bytes per page */
-    h->start_all = xm__mem_calloc(h->npages, 4 * sizeof(uint64_t) + XM__PAGE / XM__GRAN);
-    if (h->start_all) {
-        h->used_all = (uint64_t *)(h->start_all + h->npages);
-        h->pub_all = h->used_all + h->npages;
-        h->cached_all = h->pub_all + h->npages;
-        h->glen_all = (uint8_t *)(h->cached_all + h->npages);
+    /* the block state, 4 words and 64 bytes per page, each array on whole
+       line pairs: a line shared by two arenas' packs would ping-pong
+       between their threads (calloc: untouched parts stay virtual) */
+    size_t words = ((size_t)h->npages + 15) & ~(size_t)15;
+    h->state_mem = xm__mem_calloc(1, words * (4 * sizeof(uint64_t) + XM__PAGE / XM__GRAN) +
+                                         XM__LINE_PAIR);
+    if (h->state_mem) {
+        uintptr_t a = ((uintptr_t)h->state_mem + XM__LINE_PAIR - 1) &
+                      ~(uintptr_t)(XM__LINE_PAIR - 1);
+        h->start_all = (_Atomic uint64_t *)a;
+        h->used_all = (uint64_t *)(h->start_all + words);
+        h->pub_all = h->used_all + words;
+        h->cached_all = h->pub_all + words;
+        h->glen_all = (uint8_t *)(h->cached_all + words);
     }
-    if (!h->pagemap || !h->fr || !h->start_all) {
+    if (!h->pagemap || !h->fr || !h->state_mem) {
         heap_free_meta(h);
         return XM_ENOMEM;
     }

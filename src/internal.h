@@ -203,6 +203,7 @@ struct xm_heap {
     _Atomic uint64_t *start_all;
     uint64_t *used_all, *pub_all, *cached_all;
     uint8_t *glen_all;
+    void *state_mem; /* their allocation */
     xm__pack *spare;
     xm__pack **all; /* every descriptor ever made */
     size_t nall, capall;
