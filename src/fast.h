@@ -148,20 +148,25 @@ static XM__FAST bool xm__publish_fast(xm_heap *h, uintptr_t rx, int prot)
     if (!fast_gate(h, &async))
         return false;
     uintptr_t off = rx - h->base;
-    char *dst = h->alias + off;
-    uint64_t *pubw = &h->pub_all[off >> XM__PAGE_SHIFT];
-    const uint8_t *glen = &h->glen_all[off >> XM__GRAN_SHIFT];
+    char *alias = h->alias;
+    uint64_t *pub_all = h->pub_all;
+    const uint8_t *glen_all = h->glen_all;
     uint64_t m = 1ull << ((rx >> XM__GRAN_SHIFT) & 63);
     unsigned ai;
     xm__arena *ar = fast_own(h, &ai);
     if (!ar)
         return false;
     xm__pack *p = ar->st1_pack;
+    /* (rx is in the reserve once it is st1's) */
     if (ar->st1.rx != rx || p->large ||
-        (p->kind == XM__K_CODE) != (prot == XM_PROT_RX) || (*pubw & m)) {
+        (p->kind == XM__K_CODE) != (prot == XM_PROT_RX) ||
+        (pub_all[off >> XM__PAGE_SHIFT] & m)) {
         xm__arena_unown(ar);
         return false;
     }
+    char *dst = alias + off;
+    uint64_t *pubw = &pub_all[off >> XM__PAGE_SHIFT];
+    const uint8_t *glen = &glen_all[off >> XM__GRAN_SHIFT];
     void *stage = ar->st1.rw;
     ar->st1.rx = 0;
     ar->stcount--;
@@ -185,9 +190,9 @@ static XM__FAST bool xm__free_fast(xm_heap *h, uintptr_t rx)
     if (!fast_gate(h, &async))
         return false;
     uintptr_t off = rx - h->base;
-    char *dst = h->alias + off;
     if (off >= h->reserve || (rx & (XM__GRAN - 1)))
         return false;
+    char *dst = h->alias + off;
     size_t pg = off >> XM__PAGE_SHIFT;
     _Atomic uint64_t *startw = &h->start_all[pg];
     uint64_t *pubw = &h->pub_all[pg];

@@ -10,13 +10,18 @@
  *   - small packs: XM__PACK_PAGES pages cut into 64-byte granules; blocks of
  *     up to XM__SMALL_MAX bytes are runs of granules (bpf_prog_pack);
  *   - large packs: one block of whole pages (and every block in FLIP).
- * Bitmaps per pack: `used` (granule taken), `start` (a block starts here),
- * `pub` (that block is published), `pend` (an async free was requested),
- * and the free-run index `runs[bin]` (first granule of each maximal free
- * run, binned by length) that makes placement best fit in O(words).
- * start and pend are atomics: xm_free_async reads and sets them without the
- * lock. Descriptors are never freed before xm_heap_destroy (recycled through
- * `spare`), so a signal handler can always dereference a pagemap entry.
+ * Block state: `used` (granule taken), `start` (a block starts here),
+ * `pub` (that block is published), `cached` (it waits on a magazine) and
+ * `glen` (its size) live in heap-wide arrays indexed by address (one word
+ * per page, one byte per granule); a pack's pointers name its slice, so
+ * pack code indexes them by granule and the fast paths by address, without
+ * waiting for the descriptor. Per pack: `pend` (an async free was
+ * requested) and the free-run index `runs[bin]` (first granule of each
+ * maximal free run, binned by length) that makes placement best fit in
+ * O(words). start and pend are atomics: xm_free_async reads start (by
+ * address) and sets pend without the lock. Descriptors are never freed
+ * before xm_heap_destroy (recycled through `spare`), so a signal handler
+ * can always dereference a pagemap entry.
  *
  * Free ranges (range.c). Sorted array of page runs not in a pack, each in
  * one state: NONE (reserve only, no memory), CODE/DATA (DUAL: executable or
