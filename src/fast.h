@@ -100,7 +100,7 @@ static XM__FAST bool xm__alloc_fast(xm_heap *h, int kind, size_t size, size_t al
     if (!fast_gate(h, &async))
         return false;
     size_t usable = (size + XM__GRAN - 1) & ~(size_t)(XM__GRAN - 1);
-    size_t c = (usable >> XM__GRAN_SHIFT) - 1, amask = (align < 16 ? 16 : align) - 1;
+    size_t c = (usable >> XM__GRAN_SHIFT) - 1, a16 = align < 16 ? 16 : align;
     _Atomic uint64_t *start_all = h->start_all;
     uint64_t *cached_all = h->cached_all;
     uintptr_t base = h->base;
@@ -108,26 +108,22 @@ static XM__FAST bool xm__alloc_fast(xm_heap *h, int kind, size_t size, size_t al
     xm__arena *ar = fast_own(h, &ai);
     if (!ar)
         return false;
-    unsigned n = ar->nmag[kind][c];
     void *stage = ar->stbuf[c];
-    uintptr_t rx = n ? ar->mag[kind][c][n - 1] : 0;
-    xm__pack *p = n ? ar->magp[kind][c][n - 1] : NULL;
-    if (!n || !stage || (ar->stcount + 1) * 2 > ar->stcap || (rx & amask)) {
-        xm__arena_unown(ar); /* no block, no recycled buffer, table full */
+    uintptr_t rx;
+    xm__pack *p;
+    if (!stage || (ar->stcount + 1) * 2 > ar->stcap ||
+        !xm__mag_pop(ar, kind, c, a16, &rx, &p)) {
+        xm__arena_unown(ar); /* no recycled buffer, table full, no block */
         return false;
     }
-    ar->nmag[kind][c] = (uint8_t)(n - 1);
     memcpy(&ar->stbuf[c], stage, sizeof stage); /* xm__stage_buf_get */
     ar->stbuf_bytes -= usable;
     size_t pg = (rx - base) >> XM__PAGE_SHIFT;
     uint64_t m = 1ull << ((rx >> XM__GRAN_SHIFT) & 63);
-    cached_all[pg] &= ~m; /* xm__mag_unmark */
-    p->ncached -= (uint32_t)c + 1;
+    xm__mag_unmark_bits(p, &cached_all[pg], m, (uint32_t)c + 1);
     if (async)
         xm__clear_pend(p, (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT));
-    atomic_store_explicit(&start_all[pg], /* xm__set_start */
-                          atomic_load_explicit(&start_all[pg], memory_order_relaxed) | m,
-                          memory_order_release);
+    xm__start_bits(&start_all[pg], m, true);
     xm__stage_put(ar, rx, stage, p);
     ar->staging_bytes += usable;
     ar->live_bytes += usable;
@@ -210,7 +206,7 @@ static XM__FAST bool xm__free_fast(xm_heap *h, uintptr_t rx)
         return false;
     }
     size_t sz = ((size_t)c + 1) << XM__GRAN_SHIFT;
-    atomic_store_explicit(startw, st & ~m, memory_order_release);
+    xm__start_bits(startw, m, false);
     uint32_t g = (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT);
     if (async)
         xm__clear_pend(p, g);

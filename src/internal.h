@@ -364,11 +364,14 @@ static inline uint64_t xm__start_word(const xm__pack *p, uint32_t g)
 
 /* `start` bits change only under the arena lock and are read lock-free, so
  * a plain read-modify-store (release) is enough: no locked instruction. */
+static inline void xm__start_bits(_Atomic uint64_t *w, uint64_t m, bool on)
+{
+    uint64_t v = atomic_load_explicit(w, memory_order_relaxed);
+    atomic_store_explicit(w, on ? v | m : v & ~m, memory_order_release);
+}
 static inline void xm__set_start(xm__pack *p, uint32_t g, bool on)
 {
-    _Atomic uint64_t *w = &p->start[g >> 6];
-    uint64_t m = 1ull << (g & 63), v = atomic_load_explicit(w, memory_order_relaxed);
-    atomic_store_explicit(w, on ? v | m : v & ~m, memory_order_release);
+    xm__start_bits(&p->start[g >> 6], 1ull << (g & 63), on);
 }
 
 /* `pend` bits are set by lock-free requests at any time: clearing needs an
@@ -381,11 +384,16 @@ static inline void xm__clear_pend(xm__pack *p, uint32_t g)
 }
 
 /* Block rx of p (n granules) leaves its magazine: returns its granule. */
+static inline void xm__mag_unmark_bits(xm__pack *p, uint64_t *cached_word,
+                                       uint64_t m, uint32_t n)
+{
+    *cached_word &= ~m;
+    p->ncached -= n;
+}
 static inline uint32_t xm__mag_unmark(xm__pack *p, uintptr_t rx, uint32_t n)
 {
     uint32_t g = (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT);
-    p->cached[g >> 6] &= ~(1ull << (g & 63));
-    p->ncached -= n;
+    xm__mag_unmark_bits(p, &p->cached[g >> 6], 1ull << (g & 63), n);
     return g;
 }
 
@@ -437,17 +445,27 @@ static inline bool xm__mag_put(xm__arena *ar, xm__pack *p, uint32_t g, size_t sz
 }
 /* Takes the newest cached block of exactly `usable` bytes, if its address
  * satisfies the alignment; false (nothing done) else. */
+/* Pops the newest cached block of class c < XM__MAG_CLASSES if its address
+ * satisfies the alignment (still marked cached); false (nothing done)
+ * else. */
+static inline bool xm__mag_pop(xm__arena *ar, int kind, size_t c, size_t align,
+                               uintptr_t *rx, xm__pack **pk)
+{
+    unsigned n = ar->nmag[kind][c];
+    if (!n || (ar->mag[kind][c][n - 1] & (align - 1)))
+        return false;
+    *rx = ar->mag[kind][c][n - 1];
+    *pk = ar->magp[kind][c][n - 1];
+    ar->nmag[kind][c] = (uint8_t)(n - 1); /* (a byte store: after the loads) */
+    return true;
+}
 static inline bool xm__mag_take(xm__arena *ar, int kind, size_t usable,
                                 size_t align, xm__pack **pk, uint32_t *g)
 {
     size_t c = (usable >> XM__GRAN_SHIFT) - 1;
-    if (c >= XM__MAG_CLASSES || !ar->nmag[kind][c])
+    uintptr_t rx;
+    if (c >= XM__MAG_CLASSES || !xm__mag_pop(ar, kind, c, align, &rx, pk))
         return false;
-    uintptr_t rx = ar->mag[kind][c][ar->nmag[kind][c] - 1];
-    if (rx & (align - 1))
-        return false;
-    ar->nmag[kind][c]--;
-    *pk = ar->magp[kind][c][ar->nmag[kind][c]];
     *g = xm__mag_unmark(*pk, rx, (uint32_t)c + 1);
     return true;
 }
