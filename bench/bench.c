@@ -34,6 +34,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -499,6 +500,11 @@ static void drain(ct *c, live_set *ls)
 }
 
 static _Atomic int churn_go;
+/* each worker posts once when its clock has stopped: the main thread
+   sleeps in sem_wait meanwhile (polling it with nanosleep woke it every
+   few tens of microseconds, and each wake-up took a core from a worker:
+   with 2 workers on 2 CPUs that cost the 2-thread figure up to a third) */
+static sem_t churn_done;
 static void *churn_thread(void *a)
 {
     churn_arg *ca = a;
@@ -539,6 +545,7 @@ static void *churn_thread(void *a)
     ca->t_end = now_ns();
     ca->fail = fail;
     atomic_fetch_add(&churn_go, 1);
+    sem_post(&churn_done);
     while (atomic_load(&churn_go) <= p->threads)
         ; /* all stop the clock before anyone drains */
     drain(c, &ls);
@@ -572,8 +579,9 @@ static bool run_churn(ct *c, const wl_params *p, uint64_t seed, sample *out)
     long long tlb0 = proc_tlb_shootdowns();
     double t0 = now_ns();
     atomic_store(&churn_go, 1);
-    while (atomic_load(&churn_go) < p->threads + 1)
-        nanosleep(&(struct timespec){0, 50000}, NULL);
+    for (int t = 0; t < p->threads; t++)
+        while (sem_wait(&churn_done))
+            ;
     double t1 = now_ns();
     long long tlb1 = proc_tlb_shootdowns();
     uint64_t sys1 = atomic_load(&nsys);
@@ -848,6 +856,7 @@ int main(int argc, char **argv)
 {
     bool quick = false;
     const char *outpath = "bench/results.json";
+    sem_init(&churn_done, 0, 0);
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
             quick = true;
