@@ -881,7 +881,7 @@ int main(int argc, char **argv)
     else
         fprintf(jout, "{\"quick\": %s, \"results\": [", quick ? "true" : "false");
     int R = quick ? 3 : 5;
-    uint64_t K = quick ? 1 : 4; /* scale of operation counts */
+    uint64_t K = quick ? 1 : 8; /* scale of operation counts (--quick: 1/8) */
     printf("execmem %u.%u.%u benchmark%s; %ld CPUs; time per op in ns\n",
            XM_VERSION_MAJOR, XM_VERSION_MINOR, XM_VERSION_PATCH,
            quick ? " (--quick)" : "", sysconf(_SC_NPROCESSORS_ONLN));
@@ -890,11 +890,11 @@ int main(int argc, char **argv)
     /* full runs give contenders without a system call per op 4x (churn)
        and 10x (threads) more operations: short rounds were mostly noise */
     uint64_t F = quick ? 0 : 1;
-    wl_params churn = {1000, 64, 1024, 50000 * K, 1, false, 0, 0, 0, 0, F * 200000 * K};
+    wl_params churn = {1000, 64, 1024, 25000 * K, 1, false, 0, 0, 0, 0, F * 100000 * K};
     churn_workload("churn: 1000 live, 64-1024 B", &churn, R, M_ALL | M_FLOOR, &r);
     report(&r, "ns/op", false, NULL);
 
-    wl_params frag = {10000, 8, 1031, 50000 * K, 1, false, 0, 0, 0, 0, F * 200000 * K};
+    wl_params frag = {10000, 8, 1031, 25000 * K, 1, false, 0, 0, 0, 0, F * 100000 * K};
     churn_workload("churn-fragmented: 10000 live, 8-1031 B", &frag, R,
                    M_XM | M_ASMJIT | M_MALLOC | M_NAIVE | M_INPLACE | M_FLOOR, &r);
     report(&r, "ns/op", false, NULL);
@@ -923,7 +923,7 @@ int main(int argc, char **argv)
         wl_params thr[2] = {churn, churn};
         for (int t = 0; t < 2; t++) {
             thr[t].threads = t + 1;
-            thr[t].ops = 50000 * K * (uint64_t)(t + 1);
+            thr[t].ops = 25000 * K * (uint64_t)(t + 1);
             thr[t].fast_ops = F * 10 * thr[t].ops; /* 0.2 s a round */
         }
         const char *names[2] = {"threads: churn on 1 thread", "threads: churn on 2 threads"};
@@ -969,7 +969,7 @@ int main(int argc, char **argv)
 
     wl_params shoot = churn;
     shoot.spinner = true;
-    shoot.ops = 20000 * K;
+    shoot.ops = 10000 * K;
     churn_workload("shootdowns: churn with a second thread spinning on the other core",
                    &shoot, R, M_ALL, &r);
     report(&r, "ns/op", false, NULL);
@@ -978,11 +978,11 @@ int main(int argc, char **argv)
         const char *name;
         wl_params p;
     } kern[] = {
-        {"vmalloc fix_size: 1 page", {0, 0, 0, 20000 * K, 1, false, 64, 0, 1, 1, 0}},
-        {"vmalloc random_size: 1-100 pages", {0, 0, 0, 2000 * K, 1, false, 64, 0, 1, 100, 0}},
-        {"vmalloc fix_align: 1 page, 4 KiB aligned", {0, 0, 0, 20000 * K, 1, false, 64, 4096, 1, 1, 0}},
-        {"vmalloc random_size_align: 1-2048 B, align 1-4096", {0, 1, 2048, 20000 * K, 1, false, 64, (size_t)-1, 0, 0, 0}},
-        {"vmalloc long_busy_list: 10000 live pages, churn", {10000, 0, 0, 20000 * K, 1, false, 64, 0, 1, 1, 0}},
+        {"vmalloc fix_size: 1 page", {0, 0, 0, 10000 * K, 1, false, 64, 0, 1, 1, 0}},
+        {"vmalloc random_size: 1-100 pages", {0, 0, 0, 1000 * K, 1, false, 64, 0, 1, 100, 0}},
+        {"vmalloc fix_align: 1 page, 4 KiB aligned", {0, 0, 0, 10000 * K, 1, false, 64, 4096, 1, 1, 0}},
+        {"vmalloc random_size_align: 1-2048 B, align 1-4096", {0, 1, 2048, 10000 * K, 1, false, 64, (size_t)-1, 0, 0, 0}},
+        {"vmalloc long_busy_list: 10000 live pages, churn", {10000, 0, 0, 10000 * K, 1, false, 64, 0, 1, 1, 0}},
     };
     for (size_t k = 0; k < sizeof kern / sizeof kern[0]; k++) {
         churn_workload(kern[k].name, &kern[k].p, R, M_ALL, &r);
@@ -997,7 +997,7 @@ int main(int argc, char **argv)
             if (!contenders[c].available || !chosen(c) || !contenders[c].executable || c == 6 ||
                 contenders[c].get == fl_get)
                 continue;
-            if (run_exec(&contenders[c], 10000, 2000000 * K, (uint64_t)round + 3,
+            if (run_exec(&contenders[c], 10000, 1000000 * K, (uint64_t)round + 3,
                          &r.s[c][round]))
                 r.ran[c] = true;
         }
