@@ -10,7 +10,9 @@
  *     each mapped run of the executable view is copied to fresh private
  *     anonymous memory, which the child inherits copy-on-write;
  *   - child: each copy gets the run's rights and is moved over the run
- *     (mremap), the memfd descriptors are closed, and the heap is frozen:
+ *     (mremap), the memfd descriptors are closed, and the heap is frozen
+ *     (nothing outside the executable view is unmapped: the alias's range
+ *     is free here and may hold another atfork handler's mapping):
  *     its code runs, queries work, everything that would write returns
  *     XM_ESTATE;
  *   - parent: drops the copies and unlocks.
@@ -162,11 +164,14 @@ static void fork_child(void)
                     (void)xm__os_map_anon_at(&h->osc, (void *)s->addr, s->len,
                                              XM__P_NONE);
             }
-            /* MADV_DONTFORK already kept the alias out of this process;
-               unmapping the empty range changes nothing for the kernel but
-               tells tools that do not model DONTFORK (valgrind) that it is
-               gone, so they do not scan it. */
-            if (h->alias)
+            /* MADV_DONTFORK already kept the alias out of this process,
+               and its range is free here: an atfork child handler that ran
+               before this one may have mapped memory in it (ThreadSanitizer
+               puts its new background thread's stack there), so it is not
+               touched. Only valgrind, which does not model DONTFORK and
+               keeps every mapping placed elsewhere, is told it is gone, so
+               that it does not scan it. */
+            if (h->alias && h->valgrind)
                 (void)xm__os_unmap(&h->osc, h->alias, h->reserve);
             h->alias = NULL;
             if (h->fd_ro >= 0)

@@ -85,6 +85,9 @@ xm_result make_fn(xm_heap *h, size_t size, uint64_t v, xm_block *out);
 int child_signal(void (*fn)(void *), void *arg);
 /* Runs fn(arg) in a child; returns its exit status (or 128+signal). */
 int child_status(int (*fn)(void *), void *arg);
+/* In a fresh runner process (runner --fork-handler-probe): whether an
+ * earlier atfork child handler's mapping survives execmem's (0: yes). */
+int fork_handler_probe(void);
 /* True when the runner runs under valgrind. */
 bool under_valgrind(void);
 /* Audit of this process; returns false (and prints) when not clean. */

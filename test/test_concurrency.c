@@ -7,6 +7,8 @@
 #include "test.h"
 
 #include <pthread.h>
+#include <spawn.h>
+#include <sys/mman.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -374,4 +376,76 @@ TEST(fork_isolates_parent_and_child)
 {
     FOR_CONFIGS_IF(fork_dual, configs[ci_].backend == XM_BACKEND_DUAL);
     fork_flip();
+}
+
+/* Another library's atfork child handler, registered before execmem's, runs
+ * first in the child and may map memory where the parent had the writable
+ * alias (MADV_DONTFORK left that range free; ThreadSanitizer's handler puts
+ * its new background thread's stack wherever mmap picks). execmem's child
+ * handler must leave such a mapping alone. This needs a process where that
+ * handler is registered before the first heap: the test runs
+ * fork_handler_probe() in a fresh runner (runner --fork-handler-probe). */
+static _Atomic uintptr_t probe_at;
+static _Atomic int probe_mapped;
+
+static void probe_child_handler(void)
+{
+    uintptr_t a = atomic_load(&probe_at);
+    if (!a)
+        return;
+    void *p = mmap((void *)a, 4096, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (p == (void *)a) {
+        *(volatile int *)p = 42;
+        atomic_store(&probe_mapped, 1);
+    }
+}
+
+/* Exit code: 0 the earlier handler's page survived the fork; 10+ setup
+ * failed; the child's own code (or 128 + its signal) otherwise. */
+int fork_handler_probe(void)
+{
+    if (pthread_atfork(NULL, NULL, probe_child_handler))
+        return 10;
+    xm_heap *h;
+    if (xm_heap_create(NULL, &h) != XM_OK)
+        return 11;
+    uintptr_t base, alias;
+    size_t len;
+    xm__heap_ranges(h, &base, &len, &alias);
+    if (!alias)
+        return 12; /* not DUAL: the test asks for a machine with memfd */
+    atomic_store(&probe_at, alias);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0)
+        return 13;
+    if (pid == 0) {
+        if (!atomic_load(&probe_mapped))
+            _exit(3); /* the range was not free in the child */
+        _exit(*(volatile int *)alias == 42 ? 0 : 4); /* SIGSEGV if unmapped */
+    }
+    int st;
+    if (waitpid(pid, &st, 0) != pid)
+        return 14;
+    xm_heap_destroy(h);
+    return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+}
+
+TEST(fork_keeps_mappings_of_earlier_atfork_handlers)
+{
+    /* the path, not /proc/self/exe itself: under valgrind that would name
+       valgrind's tool (readlink is answered with the runner's path) */
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    CHECK(n > 0);
+    self[n] = 0;
+    char *argv[] = {self, "--fork-handler-probe", NULL};
+    pid_t pid;
+    fflush(stdout);
+    CHECK_EQ(posix_spawn(&pid, self, NULL, NULL, argv, environ), 0);
+    int st;
+    CHECK(waitpid(pid, &st, 0) == pid);
+    CHECK(WIFEXITED(st));
+    CHECK_EQ(WEXITSTATUS(st), 0);
 }
