@@ -383,13 +383,15 @@ static inline void xm__clear_pend(xm__pack *p, uint32_t g)
         atomic_fetch_and(&p->pend[g >> 6], ~m);
 }
 
-/* Block rx of p (n granules) leaves its magazine: returns its granule. */
+/* A block of n granules leaves its magazine: its bit `m` in the cached
+ * word that covers it is cleared (by address, as the fast path has it). */
 static inline void xm__mag_unmark_bits(xm__pack *p, uint64_t *cached_word,
                                        uint64_t m, uint32_t n)
 {
     *cached_word &= ~m;
     p->ncached -= n;
 }
+/* Block rx of p (n granules) leaves its magazine: returns its granule. */
 static inline uint32_t xm__mag_unmark(xm__pack *p, uintptr_t rx, uint32_t n)
 {
     uint32_t g = (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT);
@@ -443,8 +445,6 @@ static inline bool xm__mag_put(xm__arena *ar, xm__pack *p, uint32_t g, size_t sz
     xm__mag_push(ar, p, g, c, xm__block_addr(p, g));
     return true;
 }
-/* Takes the newest cached block of exactly `usable` bytes, if its address
- * satisfies the alignment; false (nothing done) else. */
 /* Pops the newest cached block of class c < XM__MAG_CLASSES if its address
  * satisfies the alignment (still marked cached); false (nothing done)
  * else. */
@@ -459,6 +459,8 @@ static inline bool xm__mag_pop(xm__arena *ar, int kind, size_t c, size_t align,
     ar->nmag[kind][c] = (uint8_t)(n - 1); /* (a byte store: after the loads) */
     return true;
 }
+/* Takes the newest cached block of exactly `usable` bytes, if its address
+ * satisfies the alignment; false (nothing done) else. */
 static inline bool xm__mag_take(xm__arena *ar, int kind, size_t usable,
                                 size_t align, xm__pack **pk, uint32_t *g)
 {
