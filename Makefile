@@ -82,10 +82,13 @@ $(O)/bench: $(O)/asmjit_shim.o
 endif
 $(O)/bench: bench/bench.c bench/floor_model.h tools/proc_tlb.h $(O)/libexecmem.a include/execmem.h
 	$(CC) $(ALL_CFLAGS) $(BENCH_DEFS) -Iinclude $< -o $@ $(O)/libexecmem.a $(BENCH_ASMJIT) $(LDLIBS)
+$(O)/bench_matrix: bench/matrix.c $(O)/libexecmem.a include/execmem.h $(if $(BENCH_DEFS),$(O)/asmjit_shim.o)
+	$(CC) $(ALL_CFLAGS) $(BENCH_DEFS) -Iinclude $< -o $@ $(O)/libexecmem.a $(BENCH_ASMJIT) $(LDLIBS)
 BENCH_ARGS ?=
-bench: $(O)/bench
+bench: $(O)/bench $(O)/bench_matrix
 	@test -n "$(ASMJIT_LIB)" || echo "note: libasmjit-dev is not installed; asmjit rows will say so (make bench-deps)"
 	./$(O)/bench $(BENCH_ARGS)
+	./$(O)/bench_matrix $(BENCH_ARGS)
 bench-deps:
 	apt-get install -y libasmjit-dev
 

@@ -77,15 +77,16 @@ void xm__drain(xm_heap *h)
         xm__pack *next = atomic_load_explicit(&p->next_pending,
                                               memory_order_relaxed);
         atomic_store(&p->queued, 0);
-        uint64_t bits[XM__PACK_WORDS];
-        for (unsigned w = 0; w < XM__PACK_WORDS; w++)
+        uint64_t bits[XM__PACK_WORDS] = {0};
+        unsigned nw = xm__pend_words(p);
+        for (unsigned w = 0; w < nw; w++)
             bits[w] = atomic_exchange(&p->pend[w], 0);
         xm__arena *a = lock_live_pack(h, p);
         if (!a) {
             p = next;
             continue;
         }
-        for (unsigned w = 0; w < XM__PACK_WORDS; w++) {
+        for (unsigned w = 0; w < nw; w++) {
             while (bits[w]) {
                 unsigned b = (unsigned)__builtin_ctzll(bits[w]);
                 bits[w] &= bits[w] - 1;

@@ -66,7 +66,6 @@ static void snap_collect(xm_heap *h)
     size_t cap = 0;
     h->snaps = NULL;
     h->nsnaps = 0;
-    size_t fi = 0;
     for (uint32_t pg = 0; pg < h->npages;) {
         xm__pack *p = atomic_load(&h->pagemap[pg]);
         uint32_t n;
@@ -75,15 +74,14 @@ static void snap_collect(xm_heap *h)
             n = p->npages;
             prot = p->kind == XM__K_CODE ? (XM__P_R | XM__P_X) : XM__P_R;
         } else {
-            while (fi < h->nfr && h->fr[fi].page + h->fr[fi].npages <= pg)
-                fi++;
-            XM_ASSERT(fi < h->nfr && h->fr[fi].page == pg);
-            n = h->fr[fi].npages;
-            if (h->fr[fi].state == XM__FR_NONE) {
+            int st = XM__FR_NONE;
+            int found = xm__range_at(h, pg, &n, &st);
+            XM_ASSERT(found == 0);
+            if (st == XM__FR_NONE) {
                 pg += n;
                 continue;
             }
-            prot = h->fr[fi].state == XM__FR_CODE ? (XM__P_R | XM__P_X) : XM__P_R;
+            prot = st == XM__FR_CODE ? (XM__P_R | XM__P_X) : XM__P_R;
         }
         if (snap_add(h, &cap, xm__page_addr(h, pg), (size_t)n << XM__PAGE_SHIFT,
                      prot)) {

@@ -175,6 +175,7 @@ static void heap_free_meta(xm_heap *h)
         xm__mem_free(h->all[i]);
     xm__mem_free(h->all);
     xm__mem_free(h->fr);
+    xm__mem_free(h->frtag);
     xm__mem_free((void *)h->pagemap);
     xm__mem_free(h->state_mem);
     pthread_mutex_destroy(&h->lock);
@@ -223,12 +224,14 @@ xm_result xm_heap_create(const xm_options *opt, xm_heap **out)
     h->npages = (uint32_t)(reserve >> XM__PAGE_SHIFT);
     h->flags = o.flags;
     xm__sym_init(h);
-    h->lazy_limit = o.lazy_limit ? o.lazy_limit : XM__DEFAULT_LAZY;
+    h->lazy_limit = o.lazy_limit; /* 0: automatic (range.c) */
 #ifdef XM_HAVE_VALGRIND
     h->valgrind = RUNNING_ON_VALGRIND ? 1 : 0;
 #endif
     h->pagemap = xm__mem_calloc(h->npages, sizeof *h->pagemap);
-    h->fr = xm__mem_calloc((size_t)h->npages + 1, sizeof *h->fr);
+    h->frcap = (uint32_t)xm__range_pool_size(h->npages);
+    h->fr = xm__mem_calloc(h->frcap, sizeof *h->fr);
+    h->frtag = xm__mem_calloc(h->npages, sizeof *h->frtag);
     /* the block state, 4 words and 64 bytes per page, each array on whole
        line pairs: a line shared by two arenas' packs would ping-pong
        between their threads (calloc: untouched parts stay virtual) */
@@ -244,7 +247,7 @@ xm_result xm_heap_create(const xm_options *opt, xm_heap **out)
         h->cached_all = h->pub_all + words;
         h->glen_all = (uint8_t *)(h->cached_all + words);
     }
-    if (!h->pagemap || !h->fr || !h->state_mem) {
+    if (!h->pagemap || !h->fr || !h->frtag || !h->state_mem) {
         heap_free_meta(h);
         return XM_ENOMEM;
     }
@@ -489,6 +492,7 @@ xm_result xm_heap_stats(xm_heap *h, xm_stats *out)
     (void)xm__enter(h, false);
     xm_stats s;
     memset(&s, 0, sizeof s);
+    size_t kept = 0;
     xm__arenas_lock_all(h);
     for (unsigned i = 0; i < XM__ARENAS; i++) {
         xm__arena *a = &h->arenas[i];
@@ -499,6 +503,9 @@ xm_result xm_heap_stats(xm_heap *h, xm_stats *out)
         s.frees += a->frees;
         s.publishes += a->publishes;
         s.patches += a->patches;
+        for (int k = 0; k < 2; k++)
+            if (a->keep[k])
+                kept += (size_t)a->keep[k]->npages << XM__PAGE_SHIFT;
     }
     xm__arenas_unlock_all(h);
     pthread_mutex_lock(&h->lock);
@@ -506,7 +513,9 @@ xm_result xm_heap_stats(xm_heap *h, xm_stats *out)
     s.flags = h->flags;
     s.reserved_bytes = h->reserve;
     s.resident_bytes = atomic_load(&h->resident_bytes);
-    s.quarantine_bytes = h->quarantine_bytes;
+    /* what a purge releases: the free runs, and the empty packs the
+       arenas keep in place */
+    s.quarantine_bytes = h->quarantine_bytes + kept;
     s.async_frees = atomic_load(&h->async_frees);
     s.purges = h->purges;
     s.syscalls = atomic_load(&h->osc.syscalls);
@@ -528,22 +537,8 @@ xm_result xm_heap_stats(xm_heap *h, xm_stats *out)
 /* Every arena and the heap lock held. */
 void xm__check_locked(xm_heap *h)
 {
-    /* ranges sorted, disjoint, not overlapping any pack */
-    size_t qbytes = 0, mapped = 0;
-    for (size_t i = 0; i < h->nfr; i++) {
-        xm__frange *r = &h->fr[i];
-        CHECK(r->npages > 0);
-        CHECK(r->page + r->npages <= h->npages);
-        if (i)
-            CHECK(h->fr[i - 1].page + h->fr[i - 1].npages <= r->page);
-        if (r->state != XM__FR_NONE) {
-            qbytes += (size_t)r->npages << XM__PAGE_SHIFT;
-            mapped += (size_t)r->npages << XM__PAGE_SHIFT;
-        }
-        for (uint32_t k = 0; k < r->npages; k++)
-            CHECK(atomic_load(&h->pagemap[r->page + k]) == NULL);
-    }
-    CHECK(qbytes == h->quarantine_bytes);
+    /* the free-range set (range.c walks it) */
+    size_t mapped = xm__range_check(h);
     size_t blocks = 0, bytes = 0, pages = 0, mag_blocks = 0;
     for (size_t i = 0; i < h->nall; i++) {
         xm__pack *p = h->all[i];
@@ -593,12 +588,16 @@ void xm__check_locked(xm_heap *h)
         if (!p->large) {
             CHECK(p->nfree == XM__PACK_GRANS - used);
             xm__pack_check_runs(p);
-            /* on its arena's list exactly when it has room */
+            /* on its arena's class list exactly when it has room, in the
+               class of its longest free run */
             xm__arena *a = &h->arenas[atomic_load(&p->arena)];
+            CHECK(p->maxrun == xm__pack_longest_run(p));
             bool found = false;
-            for (xm__pack *q = a->nonfull[p->kind]; q; q = q->next)
+            for (xm__pack *q = a->rcl[p->kind][p->rclass]; q && p->listed; q = q->next)
                 found |= q == p;
-            CHECK(found == (p->nfree > 0) && p->listed == found);
+            CHECK(found == (p->maxrun > 0) && p->listed == found);
+            CHECK(!found || ((a->rmask[p->kind] >> p->rclass) & 1));
+            CHECK((p->nfree == XM__PACK_GRANS) == (a->keep[p->kind] == p));
         }
     }
     mapped += pages << XM__PAGE_SHIFT;

@@ -88,21 +88,42 @@
 enum { XM__K_CODE = 0, XM__K_DATA = 1 };
 enum { XM__FR_NONE = 0, XM__FR_CODE, XM__FR_DATA, XM__FR_RW };
 
+/* Per-arena lists of small packs by the length of their longest free run
+ * (TLSF-style classes): exact for 1..16 granules, then four classes per
+ * power of two up to XM__PACK_GRANS. An allocation of n granules takes the
+ * head of the lowest non-empty class whose every pack has a run of n, found
+ * with one ctz on a mask: no walk over packs. */
+#define XM__RCLASSES 48u
+
+/* The free-run index of a small pack (pack.c): only small packs have one,
+ * so a large block's descriptor stays a few lines. */
+typedef struct xm__packx {
+    _Alignas(64) _Atomic uint64_t pend[XM__PACK_WORDS];
+    uint16_t bincount[XM__BINS];
+    uint32_t binwords[XM__BINS]; /* words of runs[b] that are not zero */
+    /* free-run index: runs[b] marks the first granule of every maximal free
+       run whose length falls in bin b (pack.c, run_bin) */
+    uint64_t runs[XM__BINS][XM__PACK_WORDS];
+} xm__packx;
+
 typedef struct xm__pack {
     /* hot header: every call on a block reads these first (one line).
        Descriptors fill whole XM__LINE_PAIRs */
     _Alignas(XM__LINE_PAIR) uintptr_t base; /* rx address of the first byte */
     _Atomic uint8_t arena; /* index of the owning arena */
     uint8_t kind;         /* XM__K_CODE / XM__K_DATA */
-    uint8_t large;        /* one block of whole pages */
+    uint8_t large;        /* one block of whole pages (never changes: a
+                             descriptor is small or large for its life) */
     uint8_t raised;       /* held published bytes: release revokes */
-    uint8_t listed;       /* on h->nonfull[kind] */
+    uint8_t listed;       /* on its arena's class list rclass */
+    uint8_t rclass;
     uint32_t page;        /* first page index in the reserve */
     uint32_t npages;
     uint32_t nfree;       /* free granules (small packs) */
     uint32_t ncached;     /* granules of its blocks on a magazine */
     uint32_t binmask;     /* bins of runs[] that are not empty */
-    struct xm__pack *prev, *next; /* nonfull list, or spare list */
+    uint32_t maxrun;      /* longest free run, in granules (small packs) */
+    struct xm__pack *prev, *next; /* class list, or spare list */
     _Atomic int queued;   /* on h->pending */
     struct xm__pack *_Atomic next_pending;
     /* the pack's slices of the heap's block state (struct xm_heap), set
@@ -115,19 +136,30 @@ typedef struct xm__pack {
        granule: sizes in O(1) (small packs; a block is at most 256) */
     uint8_t *glen;
     /* async requests stay with the descriptor: the drain collects them
-       without a lock, from a pack that may be recycled meanwhile */
-    _Alignas(64) _Atomic uint64_t pend[XM__PACK_WORDS];
-    uint16_t bincount[XM__BINS];
-    uint32_t binwords[XM__BINS]; /* words of runs[b] that are not zero */
-    /* free-run index: runs[b] marks the first granule of every maximal free
-       run whose length falls in bin b (pack.c, run_bin) */
-    uint64_t runs[XM__BINS][XM__PACK_WORDS];
+       without a lock, from a pack that may be recycled meanwhile (small:
+       x->pend, XM__PACK_WORDS words; large: pend1) */
+    _Atomic uint64_t *pend;
+    xm__packx *x; /* small packs: the run index; large: NULL */
+    _Atomic uint64_t pend1;
 } xm__pack;
 
+/* Words of p->pend. */
+static inline unsigned xm__pend_words(const xm__pack *p)
+{
+    return p->large ? 1u : XM__PACK_WORDS;
+}
+
+/* A free page run (range.c), a node of the heap's pool: on the class list
+ * of its state and length, and, while mapped (quarantine), on the age list
+ * that purges take the oldest from. Nodes are named by index (0: none). */
 typedef struct xm__frange {
     uint32_t page, npages;
-    uint8_t state, raised;
+    uint8_t state, raised, rclass;
+    uint32_t cprev, cnext; /* class list */
+    uint32_t aprev, anext; /* age list (mapped runs only) */
 } xm__frange;
+/* Classes of free page runs by length: 4 per power of two (TLSF). */
+#define XM__FR_CLASSES 128u
 
 /* Staging buffers of up to XM__STAGE_CLASSES granules are recycled per
  * arena (LIFO per size), at most XM__STAGE_KEEP bytes, so the DUAL hot path
@@ -171,7 +203,11 @@ typedef struct xm__arena {
     _Atomic uint8_t busy, revoke;
     uint8_t held_revoked, unbiased;
     uint32_t steals;
-    xm__pack *nonfull[2];
+    /* small packs with room, by class of their longest free run; mask: the
+       classes whose list is not empty; keep: the one empty pack kept hot */
+    xm__pack *rcl[2][XM__RCLASSES];
+    uint64_t rmask[2];
+    xm__pack *keep[2];
     xm__window *win; /* open write windows on this arena's blocks */
     size_t nwin, capwin;
     xm__stage st1; /* the newest unpublished DUAL block and its staging
@@ -199,7 +235,7 @@ struct xm_heap {
     uint32_t npages;
     char *alias;   /* DUAL without XM_STRICT: RW view of the whole memfd */
     int fd, fd_ro; /* DUAL: the memfd and its O_RDONLY reopen; else -1 */
-    size_t lazy_limit;
+    size_t lazy_limit; /* SIZE_MAX: only xm_purge; 0: automatic (range.c) */
     _Atomic(xm__pack *) *pagemap;
     /* block state by address, one 64-bit word per page (bit k: granule k
        of the page) and one byte per granule, for the whole reserve (one
@@ -209,11 +245,20 @@ struct xm_heap {
     uint64_t *used_all, *pub_all, *cached_all;
     uint8_t *glen_all;
     void *state_mem; /* their allocation */
-    xm__pack *spare;
+    xm__pack *spare, *spare_large; /* recycled descriptors, by size */
     xm__pack **all; /* every descriptor ever made */
     size_t nall, capall;
-    xm__frange *fr; /* sorted; capacity npages + 1, never reallocated */
-    size_t nfr;
+    /* free page runs (range.c): a pool of nodes (capacity npages / 2 + 2,
+       touched as used), the node of the run that starts or ends at each
+       page (frtag, 0: none), lists by state and class with their masks,
+       and the age list of mapped runs (oldest first) */
+    xm__frange *fr;
+    uint32_t *frtag;
+    uint32_t frfree, frcap, frused; /* free node list, pool size, high mark */
+    uint32_t frhead[4][XM__FR_CLASSES];
+    uint64_t frmask[4][2];
+    uint32_t agehead, agetail;
+    size_t nfr; /* runs in the set */
     xm__pack *_Atomic pending; /* packs with async frees (Treiber stack) */
     /* what keeps the fast paths (fast.h) off or careful, one word for
        their one check: XM__G_OFF (not DUAL staged with bias, or a fork
@@ -536,6 +581,7 @@ xm_result xm__block_write_locked(xm_heap *h, xm__pack *p, uint32_t g,
  * not the heap lock). */
 void xm__arena_retire_empty_locked(xm_heap *h, xm__arena *a);
 void xm__pack_check_runs(const xm__pack *p);
+uint32_t xm__pack_longest_run(const xm__pack *p); /* small packs */
 int xm__bit_get(const uint64_t *bm, uint32_t i);
 uint64_t xm__abit_word(const _Atomic uint64_t *bm, uint32_t i);
 
@@ -610,7 +656,14 @@ void xm__range_put(xm_heap *h, uint32_t page, uint32_t npages, int state,
                    int raised);
 /* Releases the mapped free ranges (quarantine) in coalesced runs. */
 xm_result xm__purge_locked(xm_heap *h);
+/* Releases the oldest when the quarantine passes the lazy bound (bounded
+ * work: at most a few dozen runs per call). */
 void xm__maybe_purge_locked(xm_heap *h);
+size_t xm__lazy_bound(const xm_heap *h);
+/* The free run that starts at `page`: 0 with its length and state, or -1. */
+int xm__range_at(const xm_heap *h, uint32_t page, uint32_t *npages, int *state);
+size_t xm__range_pool_size(uint32_t npages); /* nodes h->fr must hold */
+size_t xm__range_check(const xm_heap *h);    /* debug walk: mapped bytes */
 
 /* window.c: closes the block's write windows without writing them back
  * (xm_free), arena locked. */

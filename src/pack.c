@@ -90,18 +90,18 @@ static void run_add(xm__pack *p, uint32_t s, uint32_t len)
     if (!len)
         return;
     uint32_t b = run_bin(len);
-    p->runs[b][s >> 6] |= 1ull << (s & 63);
-    p->binwords[b] |= 1u << (s >> 6);
-    p->bincount[b]++;
+    p->x->runs[b][s >> 6] |= 1ull << (s & 63);
+    p->x->binwords[b] |= 1u << (s >> 6);
+    p->x->bincount[b]++;
     p->binmask |= 1u << b;
 }
 
 static void run_del(xm__pack *p, uint32_t s, uint32_t len)
 {
     uint32_t b = run_bin(len);
-    if (!(p->runs[b][s >> 6] &= ~(1ull << (s & 63))))
-        p->binwords[b] &= ~(1u << (s >> 6));
-    if (--p->bincount[b] == 0)
+    if (!(p->x->runs[b][s >> 6] &= ~(1ull << (s & 63))))
+        p->x->binwords[b] &= ~(1u << (s >> 6));
+    if (--p->x->bincount[b] == 0)
         p->binmask &= ~(1u << b);
 }
 
@@ -118,8 +118,28 @@ static uint32_t run_start_before(const uint64_t *bm, uint32_t g)
     return 0;
 }
 
-/* Takes n granules aligned to ag granules from the best-fitting free run;
- * returns the first granule or -1. Does not touch `used`. */
+uint32_t xm__pack_longest_run(const xm__pack *p)
+{
+    if (!p->binmask)
+        return 0;
+    uint32_t b = 31u - (uint32_t)__builtin_clz(p->binmask);
+    if (b < 16)
+        return b + 1;
+    uint32_t best = 0;
+    for (uint32_t ws = p->x->binwords[16]; ws; ws &= ws - 1) {
+        uint32_t w = (uint32_t)__builtin_ctz(ws);
+        for (uint64_t bits = p->x->runs[16][w]; bits; bits &= bits - 1) {
+            uint32_t l = run_len(p, w * 64 + (uint32_t)__builtin_ctzll(bits));
+            best = l > best ? l : best;
+        }
+    }
+    return best;
+}
+
+/* Takes n granules aligned to ag granules from the best-fitting free run
+ * and marks them used; returns the first granule or -1. Bounded by the
+ * pack: exact bins up to 16 granules (one ctz), the longer runs scanned
+ * for the best fit. Keeps maxrun (the caller re-files the pack). */
 static int64_t pack_take(xm__pack *p, uint32_t n, uint32_t ag)
 {
     uint32_t first = n <= 16 ? n - 1 : 16;
@@ -127,20 +147,30 @@ static int64_t pack_take(xm__pack *p, uint32_t n, uint32_t ag)
     while (mask) {
         uint32_t b = (uint32_t)__builtin_ctz(mask);
         mask &= mask - 1;
-        for (uint32_t ws = p->binwords[b]; ws; ws &= ws - 1) {
+        uint32_t bs = 0, bl = UINT32_MAX, ba = 0;
+        for (uint32_t ws = p->x->binwords[b]; ws; ws &= ws - 1) {
             uint32_t w = (uint32_t)__builtin_ctz(ws);
-            for (uint64_t bits = p->runs[b][w]; bits; bits &= bits - 1) {
+            for (uint64_t bits = p->x->runs[b][w]; bits; bits &= bits - 1) {
                 uint32_t s = w * 64 + (uint32_t)__builtin_ctzll(bits);
                 uint32_t len = b < 16 ? b + 1 : run_len(p, s);
                 uint32_t a = (s + ag - 1) & ~(ag - 1);
-                if (a + n > s + len)
-                    continue; /* bin 16 or alignment: this run is short */
-                run_del(p, s, len);
-                run_add(p, s, a - s);
-                run_add(p, a + n, s + len - (a + n));
-                return a;
+                if (a + n > s + len || len >= bl)
+                    continue; /* alignment: short; or not better */
+                bs = s, bl = len, ba = a;
+                if (b < 16 || len == n)
+                    goto found; /* exact bins: any run is a best fit */
             }
         }
+        if (bl == UINT32_MAX)
+            continue;
+    found:
+        run_del(p, bs, bl);
+        run_add(p, bs, ba - bs);
+        run_add(p, ba + n, bs + bl - (ba + n));
+        bits_set(p->used, ba, n, true);
+        if (bl == p->maxrun)
+            p->maxrun = xm__pack_longest_run(p);
+        return ba;
     }
     return -1;
 }
@@ -161,6 +191,8 @@ static void pack_give(xm__pack *p, uint32_t g, uint32_t n)
     }
     bits_set(p->used, g, n, false);
     run_add(p, s, e - s);
+    if (e - s > p->maxrun)
+        p->maxrun = e - s;
 }
 
 /* Debug level 3: the index lists exactly the maximal free runs. */
@@ -172,17 +204,17 @@ void xm__pack_check_runs(const xm__pack *p)
         if (s >= XM__PACK_GRANS)
             break;
         uint32_t e = bits_next(p->used, s, XM__PACK_GRANS, 1), b = run_bin(e - s);
-        XM_ASSERT((p->runs[b][s >> 6] >> (s & 63)) & 1);
+        XM_ASSERT((p->x->runs[b][s >> 6] >> (s & 63)) & 1);
         count[b]++;
         g = e;
     }
     for (uint32_t b = 0; b < XM__BINS; b++) {
         uint32_t marks = 0;
         for (uint32_t w = 0; w < XM__PACK_WORDS; w++)
-            marks += (uint32_t)__builtin_popcountll(p->runs[b][w]);
-        XM_ASSERT(marks == count[b] && p->bincount[b] == count[b]);
+            marks += (uint32_t)__builtin_popcountll(p->x->runs[b][w]);
+        XM_ASSERT(marks == count[b] && p->x->bincount[b] == count[b]);
         for (uint32_t w = 0; w < XM__PACK_WORDS; w++)
-            XM_ASSERT(!!(p->binwords[b] & (1u << w)) == !!p->runs[b][w]);
+            XM_ASSERT(!!(p->x->binwords[b] & (1u << w)) == !!p->x->runs[b][w]);
         XM_ASSERT(!!(p->binmask & (1u << b)) == (count[b] > 0));
     }
 }
@@ -262,13 +294,35 @@ static xm__arena *arena_of(xm_heap *h, const xm__pack *p)
     return &h->arenas[atomic_load_explicit(&p->arena, memory_order_relaxed)];
 }
 
+/* ---- class lists: small packs with room, by their longest free run ---- */
+
+static uint32_t rclass_of(uint32_t len)
+{
+    if (len <= 16)
+        return len - 1;
+    uint32_t fl = 31u - (uint32_t)__builtin_clz(len);
+    return 16 + (fl - 4) * 4 + ((len >> (fl - 2)) & 3);
+}
+
+/* The shortest run of class c. */
+static uint32_t rclass_low(uint32_t c)
+{
+    if (c <= 16)
+        return c + 1;
+    return (4 + ((c - 16) & 3)) << (2 + (c - 16) / 4);
+}
+_Static_assert(XM__PACK_GRANS == 2048 && XM__RCLASSES > 16 + 7 * 4, "classes cover a pack");
+
 static void list_add(xm__arena *a, xm__pack *p)
 {
+    uint32_t c = rclass_of(p->maxrun);
+    p->rclass = (uint8_t)c;
     p->prev = NULL;
-    p->next = a->nonfull[p->kind];
+    p->next = a->rcl[p->kind][c];
     if (p->next)
         p->next->prev = p;
-    a->nonfull[p->kind] = p;
+    a->rcl[p->kind][c] = p;
+    a->rmask[p->kind] |= 1ull << c;
     p->listed = 1;
 }
 
@@ -276,12 +330,59 @@ static void list_del(xm__arena *a, xm__pack *p)
 {
     if (p->prev)
         p->prev->next = p->next;
-    else
-        a->nonfull[p->kind] = p->next;
+    else if (!(a->rcl[p->kind][p->rclass] = p->next))
+        a->rmask[p->kind] &= ~(1ull << p->rclass);
     if (p->next)
         p->next->prev = p->prev;
     p->prev = p->next = NULL;
     p->listed = 0;
+}
+
+/* After p's longest free run changed: on the list of its class, or on
+ * none when it is full. */
+static void list_refile(xm__arena *a, xm__pack *p)
+{
+    if (p->listed) {
+        if (p->maxrun && rclass_of(p->maxrun) == p->rclass)
+            return;
+        list_del(a, p);
+    }
+    if (p->maxrun)
+        list_add(a, p);
+}
+
+/* A pack of the arena with a free run of n granules aligned to ag, and
+ * that run's first granule (taken, marked used, the pack re-filed); NULL
+ * when none. Takes the lowest class whose every pack fits (one ctz), after
+ * a look at the head of n's own class; with an alignment that a run cannot
+ * give, a few more packs are tried. */
+static xm__pack *pack_pick(xm__arena *a, int kind, uint32_t n, uint32_t ag,
+                           uint32_t *g)
+{
+    uint32_t c = rclass_of(n), tries = 0;
+    int64_t f = -1;
+    xm__pack *p = a->rcl[kind][c];
+    if (p && p->maxrun >= n)
+        f = pack_take(p, n, ag);
+    if (f < 0) {
+        if (rclass_low(c) < n)
+            c++;
+        for (uint64_t m = a->rmask[kind] & (~0ull << c); m && f < 0; m &= m - 1) {
+            for (p = a->rcl[kind][__builtin_ctzll(m)]; p; p = p->next) {
+                if ((f = pack_take(p, n, ag)) >= 0)
+                    break;
+                if (++tries == 8)
+                    return NULL; /* alignment: a new pack */
+            }
+        }
+    }
+    if (f < 0)
+        return NULL;
+    *g = (uint32_t)f;
+    if (a->keep[kind] == p)
+        a->keep[kind] = NULL; /* no longer empty */
+    list_refile(a, p);
+    return p;
 }
 
 static int want_state(const xm_heap *h, int kind)
@@ -325,9 +426,12 @@ static xm_result pack_new(xm_heap *h, xm__arena *a, int kind, uint32_t npages,
                           int large, xm__pack **out)
 {
     pthread_mutex_lock(&h->lock);
-    xm__pack *p = h->spare;
+    /* descriptors are small or large for life: a large block's has no
+       run index (a few lines instead of 4.8 KB) */
+    xm__pack **spare = large ? &h->spare_large : &h->spare;
+    xm__pack *p = *spare;
     if (p) {
-        h->spare = p->next;
+        *spare = p->next;
     } else {
         if (h->nall == h->capall) {
             size_t cap = h->capall ? h->capall * 2 : 64;
@@ -339,13 +443,16 @@ static xm_result pack_new(xm_heap *h, xm__arena *a, int kind, uint32_t npages,
             h->all = all;
             h->capall = cap;
         }
-        p = xm__mem_aligned(XM__LINE_PAIR, sizeof *p);
-        if (p)
-            memset(p, 0, sizeof *p);
+        size_t sz = sizeof *p + (large ? 0 : sizeof(xm__packx));
+        p = xm__mem_aligned(XM__LINE_PAIR, sz);
         if (!p) {
             pthread_mutex_unlock(&h->lock);
             return XM_ENOMEM;
         }
+        memset(p, 0, sz);
+        p->large = (uint8_t)large;
+        p->x = large ? NULL : (xm__packx *)(p + 1);
+        p->pend = large ? &p->pend1 : p->x->pend;
         h->all[h->nall++] = p;
     }
     int want = want_state(h, kind), state, raised;
@@ -357,8 +464,8 @@ static xm_result pack_new(xm_heap *h, xm__arena *a, int kind, uint32_t npages,
         if (h->quarantine_bytes)
             (void)xm__purge_locked(h);
         if (xm__range_take(h, npages, want, &page, &state, &raised)) {
-            p->next = h->spare;
-            h->spare = p;
+            p->next = *spare;
+            *spare = p;
             pthread_mutex_unlock(&h->lock);
             return XM_ENOMEM;
         }
@@ -368,8 +475,8 @@ static xm_result pack_new(xm_heap *h, xm__arena *a, int kind, uint32_t npages,
         xm_result r = map_fresh(h, kind, page, npages);
         if (r != XM_OK) {
             xm__range_put(h, page, npages, XM__FR_NONE, 0);
-            p->next = h->spare;
-            h->spare = p;
+            p->next = *spare;
+            *spare = p;
             pthread_mutex_unlock(&h->lock);
             return r;
         }
@@ -387,21 +494,24 @@ static xm_result pack_new(xm_heap *h, xm__arena *a, int kind, uint32_t npages,
         atomic_store_explicit(&p->start[w], 0, memory_order_relaxed);
         p->used[w] = p->pub[w] = p->cached[w] = 0;
     }
-    for (unsigned w = 0; w < XM__PACK_WORDS; w++)
+    for (unsigned w = 0; w < xm__pend_words(p); w++)
         atomic_store_explicit(&p->pend[w], 0, memory_order_relaxed);
     p->base = xm__page_addr(h, page);
     p->page = page;
     p->npages = npages;
     p->nfree = large ? 0 : XM__PACK_GRANS;
     p->ncached = 0;
-    memset(p->runs, 0, sizeof p->runs);
-    memset(p->bincount, 0, sizeof p->bincount);
-    memset(p->binwords, 0, sizeof p->binwords);
     p->binmask = 0;
-    if (!large)
+    p->maxrun = 0;
+    if (!large) {
+        memset(p->x->runs, 0, sizeof p->x->runs);
+        memset(p->x->bincount, 0, sizeof p->x->bincount);
+        memset(p->x->binwords, 0, sizeof p->x->binwords);
         run_add(p, 0, XM__PACK_GRANS);
+        p->maxrun = XM__PACK_GRANS;
+    }
     p->kind = (uint8_t)kind;
-    p->large = (uint8_t)large;
+    XM_ASSERT(p->large == (uint8_t)large);
     p->raised = (uint8_t)raised;
     p->listed = 0;
     p->prev = p->next = NULL;
@@ -409,8 +519,6 @@ static xm_result pack_new(xm_heap *h, xm__arena *a, int kind, uint32_t npages,
     for (uint32_t i = 0; i < npages; i++)
         atomic_store_explicit(&h->pagemap[page + i], p, memory_order_release);
     pthread_mutex_unlock(&h->lock);
-    if (!large)
-        list_add(a, p);
     *out = p;
     return XM_OK;
 }
@@ -419,15 +527,19 @@ static xm_result pack_new(xm_heap *h, xm__arena *a, int kind, uint32_t npages,
  * pack's arena is locked; this takes the heap lock. */
 static void pack_release(xm_heap *h, xm__pack *p, int state, int raised)
 {
+    xm__arena *a = arena_of(h, p);
     if (p->listed)
-        list_del(arena_of(h, p), p);
+        list_del(a, p);
+    if (!p->large && a->keep[p->kind] == p)
+        a->keep[p->kind] = NULL;
     pthread_mutex_lock(&h->lock);
     for (uint32_t i = 0; i < p->npages; i++)
         atomic_store_explicit(&h->pagemap[p->page + i], NULL,
                               memory_order_release);
     xm__range_put(h, p->page, p->npages, state, raised);
-    p->next = h->spare;
-    h->spare = p;
+    xm__pack **spare = p->large ? &h->spare_large : &h->spare;
+    p->next = *spare;
+    *spare = p;
     xm__maybe_purge_locked(h);
     pthread_mutex_unlock(&h->lock);
 }
@@ -437,15 +549,9 @@ static void mag_flush(xm_heap *h, xm__arena *ar);
 void xm__arena_retire_empty_locked(xm_heap *h, xm__arena *a)
 {
     mag_flush(h, a);
-    for (int k = 0; k < 2; k++) {
-        xm__pack *p = a->nonfull[k];
-        while (p) {
-            xm__pack *next = p->next;
-            if (p->nfree == XM__PACK_GRANS)
-                pack_release(h, p, want_state(h, k), p->raised);
-            p = next;
-        }
-    }
+    for (int k = 0; k < 2; k++) /* the only empty packs are the kept ones */
+        if (a->keep[k])
+            pack_release(h, a->keep[k], want_state(h, k), a->keep[k]->raised);
 }
 
 /* ---- blocks ----------------------------------------------------------- */
@@ -457,10 +563,13 @@ static void give_back(xm_heap *h, xm__arena *ar, xm__pack *p, uint32_t g,
 {
     pack_give(p, g, n);
     p->nfree += n;
-    if (!p->listed)
-        list_add(ar, p);
-    if (p->nfree == XM__PACK_GRANS && (ar->nonfull[p->kind] != p || p->next))
-        pack_release(h, p, want_state(h, p->kind), p->raised);
+    list_refile(ar, p);
+    if (p->nfree == XM__PACK_GRANS) {
+        if (!ar->keep[p->kind])
+            ar->keep[p->kind] = p;
+        else if (ar->keep[p->kind] != p)
+            pack_release(h, p, want_state(h, p->kind), p->raised);
+    }
 }
 
 /* ---- magazines (internal.h) ------------------------------------------- */
@@ -518,26 +627,17 @@ xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *ar, int kind,
     } else {
         uint32_t n = (uint32_t)(usable >> XM__GRAN_SHIFT);
         uint32_t ag = a > XM__GRAN ? (uint32_t)(a >> XM__GRAN_SHIFT) : 1;
-        for (p = ar->nonfull[kind]; p; p = p->next) {
-            if (p->nfree < n || !(p->binmask >> (n <= 16 ? n - 1 : 16)))
-                continue;
-            int64_t f = pack_take(p, n, ag);
-            if (f >= 0) {
-                g = (uint32_t)f;
-                break;
-            }
-        }
+        p = pack_pick(ar, kind, n, ag, &g);
         if (!p) {
             r = pack_new(h, ar, kind, XM__PACK_PAGES, 0, &p);
-            if (r == XM_OK)
-                g = (uint32_t)pack_take(p, n, ag); /* a fresh pack fits all */
+            if (r == XM_OK) { /* a fresh pack fits all */
+                g = (uint32_t)pack_take(p, n, ag);
+                list_refile(ar, p);
+            }
         }
         if (r == XM_OK) {
-            bits_set(p->used, g, n, true);
             p->glen[g] = (uint8_t)(n - 1);
             p->nfree -= n;
-            if (p->nfree == 0)
-                list_del(ar, p);
         }
     }
     if (r != XM_OK) {

@@ -1,117 +1,290 @@
 /*
  * range.c: the free-range set and the purge (quarantine release).
  *
- * Free page runs are kept in a sorted array (h->fr) sized for the worst case
- * at heap creation, so taking and putting never allocate and never fail.
- * Adjacent runs in the same state coalesce on put. Taking is first fit,
- * preferring a run already mapped in the wanted state (no system call: the
- * kernel's ROX cache) over fresh reserve (NONE).
+ * Page runs not in a pack are nodes of a pool (h->fr, sized for the worst
+ * case at heap creation and touched as used, so taking and putting never
+ * allocate and never fail). Each run is in one state: NONE (reserve only,
+ * no memory), CODE/DATA (DUAL: executable or read-only view mapped, every
+ * byte a trap), RW (FLIP: anonymous RW pages, never executable). Mapped
+ * runs are both the reuse cache (the kernel's execmem ROX cache) and the
+ * quarantine.
  *
- * Everything here runs under the heap lock (never an arena's: xm_purge
- * retires the arenas' empty packs first, one arena at a time).
+ * Everything is O(1) in the number of runs (the kernel's vmap_area tree
+ * gets O(log n) from an augmented rbtree; this gets O(1) from TLSF):
+ *   - a run's node is found from its first and its last page (h->frtag), so
+ *     a put coalesces with same-state neighbours in O(1);
+ *   - runs are on lists by state and length class (4 classes per power of
+ *     two) with a bitmask of non-empty classes: a take is a good fit found
+ *     with a ctz, preferring a run already mapped in the wanted state (no
+ *     system call) over fresh reserve;
+ *   - mapped runs are also on an age list: a purge releases the oldest.
  *
- * Purge walks the array once and releases every maximal run of contiguous
- * mapped pages, whatever their state, with one call that drops all rights on
+ * Purge: releases a mapped run together with its contiguous mapped
+ * neighbours (whatever their state) with one call that drops every right on
  * the executable view (a fresh PROT_NONE mapping) and one that gives the
  * memfd pages back (fallocate PUNCH_HOLE, which also unmaps them from the
  * writable alias). Runs that never held published bytes have no present
- * executable PTEs: their release is not a revocation.
+ * executable PTEs: their release is not a revocation. The automatic purge
+ * (when the quarantine passes the lazy bound) is bounded: it releases the
+ * oldest runs until the quarantine is back under half the bound, at most
+ * XM__PURGE_STEP runs per call; xm_purge releases everything.
+ *
+ * Lazy bound: lazy_limit if the user set one; by default the larger of
+ * 8 MiB and an eighth of the mapped bytes in use, so a heap of large
+ * blocks keeps enough freed pages mapped to reuse them without system
+ * calls (a bound that does not grow with the heap purged, and then mapped
+ * afresh, on every few operations of 64 KiB-1 MiB blocks), and resident
+ * memory stays within 1/8 of what is in use.
+ *
+ * Everything here runs under the heap lock (never an arena's: xm_purge
+ * retires the arenas' empty packs first, one arena at a time).
  */
 #include "internal.h"
 
 #include <string.h>
 
-void xm__range_init(xm_heap *h)
-{
-    h->fr[0].page = 0;
-    h->fr[0].npages = h->npages;
-    h->fr[0].state = XM__FR_NONE;
-    h->fr[0].raised = 0;
-    h->nfr = 1;
-}
-
-static void range_remove(xm_heap *h, size_t i)
-{
-    memmove(&h->fr[i], &h->fr[i + 1], (h->nfr - i - 1) * sizeof h->fr[0]);
-    h->nfr--;
-}
+/* Runs released per automatic purge at most (bounded work per call). */
+#define XM__PURGE_STEP 64u
 
 static size_t range_bytes(uint32_t npages)
 {
     return (size_t)npages << XM__PAGE_SHIFT;
 }
 
+static bool mapped(int state) { return state != XM__FR_NONE; }
+
+/* ---- classes ------------------------------------------------------------ */
+
+static uint32_t fr_class(uint32_t n)
+{
+    if (n < 4)
+        return n;
+    uint32_t fl = 31u - (uint32_t)__builtin_clz(n);
+    return fl * 4 + ((n >> (fl - 2)) & 3);
+}
+
+static uint32_t fr_class_low(uint32_t c)
+{
+    if (c < 4)
+        return c;
+    return (4 + (c & 3)) << (c / 4 - 2);
+}
+
+/* ---- the node pool ------------------------------------------------------ */
+
+size_t xm__range_pool_size(uint32_t npages) { return (size_t)npages / 2 + 2; }
+
+static uint32_t node_new(xm_heap *h)
+{
+    uint32_t t = h->frfree;
+    if (t) {
+        h->frfree = h->fr[t].cnext;
+        return t;
+    }
+    XM_ASSERT(h->frused + 1 < h->frcap);
+    return ++h->frused;
+}
+
+static void node_free(xm_heap *h, uint32_t t)
+{
+    /* a stale tag naming a free node must match no page */
+    h->fr[t].page = UINT32_MAX;
+    h->fr[t].npages = 0;
+    h->fr[t].cnext = h->frfree;
+    h->frfree = t;
+}
+
+static void class_add(xm_heap *h, uint32_t t)
+{
+    xm__frange *r = &h->fr[t];
+    uint32_t c = fr_class(r->npages);
+    r->rclass = (uint8_t)c;
+    r->cprev = 0;
+    r->cnext = h->frhead[r->state][c];
+    if (r->cnext)
+        h->fr[r->cnext].cprev = t;
+    h->frhead[r->state][c] = t;
+    h->frmask[r->state][c >> 6] |= 1ull << (c & 63);
+}
+
+static void class_del(xm_heap *h, uint32_t t)
+{
+    xm__frange *r = &h->fr[t];
+    uint32_t c = r->rclass;
+    if (r->cprev)
+        h->fr[r->cprev].cnext = r->cnext;
+    else
+        h->frhead[r->state][c] = r->cnext;
+    if (r->cnext)
+        h->fr[r->cnext].cprev = r->cprev;
+    if (!h->frhead[r->state][c])
+        h->frmask[r->state][c >> 6] &= ~(1ull << (c & 63));
+}
+
+static void age_add(xm_heap *h, uint32_t t)
+{
+    xm__frange *r = &h->fr[t];
+    r->anext = 0;
+    r->aprev = h->agetail;
+    if (h->agetail)
+        h->fr[h->agetail].anext = t;
+    else
+        h->agehead = t;
+    h->agetail = t;
+}
+
+static void age_del(xm_heap *h, uint32_t t)
+{
+    xm__frange *r = &h->fr[t];
+    if (r->aprev)
+        h->fr[r->aprev].anext = r->anext;
+    else
+        h->agehead = r->anext;
+    if (r->anext)
+        h->fr[r->anext].aprev = r->aprev;
+    else
+        h->agetail = r->aprev;
+}
+
+/* Files node t (page, npages, state set) in the set: tags and lists. */
+static void run_insert(xm_heap *h, uint32_t t)
+{
+    xm__frange *r = &h->fr[t];
+    h->frtag[r->page] = t;
+    h->frtag[r->page + r->npages - 1] = t;
+    class_add(h, t);
+    if (mapped(r->state))
+        age_add(h, t);
+    h->nfr++;
+}
+
+/* Takes node t out of the set (it stays allocated). */
+static void run_remove(xm_heap *h, uint32_t t)
+{
+    xm__frange *r = &h->fr[t];
+    class_del(h, t);
+    if (mapped(r->state))
+        age_del(h, t);
+    if (h->frtag[r->page] == t)
+        h->frtag[r->page] = 0;
+    if (h->frtag[r->page + r->npages - 1] == t)
+        h->frtag[r->page + r->npages - 1] = 0;
+    h->nfr--;
+}
+
+/* The run that ends at page `last` / starts at page `first`, or 0. */
+static uint32_t run_ending(const xm_heap *h, uint32_t last)
+{
+    uint32_t t = h->frtag[last];
+    return t && h->fr[t].npages && h->fr[t].page + h->fr[t].npages - 1 == last ? t : 0;
+}
+
+static uint32_t run_starting(const xm_heap *h, uint32_t first)
+{
+    uint32_t t = h->frtag[first];
+    return t && h->fr[t].page == first ? t : 0;
+}
+
+void xm__range_init(xm_heap *h)
+{
+    memset(h->frhead, 0, sizeof h->frhead);
+    memset(h->frmask, 0, sizeof h->frmask);
+    h->agehead = h->agetail = 0;
+    h->frfree = 0;
+    h->frused = 0;
+    h->nfr = 0;
+    uint32_t t = node_new(h);
+    h->fr[t] = (xm__frange){0, h->npages, XM__FR_NONE, 0, 0, 0, 0, 0, 0};
+    run_insert(h, t);
+}
+
+/* A run of `state` with at least n pages (good fit), or 0. */
+static uint32_t find_fit(const xm_heap *h, int state, uint32_t n)
+{
+    uint32_t c = fr_class(n);
+    uint32_t t = h->frhead[state][c];
+    if (t && h->fr[t].npages >= n)
+        return t; /* the head of n's own class fits: take it */
+    if (fr_class_low(c) < n)
+        c++; /* every run of the classes from here on fits */
+    for (uint32_t w = c >> 6; w < 2; w++) {
+        uint64_t m = h->frmask[state][w];
+        if (w == c >> 6)
+            m &= ~0ull << (c & 63);
+        if (m)
+            return h->frhead[state][w * 64 + (uint32_t)__builtin_ctzll(m)];
+    }
+    return 0;
+}
+
 int xm__range_take(xm_heap *h, uint32_t npages, int want, uint32_t *page,
                    int *state, int *raised)
 {
-    size_t best = SIZE_MAX;
-    for (size_t i = 0; i < h->nfr; i++) {
-        xm__frange *r = &h->fr[i];
-        if (r->npages < npages)
-            continue;
-        if (r->state == want) {
-            best = i;
-            break;
-        }
-        if (r->state == XM__FR_NONE && best == SIZE_MAX)
-            best = i;
-    }
-    if (best == SIZE_MAX)
+    uint32_t t = find_fit(h, want, npages);
+    if (!t)
+        t = find_fit(h, XM__FR_NONE, npages);
+    if (!t)
         return -1;
-    xm__frange *r = &h->fr[best];
+    xm__frange *r = &h->fr[t];
     *page = r->page;
     *state = r->state;
     *raised = r->raised;
-    if (r->state != XM__FR_NONE)
+    if (mapped(r->state))
         h->quarantine_bytes -= range_bytes(npages);
+    if (r->npages == npages) {
+        run_remove(h, t);
+        node_free(h, t);
+        return 0;
+    }
+    /* the front goes; the rest keeps the node (and its age) */
+    class_del(h, t);
+    h->frtag[r->page] = 0;
     r->page += npages;
     r->npages -= npages;
-    if (r->npages == 0)
-        range_remove(h, best);
+    h->frtag[r->page] = t;
+    class_add(h, t);
     return 0;
 }
 
 void xm__range_put(xm_heap *h, uint32_t page, uint32_t npages, int state,
                    int raised)
 {
-    /* binary search: first range with r.page > page */
-    size_t lo = 0, hi = h->nfr;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (h->fr[mid].page > page)
-            hi = mid;
-        else
-            lo = mid + 1;
-    }
-    size_t i = lo;
-    XM_ASSERT(i == 0 || h->fr[i - 1].page + h->fr[i - 1].npages <= page);
-    XM_ASSERT(i == h->nfr || page + npages <= h->fr[i].page);
-    if (state != XM__FR_NONE)
+    XM_ASSERT(npages > 0 && page + npages <= h->npages);
+    if (mapped(state))
         h->quarantine_bytes += range_bytes(npages);
-    bool left = i > 0 && h->fr[i - 1].state == state &&
-                h->fr[i - 1].page + h->fr[i - 1].npages == page;
-    bool right = i < h->nfr && h->fr[i].state == state &&
-                 page + npages == h->fr[i].page;
-    if (left && right) {
-        h->fr[i - 1].npages += npages + h->fr[i].npages;
-        h->fr[i - 1].raised |= (uint8_t)(raised | h->fr[i].raised);
-        range_remove(h, i);
-    } else if (left) {
-        h->fr[i - 1].npages += npages;
-        h->fr[i - 1].raised |= (uint8_t)raised;
-    } else if (right) {
-        h->fr[i].page = page;
-        h->fr[i].npages += npages;
-        h->fr[i].raised |= (uint8_t)raised;
+    uint32_t l = page > 0 ? run_ending(h, page - 1) : 0;
+    uint32_t r = page + npages < h->npages ? run_starting(h, page + npages) : 0;
+    if (l && h->fr[l].state != state)
+        l = 0;
+    if (r && h->fr[r].state != state)
+        r = 0;
+    uint32_t t;
+    if (l) {
+        t = l;
+        run_remove(h, l);
+        h->fr[t].npages += npages;
+        h->fr[t].raised |= (uint8_t)raised;
     } else {
-        XM_ASSERT(h->nfr < (size_t)h->npages + 1);
-        memmove(&h->fr[i + 1], &h->fr[i], (h->nfr - i) * sizeof h->fr[0]);
-        h->fr[i].page = page;
-        h->fr[i].npages = npages;
-        h->fr[i].state = (uint8_t)state;
-        h->fr[i].raised = (uint8_t)raised;
-        h->nfr++;
+        t = node_new(h);
+        h->fr[t] = (xm__frange){page, npages, (uint8_t)state, (uint8_t)raised, 0, 0, 0, 0, 0};
     }
+    if (r) {
+        run_remove(h, r);
+        h->fr[t].npages += h->fr[r].npages;
+        h->fr[t].raised |= h->fr[r].raised;
+        node_free(h, r);
+    }
+    run_insert(h, t);
+}
+
+int xm__range_at(const xm_heap *h, uint32_t page, uint32_t *npages, int *state)
+{
+    uint32_t t = run_starting(h, page);
+    if (!t)
+        return -1;
+    *npages = h->fr[t].npages;
+    *state = h->fr[t].state;
+    return 0;
 }
 
 /* Releases pages [page, page+n) of mapped free runs. On failure nothing of
@@ -138,56 +311,125 @@ static xm_result purge_run(xm_heap *h, uint32_t page, uint32_t n, int raised)
     return XM_OK;
 }
 
-xm_result xm__purge_locked(xm_heap *h)
+/* Releases the oldest mapped run with its contiguous mapped neighbours.
+ * On failure the run moves to the young end of the age list. */
+static xm_result purge_oldest(xm_heap *h)
+{
+    uint32_t t = h->agehead;
+    uint32_t first = h->fr[t].page, end = first + h->fr[t].npages;
+    uint32_t l, r;
+    int raised = h->fr[t].raised;
+    /* the span: left and right while the neighbour is a mapped run */
+    while (first > 0 && (l = run_ending(h, first - 1)) && mapped(h->fr[l].state)) {
+        first = h->fr[l].page;
+        raised |= h->fr[l].raised;
+    }
+    while (end < h->npages && (r = run_starting(h, end)) && mapped(h->fr[r].state)) {
+        end += h->fr[r].npages;
+        raised |= h->fr[r].raised;
+    }
+    xm_result res = purge_run(h, first, end - first, raised);
+    if (res != XM_OK) {
+        age_del(h, t);
+        age_add(h, t);
+        return res;
+    }
+    for (uint32_t pg = first; pg < end;) {
+        uint32_t u = run_starting(h, pg);
+        XM_ASSERT(u && mapped(h->fr[u].state));
+        pg += h->fr[u].npages;
+        run_remove(h, u);
+        node_free(h, u);
+    }
+    h->quarantine_bytes -= range_bytes(end - first);
+    xm__range_put(h, first, end - first, XM__FR_NONE, 0);
+    return XM_OK;
+}
+
+/* Purges until the quarantine is at most `target` bytes or `steps` runs
+ * were tried. */
+static xm_result purge_until(xm_heap *h, size_t target, uint32_t steps)
 {
     xm_result res = XM_OK;
-    size_t i = 0;
-    while (i < h->nfr) {
-        if (h->fr[i].state == XM__FR_NONE) {
-            i++;
-            continue;
-        }
-        size_t j = i;
-        int raised = 0;
-        uint32_t n = 0;
-        while (j < h->nfr && h->fr[j].state != XM__FR_NONE &&
-               h->fr[j].page == h->fr[i].page + n) {
-            raised |= h->fr[j].raised;
-            n += h->fr[j].npages;
-            j++;
-        }
-        xm_result r = purge_run(h, h->fr[i].page, n, raised);
-        if (r != XM_OK) {
+    while (h->agehead && h->quarantine_bytes > target && steps--) {
+        xm_result r = purge_oldest(h);
+        if (r != XM_OK)
             res = r;
-            i = j;
-            continue;
-        }
-        /* states -> NONE, then merge runs i..j-1 and their NONE neighbours */
-        h->quarantine_bytes -= range_bytes(n);
-        h->fr[i].npages = n;
-        h->fr[i].state = XM__FR_NONE;
-        h->fr[i].raised = 0;
-        memmove(&h->fr[i + 1], &h->fr[j], (h->nfr - j) * sizeof h->fr[0]);
-        h->nfr -= j - i - 1;
-        if (i + 1 < h->nfr && h->fr[i + 1].state == XM__FR_NONE &&
-            h->fr[i + 1].page == h->fr[i].page + h->fr[i].npages) {
-            h->fr[i].npages += h->fr[i + 1].npages;
-            range_remove(h, i + 1);
-        }
-        if (i > 0 && h->fr[i - 1].state == XM__FR_NONE &&
-            h->fr[i - 1].page + h->fr[i - 1].npages == h->fr[i].page) {
-            h->fr[i - 1].npages += h->fr[i].npages;
-            range_remove(h, i);
-            i--;
-        }
-        i++;
     }
     h->purges++;
     return res;
 }
 
+xm_result xm__purge_locked(xm_heap *h)
+{
+    return purge_until(h, 0, h->frcap);
+}
+
+size_t xm__lazy_bound(const xm_heap *h)
+{
+    if (h->lazy_limit)
+        return h->lazy_limit;
+    size_t res = atomic_load_explicit(&h->resident_bytes, memory_order_relaxed);
+    size_t used = res > h->quarantine_bytes ? res - h->quarantine_bytes : 0;
+    return used / 8 > XM__DEFAULT_LAZY ? used / 8 : XM__DEFAULT_LAZY;
+}
+
 void xm__maybe_purge_locked(xm_heap *h)
 {
-    if (h->lazy_limit != SIZE_MAX && h->quarantine_bytes > h->lazy_limit)
-        (void)xm__purge_locked(h); /* a failure leaves it for next time */
+    if (h->lazy_limit == SIZE_MAX)
+        return;
+    size_t bound = xm__lazy_bound(h);
+    if (h->quarantine_bytes > bound)
+        (void)purge_until(h, bound / 2, XM__PURGE_STEP); /* a failure: next time */
+}
+
+/* Debug level 3: the set is consistent; returns its mapped bytes. Every
+ * page outside it must be in a pack (the caller checks that side). */
+size_t xm__range_check(const xm_heap *h)
+{
+    size_t q = 0, runs = 0, aged = 0;
+    for (uint32_t pg = 0; pg < h->npages;) {
+        xm__pack *p = atomic_load(&h->pagemap[pg]);
+        if (p) {
+            pg = p->page + p->npages;
+            continue;
+        }
+        uint32_t t = run_starting(h, pg);
+        XM_ASSERT(t && t <= h->frused);
+        const xm__frange *r = &h->fr[t];
+        XM_ASSERT(r->npages > 0 && r->page + r->npages <= h->npages);
+        XM_ASSERT(run_ending(h, r->page + r->npages - 1) == t);
+        XM_ASSERT(r->rclass == fr_class(r->npages));
+        for (uint32_t k = 0; k < r->npages; k++) {
+            XM_ASSERT(atomic_load(&h->pagemap[r->page + k]) == NULL);
+            if (k && k + 1 < r->npages)
+                XM_ASSERT(h->frtag[r->page + k] == 0);
+        }
+        /* maximal: no same-state neighbour run */
+        if (r->page > 0) {
+            uint32_t l = run_ending(h, r->page - 1);
+            XM_ASSERT(!l || h->fr[l].state != r->state);
+        }
+        bool on = false;
+        for (uint32_t u = h->frhead[r->state][r->rclass]; u && !on; u = h->fr[u].cnext)
+            on = u == t;
+        XM_ASSERT(on);
+        if (mapped(r->state))
+            q += range_bytes(r->npages);
+        runs++;
+        pg += r->npages;
+    }
+    for (uint32_t u = h->agehead; u; u = h->fr[u].anext) {
+        XM_ASSERT(mapped(h->fr[u].state));
+        aged++;
+    }
+    size_t nmapped = 0;
+    for (int s = 0; s < 4; s++)
+        for (uint32_t c = 0; c < XM__FR_CLASSES; c++) {
+            XM_ASSERT(!!h->frhead[s][c] == !!((h->frmask[s][c >> 6] >> (c & 63)) & 1));
+            for (uint32_t u = h->frhead[s][c]; u; u = h->fr[u].cnext)
+                nmapped += mapped(s);
+        }
+    XM_ASSERT(runs == h->nfr && aged == nmapped && q == h->quarantine_bytes);
+    return q;
 }

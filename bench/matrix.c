@@ -1,0 +1,571 @@
+/*
+ * matrix.c: execmem at every size and scale (make bench runs it after
+ * bench.c; build/bench_matrix alone: --quick, --only CELL-PREFIX, --out).
+ *
+ * Cells: block sizes {16-256 B, 256 B-1 KiB, 1-4 KiB, 4-16 KiB, 16-64 KiB,
+ * 64 KiB-1 MiB} x live blocks {1,000, 10,000, 100,000}, skipping cells whose
+ * live bytes exceed 3 GB. An operation frees a random live block, then
+ * allocates a block of a random size in the band, fills all of it and makes
+ * it executable (malloc: fills it). Every contender runs every cell in turn
+ * (A B C ... A B C ...), each round on a fresh heap: the live set is built,
+ * a warm-up of `live` operations (at least 2,000) runs untimed, then the
+ * timed operations. Per cell and contender: median over rounds of ns/op;
+ * p50/p99/p99.9/max of one operation (each timed alone with the monotonic
+ * clock, whose ~20 ns are in every figure); for execmem, system calls and
+ * revocations per 1000 timed operations from xm_heap_stats; resident
+ * bytes (RSS growth) over live bytes after the timed operations.
+ *
+ * Also: batch (100,000 allocations, then frees in shuffled order) for
+ * 64 B-1 KiB and 1-4 KiB; two threads against one in the 1-4 KiB x 10,000
+ * cell; and startup (create + first function + destroy).
+ * Heaps reserve 16 GiB (address space only).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <execmem.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static unsigned char tmpl[1 << 20]; /* mov rax, imm64; ret; then traps */
+
+static double now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static uint64_t rng(uint64_t *s)
+{
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 0x2545F4914F6CDD1Dull;
+}
+
+static size_t rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long size = 0, res = 0;
+    if (f) {
+        if (fscanf(f, "%lu %lu", &size, &res) != 2)
+            res = 0;
+        fclose(f);
+    }
+    return (size_t)res * 4096;
+}
+
+/* ---- contenders: one small interface ---------------------------------- */
+
+typedef struct mct {
+    const char *name;
+    int kind; /* 0 execmem, 1 asmjit, 2 malloc */
+    unsigned flags;
+    int dual;
+    bool available;
+    bool dflt; /* execmem: xm_heap_create(NULL) (startup) */
+    xm_heap *h;
+    void *aj;
+} mct;
+
+#ifdef HAVE_ASMJIT
+void *ajit_create(int dual);
+void ajit_destroy(void *a);
+int ajit_alloc(void *a, size_t size, void **rx, void **rw);
+void ajit_release(void *a, void *rx);
+#define AJ true
+#else
+#define AJ false
+#endif
+
+static mct cts[] = {
+    {"execmem DUAL", 0, 0, 0, true, false, NULL, NULL},
+    {"execmem STRICT", 0, XM_STRICT, 0, true, false, NULL, NULL},
+    {"execmem INPLACE", 0, XM_INPLACE, 0, true, false, NULL, NULL},
+    {"asmjit default", 1, 0, 0, AJ, false, NULL, NULL},
+    {"malloc+fill+free", 2, 0, 0, true, false, NULL, NULL},
+};
+enum { NC = sizeof cts / sizeof cts[0] };
+
+static bool c_create(mct *c)
+{
+    if (c->kind == 0 && c->dflt)
+        return xm_heap_create(NULL, &c->h) == XM_OK;
+    if (c->kind == 0) {
+        xm_options o = XM_OPTIONS_INIT;
+        o.reserve = (size_t)16 << 30;
+        o.backend = XM_BACKEND_DUAL;
+        o.flags = c->flags;
+        return xm_heap_create(&o, &c->h) == XM_OK;
+    }
+#ifdef HAVE_ASMJIT
+    if (c->kind == 1)
+        return (c->aj = ajit_create(c->dual)) != NULL;
+#endif
+    return true;
+}
+
+static void c_destroy(mct *c)
+{
+    if (c->kind == 0)
+        xm_heap_destroy(c->h);
+#ifdef HAVE_ASMJIT
+    if (c->kind == 1)
+        ajit_destroy(c->aj);
+#endif
+    c->h = NULL;
+    c->aj = NULL;
+}
+
+static void *c_get(mct *c, size_t len)
+{
+    size_t w = len < sizeof tmpl ? len : sizeof tmpl;
+    if (c->kind == 0) {
+        xm_block b;
+        if (xm_alloc(c->h, len, 0, &b) != XM_OK)
+            return NULL;
+        memcpy(b.rw, tmpl, w);
+        if (xm_publish(c->h, b.rx, XM_PROT_RX) != XM_OK)
+            return NULL;
+        return b.rx;
+    }
+#ifdef HAVE_ASMJIT
+    if (c->kind == 1) {
+        void *rx, *rw;
+        if (ajit_alloc(c->aj, len, &rx, &rw))
+            return NULL;
+        memcpy(rw, tmpl, w);
+        return rx;
+    }
+#endif
+    void *p = malloc(len);
+    if (p)
+        memcpy(p, tmpl, w);
+    return p;
+}
+
+static void c_put(mct *c, void *p)
+{
+    if (c->kind == 0)
+        xm_free(c->h, p);
+#ifdef HAVE_ASMJIT
+    else if (c->kind == 1)
+        ajit_release(c->aj, p);
+#endif
+    else
+        free(p);
+}
+
+/* ---- one cell ----------------------------------------------------------- */
+
+typedef struct cell_res {
+    double ns, p50, p99, p999, max, sys_k, rev_k, rss;
+    bool ok;
+} cell_res;
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double pct(const double *v, size_t n, double q)
+{
+    size_t i = (size_t)(q * (double)(n - 1) + 0.5);
+    return v[i < n ? i : n - 1];
+}
+
+static bool run_cell(mct *c, size_t lo, size_t hi, size_t live, uint64_t ops,
+                     uint64_t seed, cell_res *out)
+{
+    memset(out, 0, sizeof *out);
+    size_t rss0 = rss_bytes();
+    if (!c_create(c))
+        return false;
+    void **rx = calloc(live, sizeof *rx);
+    size_t *len = calloc(live, sizeof *len);
+    double *lat = malloc(ops * sizeof *lat);
+    bool ok = rx && len && lat;
+    size_t live_bytes = 0;
+    for (size_t i = 0; ok && i < live; i++) {
+        len[i] = lo + rng(&seed) % (hi - lo + 1);
+        ok = (rx[i] = c_get(c, len[i])) != NULL;
+        live_bytes += len[i];
+    }
+    uint64_t warm = live < 2000 ? 2000 : live;
+    for (uint64_t i = 0; ok && i < warm; i++) {
+        size_t k = rng(&seed) % live;
+        c_put(c, rx[k]);
+        live_bytes -= len[k];
+        len[k] = lo + rng(&seed) % (hi - lo + 1);
+        ok = (rx[k] = c_get(c, len[k])) != NULL;
+        live_bytes += len[k];
+    }
+    xm_stats s0, s1;
+    if (c->h)
+        xm_heap_stats(c->h, &s0);
+    double t0 = now_ns(), prev = t0;
+    for (uint64_t i = 0; ok && i < ops; i++) {
+        size_t k = rng(&seed) % live;
+        c_put(c, rx[k]);
+        live_bytes -= len[k];
+        len[k] = lo + rng(&seed) % (hi - lo + 1);
+        ok = (rx[k] = c_get(c, len[k])) != NULL;
+        live_bytes += len[k];
+        double t = now_ns();
+        lat[i] = t - prev;
+        prev = t;
+    }
+    double t1 = prev;
+    if (c->h)
+        xm_heap_stats(c->h, &s1);
+    size_t rss1 = rss_bytes();
+    for (size_t i = 0; i < live; i++)
+        if (rx[i])
+            c_put(c, rx[i]);
+    c_destroy(c);
+    if (ok) {
+        qsort(lat, ops, sizeof *lat, cmp_d);
+        out->ns = (t1 - t0) / (double)ops;
+        out->p50 = pct(lat, ops, 0.5);
+        out->p99 = pct(lat, ops, 0.99);
+        out->p999 = pct(lat, ops, 0.999);
+        out->max = lat[ops - 1];
+        if (c->kind == 0) {
+            out->sys_k = (double)(s1.syscalls - s0.syscalls) * 1000.0 / (double)ops;
+            out->rev_k = (double)(s1.revocations - s0.revocations) * 1000.0 / (double)ops;
+        } else {
+            out->sys_k = out->rev_k = -1;
+        }
+        out->rss = live_bytes ? (double)(rss1 > rss0 ? rss1 - rss0 : 0) / (double)live_bytes : 0;
+    }
+    free(rx);
+    free(len);
+    free(lat);
+    out->ok = ok;
+    return ok;
+}
+
+static double med(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_d);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static FILE *jout;
+static bool jfirst = true;
+static const char *only;
+
+static void cell(const char *name, size_t lo, size_t hi, size_t live, uint64_t ops,
+                 int rounds)
+{
+    if (only && strncmp(name, only, strlen(only)))
+        return;
+    cell_res r[NC][8];
+    bool ran[NC] = {false};
+    for (int round = 0; round < rounds; round++)
+        for (int c = 0; c < NC; c++) {
+            if (!cts[c].available)
+                continue;
+            if (run_cell(&cts[c], lo, hi, live, ops, (uint64_t)round * 7919 + 17,
+                         &r[c][round]))
+                ran[c] = true;
+            else
+                fprintf(stderr, "bench_matrix: %s failed in %s\n", cts[c].name, name);
+        }
+    printf("\n== %s (%d rounds, %llu timed ops each; medians)\n", name, rounds,
+           (unsigned long long)ops);
+    printf("  %-18s %9s %6s %8s %8s %9s %9s %8s %8s %7s\n", "contender", "ns/op",
+           "ratio", "p50", "p99", "p99.9", "max", "sys/kop", "rev/kop", "rss/live");
+    double base = 0;
+    for (int c = 0; c < NC; c++) {
+        if (!ran[c]) {
+            printf("  %-18s %s\n", cts[c].name, cts[c].available ? "failed" : "not installed");
+            continue;
+        }
+        double v[8][8];
+        int n = 0;
+        for (int round = 0; round < rounds; round++) {
+            if (!r[c][round].ok)
+                continue;
+            v[0][n] = r[c][round].ns;
+            v[1][n] = r[c][round].p50;
+            v[2][n] = r[c][round].p99;
+            v[3][n] = r[c][round].p999;
+            v[4][n] = r[c][round].max;
+            v[5][n] = r[c][round].sys_k;
+            v[6][n] = r[c][round].rev_k;
+            v[7][n] = r[c][round].rss;
+            n++;
+        }
+        double m[8];
+        for (int k = 0; k < 8; k++)
+            m[k] = med(v[k], n);
+        if (c == 0)
+            base = m[0];
+        printf("  %-18s %9.0f %6.2f %8.0f %8.0f %9.0f %9.0f", cts[c].name, m[0],
+               base > 0 ? m[0] / base : 0, m[1], m[2], m[3], m[4]);
+        if (m[5] >= 0)
+            printf(" %8.2f %8.2f", m[5], m[6]);
+        else
+            printf(" %8s %8s", "-", "-");
+        printf(" %7.2f\n", m[7]);
+        if (jout) {
+            fprintf(jout,
+                    "%s\n  {\"workload\": \"%s\", \"contender\": \"%s\", \"rounds\": %d, "
+                    "\"ns_per_op\": %.1f, \"ratio_to_execmem_dual\": %.3f, \"p50\": %.0f, "
+                    "\"p99\": %.0f, \"p99_9\": %.0f, \"max\": %.0f, "
+                    "\"syscalls_per_1000_ops\": %.3f, \"revocations_per_1000_ops\": %.3f, "
+                    "\"resident_over_live\": %.3f}",
+                    jfirst ? "" : ",", name, cts[c].name, n, m[0], base > 0 ? m[0] / base : 0,
+                    m[1], m[2], m[3], m[4], m[5], m[6], m[7]);
+            jfirst = false;
+        }
+    }
+}
+
+/* ---- batch, threads, startup -------------------------------------------- */
+
+static double batch_once(mct *c, size_t n, size_t lo, size_t hi, uint64_t seed)
+{
+    if (!c_create(c))
+        return -1;
+    void **rx = malloc(n * sizeof *rx);
+    double t0 = now_ns();
+    bool ok = true;
+    for (size_t i = 0; i < n && ok; i++)
+        ok = (rx[i] = c_get(c, lo + rng(&seed) % (hi - lo + 1))) != NULL;
+    for (size_t i = n - 1; ok && i > 0; i--) {
+        size_t j = rng(&seed) % (i + 1);
+        void *t = rx[i];
+        rx[i] = rx[j];
+        rx[j] = t;
+    }
+    for (size_t i = 0; i < n && ok; i++)
+        c_put(c, rx[i]);
+    double t1 = now_ns();
+    free(rx);
+    c_destroy(c);
+    return ok ? (t1 - t0) / (double)n : -1;
+}
+
+typedef struct thr_arg {
+    mct *c;
+    size_t live, lo, hi;
+    uint64_t ops, seed;
+    double t0, t1;
+    bool ok;
+    pthread_barrier_t *bar;
+} thr_arg;
+
+static void *thr_main(void *a)
+{
+    thr_arg *t = a;
+    void **rx = calloc(t->live, sizeof *rx);
+    uint64_t s = t->seed;
+    bool ok = true;
+    for (size_t i = 0; i < t->live && ok; i++)
+        ok = (rx[i] = c_get(t->c, t->lo + rng(&s) % (t->hi - t->lo + 1))) != NULL;
+    pthread_barrier_wait(t->bar);
+    t->t0 = now_ns();
+    for (uint64_t i = 0; i < t->ops && ok; i++) {
+        size_t k = rng(&s) % t->live;
+        c_put(t->c, rx[k]);
+        ok = (rx[k] = c_get(t->c, t->lo + rng(&s) % (t->hi - t->lo + 1))) != NULL;
+    }
+    t->t1 = now_ns();
+    pthread_barrier_wait(t->bar);
+    for (size_t i = 0; i < t->live; i++)
+        if (rx[i])
+            c_put(t->c, rx[i]);
+    free(rx);
+    t->ok = ok;
+    return NULL;
+}
+
+/* ns per op in total (ops / wall time) for n threads sharing one heap */
+static double threads_once(mct *c, int n, size_t live, uint64_t ops, uint64_t seed)
+{
+    if (!c_create(c))
+        return -1;
+    pthread_t th[2];
+    thr_arg ta[2];
+    pthread_barrier_t bar;
+    pthread_barrier_init(&bar, NULL, (unsigned)n);
+    for (int i = 0; i < n; i++) {
+        ta[i] = (thr_arg){c, live / (size_t)n, 1024, 4096, ops / (uint64_t)n,
+                          seed + (uint64_t)i * 101, 0, 0, false, &bar};
+        pthread_create(&th[i], NULL, thr_main, &ta[i]);
+    }
+    bool ok = true;
+    double t0 = 1e300, t1 = 0;
+    for (int i = 0; i < n; i++) {
+        pthread_join(th[i], NULL);
+        ok &= ta[i].ok;
+        t0 = ta[i].t0 < t0 ? ta[i].t0 : t0;
+        t1 = ta[i].t1 > t1 ? ta[i].t1 : t1;
+    }
+    pthread_barrier_destroy(&bar);
+    c_destroy(c);
+    return ok ? (t1 - t0) / (double)(ops / (uint64_t)n * (uint64_t)n) : -1;
+}
+
+/* create + first allocation (execmem: and publish) + destroy */
+static double startup_once(mct *c)
+{
+    double t0 = now_ns();
+    if (!c_create(c))
+        return -1;
+    void *p = c_get(c, 64);
+    if (p)
+        c_put(c, p);
+    c_destroy(c);
+    return p ? now_ns() - t0 : -1;
+}
+
+static void row(const char *name, const char *unit, double v[NC][8], const bool *ran,
+                int rounds)
+{
+    printf("\n== %s (%d rounds; medians)\n  %-18s %12s %6s\n", name, rounds, "contender",
+           unit, "ratio");
+    double base = 0;
+    for (int c = 0; c < NC; c++) {
+        if (!ran[c])
+            continue;
+        double m = med(v[c], rounds);
+        if (base == 0)
+            base = m;
+        printf("  %-18s %12.0f %6.2f\n", cts[c].name, m, base > 0 ? m / base : 0);
+        if (jout) {
+            fprintf(jout,
+                    "%s\n  {\"workload\": \"%s\", \"contender\": \"%s\", \"rounds\": %d, "
+                    "\"%s\": %.1f, \"ratio_to_first\": %.3f}",
+                    jfirst ? "" : ",", name, cts[c].name, rounds, unit, m,
+                    base > 0 ? m / base : 0);
+            jfirst = false;
+        }
+    }
+}
+
+int main(int argc, char **argv)
+{
+    bool quick = false;
+    const char *outpath = "bench/matrix.json";
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick"))
+            quick = true;
+        else if (!strcmp(argv[i], "--out") && i + 1 < argc)
+            outpath = argv[++i];
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+            only = argv[++i];
+        else {
+            fprintf(stderr, "usage: bench_matrix [--quick] [--out FILE] [--only PREFIX]\n");
+            return 2;
+        }
+    }
+    memset(tmpl, 0xCC, sizeof tmpl);
+    static const unsigned char ret[] = {0x48, 0xB8, 0, 0, 0, 0, 0, 0, 0, 0, 0xC3};
+    memcpy(tmpl, ret, sizeof ret);
+    jout = fopen(outpath, "w");
+    if (jout)
+        fprintf(jout, "{\"quick\": %s, \"results\": [", quick ? "true" : "false");
+    int R = quick ? 1 : 3;
+    static const struct {
+        const char *label;
+        size_t lo, hi;
+    } sizes[] = {{"16-256 B", 16, 256},         {"256 B-1 KiB", 256, 1024},
+                 {"1-4 KiB", 1024, 4096},        {"4-16 KiB", 4096, 16384},
+                 {"16-64 KiB", 16384, 65536},    {"64 KiB-1 MiB", 65536, 1 << 20}};
+    static const size_t lives[] = {1000, 10000, 100000};
+    printf("execmem %u.%u.%u size x live matrix%s; time per op in ns\n", XM_VERSION_MAJOR,
+           XM_VERSION_MINOR, XM_VERSION_PATCH, quick ? " (--quick)" : "");
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
+        for (size_t l = 0; l < sizeof lives / sizeof lives[0]; l++) {
+            double avg = (double)(sizes[s].lo + sizes[s].hi) / 2;
+            if (avg * (double)lives[l] > 3e9)
+                continue;
+            if (quick && lives[l] > 10000)
+                continue;
+            /* about 60 MB of bytes written per timed round, 2,000..200,000 ops */
+            double want = 6e7 / avg;
+            uint64_t ops = want < 2000 ? 2000 : want > 200000 ? 200000 : (uint64_t)want;
+            if (quick)
+                ops /= 4;
+            char name[96];
+            snprintf(name, sizeof name, "matrix: %s x %zu live", sizes[s].label, lives[l]);
+            cell(name, sizes[s].lo, sizes[s].hi, lives[l], ops, R);
+        }
+    double v[NC][8];
+    bool ran[NC];
+    static const struct {
+        const char *name;
+        size_t lo, hi;
+    } batches[] = {{"batch: 100000 allocs of 64 B-1 KiB, shuffled frees (ns per alloc+free)", 64, 1024},
+                   {"batch: 100000 allocs of 1-4 KiB, shuffled frees (ns per alloc+free)", 1024, 4096}};
+    for (int b = 0; b < 2; b++) {
+        if (only && strncmp(batches[b].name, only, strlen(only)))
+            continue;
+        memset(ran, 0, sizeof ran);
+        for (int round = 0; round < R; round++)
+            for (int c = 0; c < NC; c++)
+                if (cts[c].available &&
+                    (v[c][round] = batch_once(&cts[c], quick ? 25000 : 100000, batches[b].lo,
+                                              batches[b].hi, (uint64_t)round + 5)) >= 0)
+                    ran[c] = true;
+        row(batches[b].name, "ns", v, ran, R);
+    }
+    const char *tname = "threads: 1-4 KiB x 10000 live, ns/op in total";
+    if (!only || !strncmp(tname, only, strlen(only))) {
+        for (int n = 1; n <= 2; n++) {
+            memset(ran, 0, sizeof ran);
+            for (int round = 0; round < R; round++)
+                for (int c = 0; c < NC; c++)
+                    if (cts[c].available &&
+                        (v[c][round] = threads_once(&cts[c], n, 10000, quick ? 50000 : 400000,
+                                                    (uint64_t)round + 9)) >= 0)
+                        ran[c] = true;
+            char nm[128];
+            snprintf(nm, sizeof nm, "%s, %d thread%s", tname, n, n > 1 ? "s" : "");
+            row(nm, "ns/op", v, ran, R);
+        }
+    }
+    const char *sname = "startup: create + first function + destroy (ns)";
+    if (!only || !strncmp(sname, only, strlen(only))) {
+        mct su[] = {{"execmem DUAL", 0, 0, 0, true, true, NULL, NULL},
+                    {"asmjit default", 1, 0, 0, AJ, false, NULL, NULL},
+                    {"asmjit dual", 1, 0, 1, AJ, false, NULL, NULL}};
+        printf("\n== %s (200 runs each, alternated; medians)\n", sname);
+        double t[3][200];
+        int n = quick ? 50 : 200;
+        for (int i = 0; i < n; i++)
+            for (int c = 0; c < 3; c++)
+                t[c][i] = su[c].available ? startup_once(&su[c]) : -1;
+        for (int c = 0; c < 3; c++) {
+            if (!su[c].available)
+                continue;
+            double m = med(t[c], n);
+            printf("  %-18s %12.0f\n", su[c].name, m);
+            if (jout) {
+                fprintf(jout, "%s\n  {\"workload\": \"%s\", \"contender\": \"%s\", \"ns\": %.0f}",
+                        jfirst ? "" : ",", sname, su[c].name, m);
+                jfirst = false;
+            }
+        }
+    }
+    if (jout) {
+        fprintf(jout, "\n]}\n");
+        fclose(jout);
+        printf("\nfigures written to %s\n", outpath);
+    }
+    return 0;
+}
