@@ -174,12 +174,49 @@ static void heap_free_meta(xm_heap *h)
     for (size_t i = 0; i < h->nall; i++)
         xm__mem_free(h->all[i]);
     xm__mem_free(h->all);
-    xm__mem_free(h->fr);
-    xm__mem_free(h->frtag);
-    xm__mem_free((void *)h->pagemap);
-    xm__mem_free(h->state_mem);
     pthread_mutex_destroy(&h->lock);
-    xm__mem_free(h);
+    xm__osc osc = {0, 0};
+    (void)xm__os_unmap(&osc, h, h->meta_len); /* h too */
+}
+
+/* The heap and its per-page metadata in one anonymous mapping: zero-filled
+ * by the kernel and committed page by page as the heap uses its reserve
+ * (malloc would memset what it reuses: glibc's mmap threshold grows after
+ * the first free of a large block, so a second heap's 25 MB calloc came
+ * from the brk heap, memset whole: 0.7-5 ms per heap creation). */
+static xm_heap *heap_map_meta(size_t reserve, xm__osc *osc)
+{
+    uint32_t npages = (uint32_t)(reserve >> XM__PAGE_SHIFT);
+    size_t words = ((size_t)npages + 15) & ~(size_t)15;
+    size_t frcap = xm__range_pool_size(npages);
+#define XM__UP(x) (((x) + XM__LINE_PAIR - 1) & ~(size_t)(XM__LINE_PAIR - 1))
+    size_t o_pagemap = XM__UP(sizeof(xm_heap));
+    size_t o_frtag = o_pagemap + XM__UP((size_t)npages * sizeof(xm__pack *));
+    size_t o_fr = o_frtag + XM__UP((size_t)npages * sizeof(uint32_t));
+    /* the block state, 4 words and 64 bytes per page, each array on whole
+       line pairs: a line shared by two arenas' packs would ping-pong
+       between their threads */
+    size_t o_state = o_fr + XM__UP(frcap * sizeof(xm__frange));
+    size_t len = o_state + words * (4 * sizeof(uint64_t) + XM__PAGE / XM__GRAN);
+    len = (len + XM__PAGE - 1) & ~(size_t)(XM__PAGE - 1);
+#undef XM__UP
+    int err = 0;
+    char *m = xm__os_map_anon(osc, len, XM__P_R | XM__P_W, &err);
+    if (!m)
+        return NULL;
+    xm_heap *h = (xm_heap *)(void *)m;
+    h->meta_len = len;
+    h->npages = npages;
+    h->frcap = (uint32_t)frcap;
+    h->pagemap = (_Atomic(xm__pack *) *)(void *)(m + o_pagemap);
+    h->frtag = (uint32_t *)(void *)(m + o_frtag);
+    h->fr = (xm__frange *)(void *)(m + o_fr);
+    h->start_all = (_Atomic uint64_t *)(void *)(m + o_state);
+    h->used_all = (uint64_t *)(h->start_all + words);
+    h->pub_all = h->used_all + words;
+    h->cached_all = h->pub_all + words;
+    h->glen_all = (uint8_t *)(h->cached_all + words);
+    return h;
 }
 
 xm_result xm_heap_create(const xm_options *opt, xm_heap **out)
@@ -212,45 +249,22 @@ xm_result xm_heap_create(const xm_options *opt, xm_heap **out)
     if (o.near && reserve > ((size_t)1 << 31) - 64 * XM__PAGE)
         return XM_EINVAL;
 
-    xm_heap *h = xm__mem_aligned(XM__LINE_PAIR, sizeof *h); /* arenas on line pairs */
+    xm__osc osc = {0, 0};
+    xm_heap *h = heap_map_meta(reserve, &osc); /* zero-filled */
     if (!h)
         return XM_ENOMEM;
-    memset(h, 0, sizeof *h);
+    h->osc = osc;
     for (unsigned i = 0; i < XM__ARENAS; i++)
         pthread_mutex_init(&h->arenas[i].lock, NULL); /* cannot fail (Linux) */
     pthread_mutex_init(&h->lock, NULL);
     h->fd = h->fd_ro = -1;
     h->reserve = reserve;
-    h->npages = (uint32_t)(reserve >> XM__PAGE_SHIFT);
     h->flags = o.flags;
     xm__sym_init(h);
     h->lazy_limit = o.lazy_limit; /* 0: automatic (range.c) */
 #ifdef XM_HAVE_VALGRIND
     h->valgrind = RUNNING_ON_VALGRIND ? 1 : 0;
 #endif
-    h->pagemap = xm__mem_calloc(h->npages, sizeof *h->pagemap);
-    h->frcap = (uint32_t)xm__range_pool_size(h->npages);
-    h->fr = xm__mem_calloc(h->frcap, sizeof *h->fr);
-    h->frtag = xm__mem_calloc(h->npages, sizeof *h->frtag);
-    /* the block state, 4 words and 64 bytes per page, each array on whole
-       line pairs: a line shared by two arenas' packs would ping-pong
-       between their threads (calloc: untouched parts stay virtual) */
-    size_t words = ((size_t)h->npages + 15) & ~(size_t)15;
-    h->state_mem = xm__mem_calloc(1, words * (4 * sizeof(uint64_t) + XM__PAGE / XM__GRAN) +
-                                         XM__LINE_PAIR);
-    if (h->state_mem) {
-        uintptr_t a = ((uintptr_t)h->state_mem + XM__LINE_PAIR - 1) &
-                      ~(uintptr_t)(XM__LINE_PAIR - 1);
-        h->start_all = (_Atomic uint64_t *)a;
-        h->used_all = (uint64_t *)(h->start_all + words);
-        h->pub_all = h->used_all + words;
-        h->cached_all = h->pub_all + words;
-        h->glen_all = (uint8_t *)(h->cached_all + words);
-    }
-    if (!h->pagemap || !h->fr || !h->frtag || !h->state_mem) {
-        heap_free_meta(h);
-        return XM_ENOMEM;
-    }
     xm_result r = reserve_space(h, o.near);
     if (r != XM_OK) {
         heap_free_meta(h);

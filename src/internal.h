@@ -244,7 +244,7 @@ struct xm_heap {
     _Atomic uint64_t *start_all;
     uint64_t *used_all, *pub_all, *cached_all;
     uint8_t *glen_all;
-    void *state_mem; /* their allocation */
+    size_t meta_len; /* the mapping that holds the heap and these arrays */
     xm__pack *spare, *spare_large; /* recycled descriptors, by size */
     xm__pack **all; /* every descriptor ever made */
     size_t nall, capall;
@@ -648,10 +648,12 @@ static inline void xm__stage_buf_put(xm__arena *a, void *buf, size_t usable)
 
 /* range.c: heap lock held */
 void xm__range_init(xm_heap *h);
-/* Takes npages pages, preferring a mapped run in state `want`, else NONE.
- * Returns 0, or -1 when no run is large enough. */
+/* Takes npages pages, preferring a mapped run in state `want`, else NONE:
+ * then *taken may be more than npages (the heap grows in chunks: map them
+ * all, give back the rest mapped). Returns 0, or -1 when no run is large
+ * enough. */
 int xm__range_take(xm_heap *h, uint32_t npages, int want, uint32_t *page,
-                   int *state, int *raised);
+                   int *state, int *raised, uint32_t *taken);
 void xm__range_put(xm_heap *h, uint32_t page, uint32_t npages, int state,
                    int raised);
 /* Releases the mapped free ranges (quarantine) in coalesced runs. */

@@ -360,17 +360,18 @@ int xm__os_gettid(xm__osc *c)
 
 int xm__os_pwrite_traps(xm__osc *c, int fd, size_t len, uint64_t off)
 {
-    static unsigned char traps[4096];
+    /* 16 KiB x 256 vectors: a 4 MiB growth chunk in one call (stack: 4 KiB) */
+    static unsigned char traps[16384];
     static _Atomic int ready;
     if (!atomic_load_explicit(&ready, memory_order_acquire)) {
         memset(traps, XM__TRAP_BYTE, sizeof traps); /* idempotent */
         atomic_store_explicit(&ready, 1, memory_order_release);
     }
-    struct iovec iov[64];
+    struct iovec iov[256];
     while (len) {
         int cnt = 0;
         size_t chunk = 0;
-        while (cnt < 64 && chunk < len) {
+        while (cnt < 256 && chunk < len) {
             size_t n = len - chunk < sizeof traps ? len - chunk : sizeof traps;
             iov[cnt].iov_base = traps;
             iov[cnt].iov_len = n;

@@ -456,14 +456,14 @@ static xm_result pack_new(xm_heap *h, xm__arena *a, int kind, uint32_t npages,
         h->all[h->nall++] = p;
     }
     int want = want_state(h, kind), state, raised;
-    uint32_t page;
-    if (xm__range_take(h, npages, want, &page, &state, &raised)) {
+    uint32_t page, taken;
+    if (xm__range_take(h, npages, want, &page, &state, &raised, &taken)) {
         pthread_mutex_unlock(&h->lock);
         xm__arena_retire_empty_locked(h, a);
         pthread_mutex_lock(&h->lock);
         if (h->quarantine_bytes)
             (void)xm__purge_locked(h);
-        if (xm__range_take(h, npages, want, &page, &state, &raised)) {
+        if (xm__range_take(h, npages, want, &page, &state, &raised, &taken)) {
             p->next = *spare;
             *spare = p;
             pthread_mutex_unlock(&h->lock);
@@ -472,7 +472,12 @@ static xm_result pack_new(xm_heap *h, xm__arena *a, int kind, uint32_t npages,
     }
     if (state != want) {
         XM_ASSERT(state == XM__FR_NONE);
-        xm_result r = map_fresh(h, kind, page, npages);
+        xm_result r = map_fresh(h, kind, page, taken);
+        if (r != XM_OK && taken > npages) { /* the chunk: try the block alone */
+            xm__range_put(h, page + npages, taken - npages, XM__FR_NONE, 0);
+            taken = npages;
+            r = map_fresh(h, kind, page, npages);
+        }
         if (r != XM_OK) {
             xm__range_put(h, page, npages, XM__FR_NONE, 0);
             p->next = *spare;
@@ -480,6 +485,8 @@ static xm_result pack_new(xm_heap *h, xm__arena *a, int kind, uint32_t npages,
             pthread_mutex_unlock(&h->lock);
             return r;
         }
+        if (taken > npages) /* mapped ahead: free, trap-filled */
+            xm__range_put(h, page + npages, taken - npages, want, 0);
         raised = 0;
     }
     /* the descriptor may be recycled, and the pages' state words be left
