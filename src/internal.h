@@ -164,8 +164,15 @@ typedef struct xm__frange {
 /* Staging buffers of up to XM__STAGE_CLASSES granules are recycled per
  * arena (LIFO per size), at most XM__STAGE_KEEP bytes, so the DUAL hot path
  * makes no malloc/free. Trade-off: up to 64 KiB kept per arena. */
-#define XM__STAGE_CLASSES 32u
-#define XM__STAGE_KEEP (64u << 10)
+#define XM__STAGE_CLASSES 256u
+#define XM__STAGE_KEEP (256u << 10)
+/* Staging buffers of larger blocks: up to XM__STAGE_BIG kept per arena
+ * (page-aligned, used for any block that fits in up to twice its size), so
+ * a churn of large blocks does not map and fault in a fresh buffer of up
+ * to a megabyte for every block (malloc gives large ones back to the
+ * system). Trade-off: at most XM__STAGE_BIG_KEEP bytes per arena. */
+#define XM__STAGE_BIG 4u
+#define XM__STAGE_BIG_KEEP ((size_t)4 << 20)
 
 typedef struct xm__stage {
     uintptr_t rx; /* 0: empty slot */
@@ -217,6 +224,8 @@ typedef struct xm__arena {
     size_t stcap, stcount;
     void *stbuf[XM__STAGE_CLASSES]; /* recycled staging buffers by size */
     size_t stbuf_bytes;
+    void *stbig[XM__STAGE_BIG]; /* and of larger blocks, with their sizes */
+    size_t stbig_sz[XM__STAGE_BIG];
     uint8_t nmag[2][XM__MAG_CLASSES];
     uintptr_t mag[2][XM__MAG_CLASSES][XM__MAG_DEPTH]; /* rx of cached blocks */
     xm__pack *magp[2][XM__MAG_CLASSES][XM__MAG_DEPTH]; /* and their packs */
@@ -593,6 +602,9 @@ void xm__stage_spill(xm__arena *a);   /* st1 -> the table */
 void *xm__stage_take_slow(xm__arena *a, uintptr_t rx);
 void *xm__stage_get(xm__arena *a, uintptr_t rx);
 void *xm__stage_buf_new(size_t usable, size_t align);
+/* Buffers of more than XM__STAGE_CLASSES granules (page-aligned). */
+void *xm__stage_big_get(xm__arena *a, size_t usable);
+void xm__stage_big_put(xm__arena *a, void *buf, size_t usable);
 void xm__stage_buf_drop_all(xm__arena *a);
 /* Makes room for one more entry; -1 when out of memory. */
 static inline int xm__stage_reserve(xm__arena *a)
@@ -630,6 +642,8 @@ static inline void *xm__stage_buf_get(xm__arena *a, size_t usable, size_t align)
         a->stbuf_bytes -= usable;
         return b;
     }
+    if (c >= XM__STAGE_CLASSES)
+        return xm__stage_big_get(a, usable);
     return xm__stage_buf_new(usable, align);
 }
 static inline void xm__stage_buf_put(xm__arena *a, void *buf, size_t usable)
@@ -637,7 +651,11 @@ static inline void xm__stage_buf_put(xm__arena *a, void *buf, size_t usable)
     size_t c = (usable >> XM__GRAN_SHIFT) - 1;
     if (!buf)
         return;
-    if (c >= XM__STAGE_CLASSES || a->stbuf_bytes + usable > XM__STAGE_KEEP) {
+    if (c >= XM__STAGE_CLASSES) {
+        xm__stage_big_put(a, buf, usable);
+        return;
+    }
+    if (a->stbuf_bytes + usable > XM__STAGE_KEEP) {
         xm__mem_free(buf);
         return;
     }

@@ -115,8 +115,63 @@ void *xm__stage_buf_new(size_t usable, size_t align)
     return xm__mem_aligned(align > pair ? align : pair, (usable + pair - 1) & ~(pair - 1));
 }
 
+/* A kept buffer of at least `usable` and at most twice that (the
+ * smallest), or a fresh one; the size it was made for stays with it. */
+void *xm__stage_big_get(xm__arena *a, size_t usable)
+{
+    unsigned best = XM__STAGE_BIG;
+    for (unsigned i = 0; i < XM__STAGE_BIG; i++)
+        if (a->stbig[i] && a->stbig_sz[i] >= usable && a->stbig_sz[i] / 2 <= usable &&
+            (best == XM__STAGE_BIG || a->stbig_sz[i] < a->stbig_sz[best]))
+            best = i;
+    if (best == XM__STAGE_BIG)
+        return xm__stage_buf_new(usable, XM__PAGE);
+    void *b = a->stbig[best];
+    a->stbig[best] = NULL;
+    return b;
+}
+
+/* Keeps buf (made for at least `usable` bytes) in place of the smallest
+ * kept one, within the byte budget; frees what does not stay. The size
+ * kept is `usable`: a buffer taken for a smaller block than it was made
+ * for is kept as that smaller size (never read past what it holds). */
+void xm__stage_big_put(xm__arena *a, void *buf, size_t usable)
+{
+    unsigned slot = XM__STAGE_BIG;
+    size_t total = usable;
+    for (unsigned i = 0; i < XM__STAGE_BIG; i++) {
+        if (!a->stbig[i]) {
+            if (slot == XM__STAGE_BIG || a->stbig[slot])
+                slot = i;
+            continue;
+        }
+        total += a->stbig_sz[i];
+        if (slot == XM__STAGE_BIG || (a->stbig[slot] && a->stbig_sz[i] < a->stbig_sz[slot]))
+            slot = i;
+    }
+    if (a->stbig[slot]) { /* full: the smallest goes */
+        total -= a->stbig_sz[slot];
+        if (a->stbig_sz[slot] > usable) {
+            xm__mem_free(buf);
+            return;
+        }
+        xm__mem_free(a->stbig[slot]);
+        a->stbig[slot] = NULL;
+    }
+    if (total > XM__STAGE_BIG_KEEP) {
+        xm__mem_free(buf);
+        return;
+    }
+    a->stbig[slot] = buf;
+    a->stbig_sz[slot] = usable;
+}
+
 void xm__stage_buf_drop_all(xm__arena *a)
 {
+    for (unsigned i = 0; i < XM__STAGE_BIG; i++) {
+        xm__mem_free(a->stbig[i]);
+        a->stbig[i] = NULL;
+    }
     for (size_t c = 0; c < XM__STAGE_CLASSES; c++) {
         while (a->stbuf[c]) {
             void *b = a->stbuf[c];
