@@ -666,12 +666,14 @@ static inline void xm__stage_buf_put(xm__arena *a, void *buf, size_t usable)
 
 /* range.c: heap lock held */
 void xm__range_init(xm_heap *h);
-/* Takes npages pages, preferring a mapped run in state `want`, else NONE:
- * then *taken may be more than npages (the heap grows in chunks: map them
- * all, give back the rest mapped). Returns 0, or -1 when no run is large
- * enough. */
-int xm__range_take(xm_heap *h, uint32_t npages, int want, uint32_t *page,
-                   int *state, int *raised, uint32_t *taken);
+/* Takes npages pages, preferring a mapped run in state `want`, else NONE.
+ * *taken may be more than npages: from NONE, the heap grows in chunks (map
+ * them all, give back the rest mapped); from a mapped run, the whole run
+ * when no more than `slack` pages would be left (a sliver of a hole that
+ * no later block fits would wait in the quarantine for a purge). Returns
+ * 0, or -1 when no run is large enough. */
+int xm__range_take(xm_heap *h, uint32_t npages, uint32_t slack, int want,
+                   uint32_t *page, int *state, int *raised, uint32_t *taken);
 void xm__range_put(xm_heap *h, uint32_t page, uint32_t npages, int state,
                    int raised);
 /* Releases the mapped free ranges (quarantine) in coalesced runs. */

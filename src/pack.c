@@ -457,13 +457,15 @@ static xm_result pack_new(xm_heap *h, xm__arena *a, int kind, uint32_t npages,
     }
     int want = want_state(h, kind), state, raised;
     uint32_t page, taken;
-    if (xm__range_take(h, npages, want, &page, &state, &raised, &taken)) {
+    /* a large block takes up to 1/8 more pages rather than leave a sliver */
+    uint32_t slack = large ? npages / 8 : 0;
+    if (xm__range_take(h, npages, slack, want, &page, &state, &raised, &taken)) {
         pthread_mutex_unlock(&h->lock);
         xm__arena_retire_empty_locked(h, a);
         pthread_mutex_lock(&h->lock);
         if (h->quarantine_bytes)
             (void)xm__purge_locked(h);
-        if (xm__range_take(h, npages, want, &page, &state, &raised, &taken)) {
+        if (xm__range_take(h, npages, slack, want, &page, &state, &raised, &taken)) {
             p->next = *spare;
             *spare = p;
             pthread_mutex_unlock(&h->lock);
@@ -488,6 +490,8 @@ static xm_result pack_new(xm_heap *h, xm__arena *a, int kind, uint32_t npages,
         if (taken > npages) /* mapped ahead: free, trap-filled */
             xm__range_put(h, page + npages, taken - npages, want, 0);
         raised = 0;
+    } else {
+        npages = taken; /* with the sliver */
     }
     /* the descriptor may be recycled, and the pages' state words be left
        from an earlier pack: reset everything a reader looks at (a large
@@ -627,6 +631,20 @@ xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *ar, int kind,
     xm_result r = XM_OK;
     if (large) {
         r = pack_new(h, ar, kind, (uint32_t)(usable >> XM__PAGE_SHIFT), 1, &p);
+        if (r == XM_OK && ((size_t)p->npages << XM__PAGE_SHIFT) > usable) {
+            /* it took a hole whole (pack_new): the block is that size */
+            size_t big = (size_t)p->npages << XM__PAGE_SHIFT;
+            void *st2 = stage ? xm__stage_buf_get(ar, big, a < 16 ? 16 : a) : NULL;
+            if (stage && !st2) {
+                pack_release(h, p, want_state(h, kind), p->raised);
+                r = XM_ENOMEM;
+            } else {
+                if (stage)
+                    xm__stage_buf_put(ar, stage, usable);
+                stage = st2;
+                usable = big;
+            }
+        }
         if (r == XM_OK)
             p->used[0] = 1;
     } else if (xm__mag_take(ar, kind, usable, a, &p, &g)) {

@@ -201,13 +201,34 @@ void xm__range_init(xm_heap *h)
     run_insert(h, t);
 }
 
-/* A run of `state` with at least n pages (good fit), or 0. */
+/* The smallest run of at least n pages among the first XM__FIT_SCAN of
+ * class list c, or 0. */
+#define XM__FIT_SCAN 32u
+static uint32_t best_in_class(const xm_heap *h, int state, uint32_t c, uint32_t n)
+{
+    uint32_t best = 0, k = 0;
+    for (uint32_t t = h->frhead[state][c]; t && k < XM__FIT_SCAN; t = h->fr[t].cnext, k++) {
+        uint32_t len = h->fr[t].npages;
+        if (len >= n && (!best || len < h->fr[best].npages)) {
+            best = t;
+            if (len == n)
+                break;
+        }
+    }
+    return best;
+}
+
+/* A run of `state` with at least n pages, or 0: best fit within n's own
+ * class and, failing that, within the lowest class whose every run fits
+ * (each a bounded look at a class list; the class by one ctz). Mapped
+ * holes left by large blocks are what later blocks reuse: the closer the
+ * fit, the fewer slivers wait in the quarantine. */
 static uint32_t find_fit(const xm_heap *h, int state, uint32_t n)
 {
     uint32_t c = fr_class(n);
-    uint32_t t = h->frhead[state][c];
-    if (t && h->fr[t].npages >= n)
-        return t; /* the head of n's own class fits: take it */
+    uint32_t t = best_in_class(h, state, c, n);
+    if (t)
+        return t;
     if (fr_class_low(c) < n)
         c++; /* every run of the classes from here on fits */
     for (uint32_t w = c >> 6; w < 2; w++) {
@@ -215,7 +236,7 @@ static uint32_t find_fit(const xm_heap *h, int state, uint32_t n)
         if (w == c >> 6)
             m &= ~0ull << (c & 63);
         if (m)
-            return h->frhead[state][w * 64 + (uint32_t)__builtin_ctzll(m)];
+            return best_in_class(h, state, w * 64 + (uint32_t)__builtin_ctzll(m), n);
     }
     return 0;
 }
@@ -256,10 +277,12 @@ static uint32_t grow_chunk(const xm_heap *h, uint32_t npages)
     return n > npages ? n : npages;
 }
 
-int xm__range_take(xm_heap *h, uint32_t npages, int want, uint32_t *page,
-                   int *state, int *raised, uint32_t *taken)
+int xm__range_take(xm_heap *h, uint32_t npages, uint32_t slack, int want,
+                   uint32_t *page, int *state, int *raised, uint32_t *taken)
 {
     uint32_t t = find_fit(h, want, npages), n = npages;
+    if (t && h->fr[t].npages - npages <= slack)
+        n = h->fr[t].npages; /* no sliver left behind */
     if (!t) {
         uint32_t chunk = grow_chunk(h, npages);
         if (chunk > npages && (t = find_fit(h, XM__FR_NONE, chunk)))
@@ -412,7 +435,7 @@ void xm__maybe_purge_locked(xm_heap *h)
         return;
     size_t bound = xm__lazy_bound(h);
     if (h->quarantine_bytes > bound)
-        (void)purge_until(h, bound / 2, XM__PURGE_STEP); /* a failure: next time */
+        (void)purge_until(h, bound - bound / 4, XM__PURGE_STEP); /* failure: next time */
 }
 
 /* Debug level 3: the set is consistent; returns its mapped bytes. Every

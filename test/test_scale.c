@@ -1,0 +1,189 @@
+/*
+ * test_scale.c: the allocator at every size and scale (issue: fast at every
+ * size). Mixed sizes over many packs and page runs with the structure walk;
+ * steady churn of large blocks without system calls; what quarantine_bytes
+ * says a purge releases; the automatic purge's work per call.
+ */
+#include "test.h"
+
+#include <stdlib.h>
+
+static uint64_t rnd(uint64_t *s)
+{
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 0x2545F4914F6CDD1Dull;
+}
+
+/* 16 B .. 64 KiB, a few up to 320 KiB: small packs of every class and
+ * page runs, fragmented by random frees. Every block runs its own value;
+ * the structure walk (class lists, longest runs, free-range set) holds. */
+static size_t mixed_size(uint64_t *s)
+{
+    uint64_t r = rnd(s);
+    switch (r % 8) {
+    case 0: return 16 + (size_t)(r >> 8) % 240;
+    case 1: case 2: return 256 + (size_t)(r >> 8) % 768;
+    case 3: case 4: return 1024 + (size_t)(r >> 8) % 3072;
+    case 5: return 4096 + (size_t)(r >> 8) % 12288;
+    case 6: return 16384 + (size_t)(r >> 8) % 49152;
+    default: return (r >> 8) % 16 ? 64 + (size_t)(r >> 12) % 960 : 65536 + (size_t)(r >> 12) % 262144;
+    }
+}
+
+static void mixed(const config *c)
+{
+    enum { LIVE = 1500 };
+    bool vg = under_valgrind();
+    int ops = vg ? 1500 : 20000;
+    xm_heap *h = make_heap(c, (size_t)1 << 30, 0);
+    CHECK(h);
+    static xm_block b[LIVE];
+    static uint64_t val[LIVE];
+    uint64_t s = 42;
+    for (int i = 0; i < LIVE; i++) {
+        val[i] = rnd(&s);
+        CHECK_OK(make_fn(h, mixed_size(&s), val[i], &b[i]));
+    }
+    for (int op = 0; op < ops; op++) {
+        int k = (int)(rnd(&s) % LIVE);
+        CHECK_EQ(call_at(b[k].rx), val[k]);
+        CHECK_OK(xm_free(h, b[k].rx));
+        val[k] = rnd(&s);
+        CHECK_OK(make_fn(h, mixed_size(&s), val[k], &b[k]));
+        if (op % 5000 == 4999)
+            xm__heap_check(h);
+    }
+    for (int i = 0; i < LIVE; i++)
+        CHECK_EQ(call_at(b[i].rx), val[i]);
+    xm__heap_check(h);
+    for (int i = 0; i < LIVE; i++)
+        CHECK_OK(xm_free(h, b[i].rx));
+    CHECK_OK(xm_purge(h));
+    xm_stats st;
+    CHECK_OK(xm_heap_stats(h, &st));
+    CHECK_EQ(st.live_blocks, 0);
+    CHECK_EQ(st.quarantine_bytes, 0);
+    xm__heap_check(h);
+    xm_heap_destroy(h);
+}
+TEST(scale_mixed_sizes_over_many_packs) { FOR_CONFIGS(mixed); }
+
+/* Steady churn of 64-256 KiB functions reuses freed page runs, mapped and
+ * trap-filled: after a warm-up, no system call and no revocation, and the
+ * mapped bytes stay within 1.25x of the live ones + 1 MiB. (A few hundred
+ * blocks of 64-512 KiB do not settle so: README says what they cost.) */
+static void large_steady(const config *c)
+{
+    enum { LIVE = 300 };
+    int warm = 8000, ops = 2000;
+    if (under_valgrind()) {
+        warm = 600;
+        ops = 200;
+    }
+    xm_heap *h = make_heap(c, (size_t)1 << 30, 0);
+    CHECK(h);
+    static void *rx[LIVE];
+    uint64_t s = 7;
+    for (int i = 0; i < LIVE; i++) {
+        xm_block b;
+        CHECK_OK(make_fn(h, 65536 + (size_t)(rnd(&s) % (192u << 10)), (uint64_t)i, &b));
+        rx[i] = b.rx;
+    }
+    xm_stats s0, s1;
+    for (int op = 0; op < warm + ops; op++) {
+        if (op == warm)
+            CHECK_OK(xm_heap_stats(h, &s0));
+        int k = (int)(rnd(&s) % LIVE);
+        CHECK_OK(xm_free(h, rx[k]));
+        xm_block b;
+        CHECK_OK(make_fn(h, 65536 + (size_t)(rnd(&s) % (192u << 10)), (uint64_t)op, &b));
+        CHECK_EQ(call_at(b.rx), (uint64_t)op);
+        rx[k] = b.rx;
+    }
+    CHECK_OK(xm_heap_stats(h, &s1));
+    printf("    [%s] %d ops after %d of warm-up: %llu system calls, %llu revocations; "
+           "mapped %.1f MB for %.1f MB live\n",
+           c->name, ops, warm, (unsigned long long)(s1.syscalls - s0.syscalls),
+           (unsigned long long)(s1.revocations - s0.revocations),
+           (double)s1.resident_bytes / 1e6, (double)s1.live_bytes / 1e6);
+    /* stats itself may lock biased arenas with one membarrier per call */
+    CHECK(s1.syscalls - s0.syscalls <= 2);
+    CHECK_EQ(s1.revocations - s0.revocations, 0);
+    CHECK(s1.resident_bytes <= s1.live_bytes + s1.live_bytes / 4 + (1u << 20));
+    for (int i = 0; i < LIVE; i++)
+        CHECK_OK(xm_free(h, rx[i]));
+    xm_heap_destroy(h);
+}
+/* STRICT writes every publish with pwrite and FLIP changes rights per
+ * block: those pay per operation by design */
+TEST(large_block_churn_makes_no_system_calls)
+{
+    FOR_CONFIGS_IF(large_steady, configs[ci_].backend == XM_BACKEND_DUAL &&
+                                     !(configs[ci_].flags & XM_STRICT));
+}
+
+/* What quarantine_bytes reports is what a purge releases: 1000 published
+ * 16-byte blocks freed with no automatic purge (their pack is the arena's
+ * kept empty one), then xm_purge. */
+static void quarantine_says(const config *c)
+{
+    xm_heap *h = make_heap(c, 0, SIZE_MAX);
+    CHECK(h);
+    static xm_block b[1000];
+    for (int i = 0; i < 1000; i++)
+        CHECK_OK(make_fn(h, 16, (uint64_t)i, &b[i]));
+    for (int i = 0; i < 1000; i++)
+        CHECK_OK(xm_free(h, b[i].rx));
+    xm_stats s0, s1;
+    CHECK_OK(xm_heap_stats(h, &s0));
+    if (c->backend == XM_BACKEND_DUAL)
+        CHECK(s0.quarantine_bytes > 0);
+    CHECK_OK(xm_purge(h));
+    CHECK_OK(xm_heap_stats(h, &s1));
+    CHECK_EQ(s0.resident_bytes - s1.resident_bytes, s0.quarantine_bytes);
+    CHECK_EQ(s1.quarantine_bytes, 0);
+    CHECK_EQ(s1.resident_bytes, 0);
+    xm_heap_destroy(h);
+}
+TEST(quarantine_bytes_is_what_a_purge_releases) { FOR_CONFIGS(quarantine_says); }
+
+/* The automatic purge does bounded work per call: the heap shrinks from
+ * 2000 live 20 KiB blocks to none, freeing every other block first (1000
+ * separate mapped runs), so the default lazy bound (8 MiB here) is passed
+ * by far; no single xm_free releases more than 64 runs, and the
+ * quarantine ends within the bound. */
+static void purge_bounded(const config *c)
+{
+    enum { N = 2000 };
+    xm_heap *h = make_heap(c, (size_t)1 << 30, 0);
+    CHECK(h);
+    static void *rx[N];
+    for (int i = 0; i < N; i++) {
+        xm_block b;
+        CHECK_OK(make_fn(h, 20000, (uint64_t)i, &b));
+        rx[i] = b.rx;
+    }
+    uint64_t worst = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = pass; i < N; i += 2) {
+            xm_stats s0, s1;
+            CHECK_OK(xm_heap_stats(h, &s0));
+            CHECK_OK(xm_free(h, rx[i]));
+            CHECK_OK(xm_heap_stats(h, &s1));
+            uint64_t runs = s1.purge_runs - s0.purge_runs;
+            worst = runs > worst ? runs : worst;
+        }
+    xm_stats s;
+    CHECK_OK(xm_heap_stats(h, &s));
+    printf("    [%s] worst xm_free: %llu runs released; quarantine at the end %zu KiB\n",
+           c->name, (unsigned long long)worst, s.quarantine_bytes >> 10);
+    CHECK(worst <= 64);
+    CHECK(s.quarantine_bytes <= (size_t)8 << 20);
+    xm_heap_destroy(h);
+}
+TEST(automatic_purge_is_bounded_per_call)
+{
+    FOR_CONFIGS_IF(purge_bounded, configs[ci_].backend == XM_BACKEND_DUAL);
+}
