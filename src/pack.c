@@ -80,9 +80,10 @@ static uint32_t bits_next(const uint64_t *bm, uint32_t i, uint32_t end, int val)
 
 static uint32_t run_bin(uint32_t len) { return len <= 16 ? len - 1 : 16; }
 
+/* Length of the free run that starts at s: kept at its first granule. */
 static uint32_t run_len(const xm__pack *p, uint32_t s)
 {
-    return bits_next(p->used, s, XM__PACK_GRANS, 1) - s;
+    return p->x->rlen[s];
 }
 
 static void run_add(xm__pack *p, uint32_t s, uint32_t len)
@@ -90,6 +91,7 @@ static void run_add(xm__pack *p, uint32_t s, uint32_t len)
     if (!len)
         return;
     uint32_t b = run_bin(len);
+    p->x->rlen[s] = (uint16_t)len;
     p->x->runs[b][s >> 6] |= 1ull << (s & 63);
     p->x->binwords[b] |= 1u << (s >> 6);
     p->x->bincount[b]++;
@@ -205,6 +207,7 @@ void xm__pack_check_runs(const xm__pack *p)
             break;
         uint32_t e = bits_next(p->used, s, XM__PACK_GRANS, 1), b = run_bin(e - s);
         XM_ASSERT((p->x->runs[b][s >> 6] >> (s & 63)) & 1);
+        XM_ASSERT(p->x->rlen[s] == e - s);
         count[b]++;
         g = e;
     }
