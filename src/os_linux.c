@@ -7,6 +7,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include "../include/execmem.h" /* XM_API on xm_last_errno (exported) */
 #include "os.h"
 #include "arch.h"
 
