@@ -262,10 +262,14 @@ typedef struct xm_audit_report {
     size_t wx_possible; /* XM_AUDIT_SMAPS only: mappings that are not W+X
                            but may become so (may-write and may-exec), such
                            as private file mappings of program text */
+    size_t ranges_omitted; /* ranges found but not listed in ranges[] (it
+                              holds XM_AUDIT_MAX_RANGES): wx_mappings +
+                              wx_aliases + wx_possible - nranges */
 } xm_audit_report;
 /* XM_EINVAL: out NULL or pid < 0; XM_EOS: the maps file cannot be read
  * (xm_last_errno() tells why: ENOENT no such process, EACCES no right).
- * W+X ranges come first in ranges[], then aliases, then XM_AUDIT_MAYBE. */
+ * W+X ranges come first in ranges[], then aliases, then XM_AUDIT_MAYBE; at
+ * most XM_AUDIT_MAX_RANGES are listed, ranges_omitted counts the rest. */
 XM_API xm_result xm_audit(pid_t pid, xm_audit_report *out);
 /* The same with options: XM_AUDIT_SMAPS also reads /proc/PID/smaps to
  * count mappings that may become W+X (slower: the kernel walks page tables
