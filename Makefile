@@ -147,6 +147,8 @@ $(O)/jitsym: test/jitsym.c $(O)/libexecmem.a
 
 check: $(O)/runner $(O)/hello $(O)/wx_helper $(O)/jitsym all
 	./$(O)/hello > /dev/null
+	@if command -v mandoc >/dev/null 2>&1; then $(MAKE) -s man-check; \
+	else echo "man-check: mandoc not installed, manual pages not linted (apt-get install mandoc groff)"; fi
 	sh test/install_check.sh $(O)
 	sh test/cli_check.sh $(O)
 	sh test/sym_check.sh $(O)
@@ -229,10 +231,15 @@ uninstall:
 	    $(addprefix $(DESTDIR)$(MANDIR)/man3/,$(notdir $(MAN3)) $(foreach l,$(MAN3_LINKS),$(firstword $(subst :, ,$(l))).3))
 	-rmdir $(DESTDIR)$(CMAKEDIR) 2>/dev/null
 
-# The manual pages, linted (mandoc, Debian package mandoc): fails on warnings.
+# The manual pages, linted by mandoc (Debian package mandoc) and by groff
+# through man --warnings (package groff): fails on any warning.
 man-check:
 	@command -v mandoc >/dev/null 2>&1 || { echo "man-check: mandoc not installed (apt-get install mandoc)"; exit 1; }
 	mandoc -T lint -W warning tools/execmem.1 $(MAN3)
+	@if command -v groff >/dev/null 2>&1; then for f in tools/execmem.1 $(MAN3); do \
+	    w=$$(MANWIDTH=80 man --warnings -E UTF-8 -l $$f 2>&1 >/dev/null); \
+	    [ -z "$$w" ] || { echo "$$f: $$w"; exit 1; }; done; \
+	else echo "man-check: groff not installed, man --warnings skipped"; fi
 	@echo "man-check: $(words tools/execmem.1 $(MAN3)) pages lint clean"
 
 clean:
