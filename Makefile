@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # execmem: plain GNU make.
 #   make              static + shared library, the execmem example programs
 #   make run          build everything and run `execmem demo` (a small JIT)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * execmem.h: a W^X code heap for JIT compilers, with the Linux kernel's
  * reset-on-free design (VM_FLUSH_RESET_PERMS, bpf_prog_pack, lazy purge).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * audit.c: the kernel's CONFIG_DEBUG_WX for a live process. Reads
  * /proc/PID/maps (or smaps, which repeats each maps line followed by

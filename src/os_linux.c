@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * os_linux.c: the Linux implementation of os.h. The only file that talks to
  * the kernel. Each entry point counts itself, honours the fault injector and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* consumer.c: an outside program built against the installed header and
  * library (make check runs it through pkg-config as C, shared and static,
  * and as C++; .ci/run also through CMake against the Debian packages).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * execmem: the command-line tool. Public API only.
  *
