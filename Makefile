@@ -84,10 +84,10 @@ $(O)/execmem.pc: execmem.pc.in include/execmem.h
 	$(PC_SED) $< > $@
 
 $(O)/hello: examples/hello.c $(O)/libexecmem.a include/execmem.h
-	$(CC) $(ALL_CFLAGS) -Iinclude $< -o $@ $(O)/libexecmem.a $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -Iinclude $< -o $@ $(O)/libexecmem.a $(LDLIBS)
 
 $(O)/execmem: tools/execmem.c tools/proc_tlb.h $(O)/libexecmem.a include/execmem.h
-	$(CC) $(ALL_CFLAGS) -Iinclude $< -o $@ $(O)/libexecmem.a $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -Iinclude $< -o $@ $(O)/libexecmem.a $(LDLIBS)
 
 # asmjit (Debian libasmjit-dev: header + static archive) is optional: the
 # client example is built and run by make check only where it is installed.
@@ -136,7 +136,7 @@ run: all
 
 # The churn operation alone, for callgrind and perf (bench/churn_loop.c).
 $(O)/churn_loop: bench/churn_loop.c $(O)/libexecmem.a
-	$(CC) $(ALL_CFLAGS) -Iinclude $< -o $@ $(O)/libexecmem.a $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -Iinclude $< -o $@ $(O)/libexecmem.a $(LDLIBS)
 # What the same operation costs at the least under the byte-level rules
 # (bench/churn_floor.c: a model, not the library).
 $(O)/churn_floor: bench/churn_floor.c bench/floor_model.h
@@ -144,7 +144,7 @@ $(O)/churn_floor: bench/churn_floor.c bench/floor_model.h
 
 # A tiny JIT that names its code, for the real perf and gdb (sym_check.sh).
 $(O)/jitsym: test/jitsym.c $(O)/libexecmem.a
-	$(CC) $(ALL_CFLAGS) -Iinclude $< -o $@ $(O)/libexecmem.a $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -Iinclude $< -o $@ $(O)/libexecmem.a $(LDLIBS)
 
 check: $(O)/runner $(O)/hello $(O)/wx_helper $(O)/jitsym all
 	./$(O)/hello > /dev/null
