@@ -105,12 +105,18 @@ typedef enum {
                                 JIT interface (__jit_debug_register_code) */
 #define XM_FLAGS_ALL_ 0x1fu
 
+/* Defaults: pass NULL to xm_heap_create, or start from XM_OPTIONS_INIT
+ * (`xm_options o = XM_OPTIONS_INIT;`) and set the fields you need. In every
+ * field but size, 0 means the default. size must be sizeof(xm_options):
+ * a zero-filled xm_options (size 0) is refused with XM_EINVAL. */
 typedef struct xm_options {
-    size_t size;        /* sizeof(xm_options): set by XM_OPTIONS_INIT */
+    size_t size;        /* sizeof(xm_options): set by XM_OPTIONS_INIT; any
+                           other value (0 too): XM_EINVAL */
     size_t reserve;     /* address space reserved up front; 0: 1 GiB */
     const void *near;   /* non-NULL: every block within +-2 GiB of it */
     xm_backend backend; /* XM_BACKEND_AUTO by default */
-    unsigned flags;     /* XM_STRICT, XM_INPLACE */
+    unsigned flags;     /* XM_STRICT, XM_INPLACE, XM_PERF_MAP,
+                           XM_PERF_JITDUMP, XM_GDB; 0: none */
     size_t lazy_limit;  /* freed mapped bytes kept before an automatic purge;
                            0: 8 MiB; SIZE_MAX: only xm_purge or exhaustion */
 } xm_options;
@@ -121,9 +127,11 @@ typedef struct xm_heap xm_heap;
 
 typedef struct xm_block {
     void *rx;    /* where the code runs (and is addressed from) */
-    void *rw;    /* where to write it before publishing; NULL once published
-                    (FLIP: equal to rx; XM_INPLACE: the alias, until free) */
-    size_t size; /* usable size, at least the size asked for */
+    void *rw;    /* where to write it before publishing: size bytes; NULL
+                    once published (FLIP: equal to rx; XM_INPLACE: the
+                    alias, until free) */
+    size_t size; /* usable size, at least the size asked for: rw offers
+                    (and rx holds) this many bytes */
 } xm_block;
 
 #define XM_PROT_R 1  /* publish a data block: read-only, never executable */
@@ -137,6 +145,9 @@ typedef struct xm_stats {
     size_t live_blocks, live_bytes; /* blocks not freed; their usable sizes */
     size_t quarantine_bytes; /* freed pages still mapped, awaiting purge */
     uint64_t allocs, frees, async_frees, publishes, patches, purges;
+                          /* frees: every completed free, xm_free_async's
+                             included; async_frees: the xm_free_async
+                             requests among them */
     uint64_t syscalls;    /* every system call this heap made */
     uint64_t revocations; /* calls among them that removed a right from
                              present pages (each may cost a TLB shootdown) */
@@ -146,7 +157,9 @@ typedef struct xm_stats {
 } xm_stats;
 
 /* Creates a heap. opt may be NULL (all defaults). On failure *out is NULL.
- * XM_EINVAL: bad options; XM_ENOTSUP: asked-for backend unavailable;
+ * XM_EINVAL: bad options (opt->size not sizeof(xm_options), unknown flag
+ * bits, XM_INPLACE with XM_STRICT or FLIP, unknown backend, reserve out of
+ * range); XM_ENOTSUP: asked-for backend unavailable;
  * XM_EPERM: the OS refuses executable memory entirely. */
 XM_API xm_result xm_heap_create(const xm_options *opt, xm_heap **out);
 /* Unmaps everything. NULL is a no-op. No block may be used afterwards. */
@@ -237,7 +250,8 @@ XM_API xm_result xm_patch_live(xm_heap *h, void *dst, const void *src,
  * keeps its previous name, if any. */
 #define XM_NAME_MAX 1024
 XM_API xm_result xm_name(xm_heap *h, void *rx, const char *name);
-/* Finds the live block containing addr. */
+/* Finds the live block containing addr. Pending xm_free_async requests
+ * complete first, so a block freed that way is already XM_EBADPTR. */
 XM_API xm_result xm_query(xm_heap *h, const void *addr, xm_block *out);
 XM_API xm_result xm_heap_stats(xm_heap *h, xm_stats *out);
 
