@@ -65,6 +65,7 @@ CMAKEDIR = $(LIBDIR)/cmake/execmem
 CMAKE_UP = $(shell p='$(patsubst $(PREFIX)/%,%,$(LIBDIR))'; echo "$$p/cmake/execmem" | sed 's|[^/][^/]*|..|g')
 CMAKE_REL = $(and $(filter $(PREFIX)/%,$(LIBDIR)),$(filter $(PREFIX)/%,$(INCLUDEDIR)),yes)
 CMAKE_SED = sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@SOMAJOR@|$(SOMAJOR)|g' \
+	    -e 's|@ABS_LIBDIR@|$(LIBDIR)|g' -e 's|@ABS_INCLUDEDIR@|$(INCLUDEDIR)|g' \
 	    -e 's|@VERSION_MAJOR@|$(word 1,$(subst ., ,$(VERSION)))|g' \
 	    -e 's|@VERSION_MINOR@|$(word 2,$(subst ., ,$(VERSION)))|g' \
 	    $(if $(CMAKE_REL),-e 's|@PREFIX_EXPR@|$${CMAKE_CURRENT_LIST_DIR}/$(CMAKE_UP)|' \

@@ -61,6 +61,13 @@ cc -std=c11 $W -static "$src/test/consumer.c" -o "$tmp/consumer_static" \
 sh "$src/test/cmake_consumer.sh" "" "$tmp/cmake" > "$tmp/cmake.log" 2>&1 ||
     { tail -20 "$tmp/cmake.log"; say "CMake consumer against the packages failed"; exit 1; }
 tail -1 "$tmp/cmake.log"
+# merged /usr: the package found through /lib (a symbolic link to usr/lib)
+ma=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
+if [ -L /lib ] && [ -d "/lib/$ma/cmake/execmem" ]; then
+    sh "$src/test/cmake_consumer.sh" "" "$tmp/cmake-lib" -Dexecmem_DIR="/lib/$ma/cmake/execmem" \
+        > "$tmp/cmake-lib.log" 2>&1 ||
+        { tail -20 "$tmp/cmake-lib.log"; say "CMake consumer through /lib failed"; exit 1; }
+fi
 execmem --version
 man -w xm_alloc >/dev/null 2>&1 || man -w 3 xm_alloc >/dev/null ||
     { say "man xm_alloc: not found"; exit 1; }
