@@ -122,10 +122,13 @@ static void print_version(unsigned v)
     printf("%u.%u.%u", v / 10000u, v / 100u % 100u, v % 100u);
 }
 
+static const char *current_cmd; /* for usage_error's hint */
+
 static int usage_error(const char *msg, const char *arg)
 {
     fprintf(stderr, "execmem: %s%s%s\n", msg, arg ? ": " : "", arg ? arg : "");
-    fprintf(stderr, "try 'execmem --help'\n");
+    fprintf(stderr, "try 'execmem %s%s--help'\n", current_cmd ? current_cmd : "",
+            current_cmd ? " " : "");
     return 2;
 }
 
@@ -894,6 +897,8 @@ int main(int argc, char **argv)
     if (i >= argc)
         return usage_error("no command given", NULL);
     const char *cmd = argv[i++];
+    if (!strcmp(cmd, "info") || !strcmp(cmd, "audit") || !strcmp(cmd, "demo"))
+        current_cmd = cmd;
     int rest = argc - i;
     char **rargv = argv + i;
     for (int k = 0; k < rest; k++) { /* `execmem COMMAND --help` */
