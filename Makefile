@@ -1,9 +1,15 @@
+# SPDX-License-Identifier: MIT
 # execmem: plain GNU make.
 #   make              static + shared library, the execmem example programs
 #   make run          build everything and run `execmem demo` (a small JIT)
 #   make check        build and run every test (ends with "N passed, N failed")
 #   make check-asan / check-ubsan / check-tsan / check-valgrind
-#   make install PREFIX=/usr/local DESTDIR=
+#   make install PREFIX=/usr/local LIBDIR=$(PREFIX)/lib DESTDIR=
+#   make uninstall (the same variables)
+# PREFIX: where the files go; LIBDIR (default $(PREFIX)/lib; Debian's is
+# $(PREFIX)/lib/<triplet>), INCLUDEDIR, BINDIR, MANDIR: each directory alone;
+# DESTDIR: a staging root prepended to every path at install time only (for
+# packages), never written into execmem.pc or the CMake package files.
 PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
@@ -22,7 +28,9 @@ BASE_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -g
 OPT ?= -O2
 CFLAGS ?=
 ALL_CFLAGS := $(BASE_CFLAGS) $(OPT) $(CFLAGS)
-LIB_CFLAGS := $(ALL_CFLAGS) -fPIC -fvisibility=hidden -DXM_DEBUG=$(XM_DEBUG) -Iinclude
+# -DXM_BUILDING: every library file exports the header's XM_API functions
+# (defined here, on the command line, so that no file can miss it).
+LIB_CFLAGS := $(ALL_CFLAGS) -fPIC -fvisibility=hidden -DXM_BUILDING -DXM_DEBUG=$(XM_DEBUG) -Iinclude
 LDLIBS := -lpthread
 
 SRCS := $(wildcard src/*.c)
@@ -44,16 +52,43 @@ $(O)/libexecmem.so: $(OBJS)
 	$(CC) -shared -Wl,-soname,libexecmem.so.$(SOMAJOR) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # The prefix is substituted again at install time (PREFIX may differ).
-PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
-	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|'
+# libdir and includedir are written as ${prefix}/... when they lie under
+# PREFIX, so that pkg-config's --define-prefix and relocation work.
+PC_LIBDIR = $(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))
+PC_INCLUDEDIR = $(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))
+PC_SED = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(PC_LIBDIR)|' \
+	    -e 's|@INCLUDEDIR@|$(PC_INCLUDEDIR)|' -e 's|@VERSION@|$(VERSION)|'
+# The CMake package (find_package(execmem) -> execmem::execmem) finds the
+# prefix from its own place, $(LIBDIR)/cmake/execmem, when LIBDIR and
+# INCLUDEDIR lie under PREFIX; otherwise it holds absolute paths.
+CMAKEDIR = $(LIBDIR)/cmake/execmem
+CMAKE_UP = $(shell p='$(patsubst $(PREFIX)/%,%,$(LIBDIR))'; echo "$$p/cmake/execmem" | sed 's|[^/][^/]*|..|g')
+CMAKE_REL = $(and $(filter $(PREFIX)/%,$(LIBDIR)),$(filter $(PREFIX)/%,$(INCLUDEDIR)),yes)
+CMAKE_SED = sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@SOMAJOR@|$(SOMAJOR)|g' \
+	    -e 's|@ABS_LIBDIR@|$(LIBDIR)|g' -e 's|@ABS_INCLUDEDIR@|$(INCLUDEDIR)|g' \
+	    -e 's|@VERSION_MAJOR@|$(word 1,$(subst ., ,$(VERSION)))|g' \
+	    -e 's|@VERSION_MINOR@|$(word 2,$(subst ., ,$(VERSION)))|g' \
+	    $(if $(CMAKE_REL),-e 's|@PREFIX_EXPR@|$${CMAKE_CURRENT_LIST_DIR}/$(CMAKE_UP)|' \
+	        -e 's|@LIBDIR@|$${_execmem_prefix}/$(patsubst $(PREFIX)/%,%,$(LIBDIR))|' \
+	        -e 's|@INCLUDEDIR@|$${_execmem_prefix}/$(patsubst $(PREFIX)/%,%,$(INCLUDEDIR))|', \
+	      -e 's|@PREFIX_EXPR@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|')
+# Section 3 pages (man/*.3); each other name a page covers is a symlink to it.
+MAN3 := $(wildcard man/*.3)
+MAN3_LINKS := xm_heap_destroy:xm_heap_create xm_options:xm_heap_create \
+	xm_alloc_data:xm_alloc xm_publish:xm_alloc xm_free:xm_alloc \
+	xm_free_async:xm_alloc xm_purge:xm_alloc xm_block:xm_alloc \
+	xm_write_begin:xm_patch xm_write_end:xm_patch \
+	xm_heap_stats:xm_query xm_stats:xm_query \
+	xm_audit_ex:xm_audit xm_audit_report:xm_audit \
+	xm_last_errno:xm_strerror xm_version:xm_strerror
 $(O)/execmem.pc: execmem.pc.in include/execmem.h
 	$(PC_SED) $< > $@
 
 $(O)/hello: examples/hello.c $(O)/libexecmem.a include/execmem.h
-	$(CC) $(ALL_CFLAGS) -Iinclude $< -o $@ $(O)/libexecmem.a $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -Iinclude $< -o $@ $(O)/libexecmem.a $(LDLIBS)
 
 $(O)/execmem: tools/execmem.c tools/proc_tlb.h $(O)/libexecmem.a include/execmem.h
-	$(CC) $(ALL_CFLAGS) -Iinclude $< -o $@ $(O)/libexecmem.a $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -Iinclude $< -o $@ $(O)/libexecmem.a $(LDLIBS)
 
 # asmjit (Debian libasmjit-dev: header + static archive) is optional: the
 # client example is built and run by make check only where it is installed.
@@ -105,7 +140,7 @@ run: all
 
 # The churn operation alone, for callgrind and perf (bench/churn_loop.c).
 $(O)/churn_loop: bench/churn_loop.c $(O)/libexecmem.a
-	$(CC) $(ALL_CFLAGS) -Iinclude $< -o $@ $(O)/libexecmem.a $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -Iinclude $< -o $@ $(O)/libexecmem.a $(LDLIBS)
 # What the same operation costs at the least under the byte-level rules
 # (bench/churn_floor.c: a model, not the library).
 $(O)/churn_floor: bench/churn_floor.c bench/floor_model.h
@@ -113,10 +148,12 @@ $(O)/churn_floor: bench/churn_floor.c bench/floor_model.h
 
 # A tiny JIT that names its code, for the real perf and gdb (sym_check.sh).
 $(O)/jitsym: test/jitsym.c $(O)/libexecmem.a
-	$(CC) $(ALL_CFLAGS) -Iinclude $< -o $@ $(O)/libexecmem.a $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -Iinclude $< -o $@ $(O)/libexecmem.a $(LDLIBS)
 
 check: $(O)/runner $(O)/hello $(O)/wx_helper $(O)/jitsym all
 	./$(O)/hello > /dev/null
+	@if command -v mandoc >/dev/null 2>&1; then $(MAKE) -s man-check; \
+	else echo "man-check: mandoc not installed, manual pages not linted (apt-get install mandoc groff)"; fi
 	sh test/install_check.sh $(O)
 	sh test/cli_check.sh $(O)
 	sh test/sym_check.sh $(O)
@@ -172,9 +209,15 @@ check-debug:
 
 install: all
 	install -d $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) \
-	    $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	    $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 \
+	    $(DESTDIR)$(CMAKEDIR)
 	install -m 755 $(O)/execmem $(DESTDIR)$(BINDIR)/
 	install -m 644 tools/execmem.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 $(MAN3) $(DESTDIR)$(MANDIR)/man3/
+	for l in $(MAN3_LINKS); do \
+	    ln -sf $${l#*:}.3 $(DESTDIR)$(MANDIR)/man3/$${l%%:*}.3 || exit 1; done
+	$(CMAKE_SED) cmake/execmemConfig.cmake.in > $(DESTDIR)$(CMAKEDIR)/execmemConfig.cmake
+	$(CMAKE_SED) cmake/execmemConfigVersion.cmake.in > $(DESTDIR)$(CMAKEDIR)/execmemConfigVersion.cmake
 	install -m 644 include/execmem.h $(DESTDIR)$(INCLUDEDIR)/
 	install -m 644 $(O)/libexecmem.a $(DESTDIR)$(LIBDIR)/
 	install -m 755 $(O)/libexecmem.so $(DESTDIR)$(LIBDIR)/libexecmem.so.$(VERSION)
@@ -182,7 +225,29 @@ install: all
 	ln -sf libexecmem.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libexecmem.so
 	$(PC_SED) execmem.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/execmem.pc
 
+# Removes what install put there (the same PREFIX, LIBDIR, ..., DESTDIR),
+# and the directories of its own that are left empty.
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/execmem $(DESTDIR)$(MANDIR)/man1/execmem.1 \
+	    $(DESTDIR)$(INCLUDEDIR)/execmem.h $(DESTDIR)$(LIBDIR)/libexecmem.a \
+	    $(DESTDIR)$(LIBDIR)/libexecmem.so $(DESTDIR)$(LIBDIR)/libexecmem.so.$(SOMAJOR) \
+	    $(DESTDIR)$(LIBDIR)/libexecmem.so.$(VERSION) $(DESTDIR)$(PKGCONFIGDIR)/execmem.pc \
+	    $(DESTDIR)$(CMAKEDIR)/execmemConfig.cmake $(DESTDIR)$(CMAKEDIR)/execmemConfigVersion.cmake \
+	    $(addprefix $(DESTDIR)$(MANDIR)/man3/,$(notdir $(MAN3)) $(foreach l,$(MAN3_LINKS),$(firstword $(subst :, ,$(l))).3))
+	-rmdir $(DESTDIR)$(CMAKEDIR) 2>/dev/null
+
+# The manual pages, linted by mandoc (Debian package mandoc) and by groff
+# through man --warnings (package groff): fails on any warning.
+man-check:
+	@command -v mandoc >/dev/null 2>&1 || { echo "man-check: mandoc not installed (apt-get install mandoc)"; exit 1; }
+	mandoc -T lint -W warning tools/execmem.1 $(MAN3)
+	@if command -v groff >/dev/null 2>&1; then for f in tools/execmem.1 $(MAN3); do \
+	    w=$$(MANWIDTH=80 man --warnings -E UTF-8 -l $$f 2>&1 >/dev/null); \
+	    [ -z "$$w" ] || { echo "$$f: $$w"; exit 1; }; done; \
+	else echo "man-check: groff not installed, man --warnings skipped"; fi
+	@echo "man-check: $(words tools/execmem.1 $(MAN3)) pages lint clean"
+
 clean:
 	rm -rf build build-*
 
-.PHONY: check-arm64 bench bench-deps asmjit-example stress fuzz fuzz-merge all run check check-asan check-ubsan check-tsan check-valgrind check-run check-debug install clean
+.PHONY: uninstall man-check check-arm64 bench bench-deps asmjit-example stress fuzz fuzz-merge all run check check-asan check-ubsan check-tsan check-valgrind check-run check-debug install clean

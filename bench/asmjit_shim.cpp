@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // asmjit_shim.cpp: asmjit's JitAllocator behind a C interface for the
 // benchmark. Built only where Debian's libasmjit-dev is installed.
 #include <asmjit/core.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bench.c: execmem against the allocators JIT authors use today, side by
  * side in one run (make bench; --quick for a smoke run; --out FILE.json).

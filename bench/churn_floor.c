@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * churn_floor.c: what the churn operation costs at the least under
  * execmem's rules, for deciding how far a redesign could go. Not the

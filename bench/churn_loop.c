@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * churn_loop.c: the churn operation alone (1000 live blocks of 64-1024 B;
  * free one at random, allocate, write and publish a new one), for

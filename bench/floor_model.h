@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * floor_model.h: the least the churn operation can cost under execmem's
  * byte-level rules. Not the library: a single-threaded model that keeps

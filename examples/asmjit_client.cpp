@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 // asmjit_client.cpp: a JIT that nobody here wrote, running on the execmem
 // heap. asmjit (Debian's libasmjit-dev) assembles functions; each is
 // relocated to the rx address of an execmem block, copied through the

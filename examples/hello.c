@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * hello.c: JIT one function into an execmem heap, run it, free it, and show
  * what the heap did: once with the defaults and once with XM_STRICT.

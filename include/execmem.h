@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * execmem.h: a W^X code heap for JIT compilers, with the Linux kernel's
  * reset-on-free design (VM_FLUSH_RESET_PERMS, bpf_prog_pack, lazy purge).
@@ -40,7 +41,7 @@ extern "C" {
 #endif
 
 #define XM_VERSION_MAJOR 0
-#define XM_VERSION_MINOR 1
+#define XM_VERSION_MINOR 2
 #define XM_VERSION_PATCH 0
 #define XM_VERSION_NUMBER \
     (XM_VERSION_MAJOR * 10000u + XM_VERSION_MINOR * 100u + XM_VERSION_PATCH)
@@ -104,12 +105,18 @@ typedef enum {
                                 JIT interface (__jit_debug_register_code) */
 #define XM_FLAGS_ALL_ 0x1fu
 
+/* Defaults: pass NULL to xm_heap_create, or start from XM_OPTIONS_INIT
+ * (`xm_options o = XM_OPTIONS_INIT;`) and set the fields you need. In every
+ * field but size, 0 means the default. size must be sizeof(xm_options):
+ * a zero-filled xm_options (size 0) is refused with XM_EINVAL. */
 typedef struct xm_options {
-    size_t size;        /* sizeof(xm_options): set by XM_OPTIONS_INIT */
+    size_t size;        /* sizeof(xm_options): set by XM_OPTIONS_INIT; any
+                           other value (0 too): XM_EINVAL */
     size_t reserve;     /* address space reserved up front; 0: 1 GiB */
     const void *near;   /* non-NULL: every block within +-2 GiB of it */
     xm_backend backend; /* XM_BACKEND_AUTO by default */
-    unsigned flags;     /* XM_STRICT, XM_INPLACE */
+    unsigned flags;     /* XM_STRICT, XM_INPLACE, XM_PERF_MAP,
+                           XM_PERF_JITDUMP, XM_GDB; 0: none */
     size_t lazy_limit;  /* freed mapped bytes kept before an automatic purge;
                            0: 8 MiB; SIZE_MAX: only xm_purge or exhaustion */
 } xm_options;
@@ -120,9 +127,11 @@ typedef struct xm_heap xm_heap;
 
 typedef struct xm_block {
     void *rx;    /* where the code runs (and is addressed from) */
-    void *rw;    /* where to write it before publishing; NULL once published
-                    (FLIP: equal to rx; XM_INPLACE: the alias, until free) */
-    size_t size; /* usable size, at least the size asked for */
+    void *rw;    /* where to write it before publishing: size bytes; NULL
+                    once published (FLIP: equal to rx; XM_INPLACE: the
+                    alias, until free) */
+    size_t size; /* usable size, at least the size asked for: rw offers
+                    (and rx holds) this many bytes */
 } xm_block;
 
 #define XM_PROT_R 1  /* publish a data block: read-only, never executable */
@@ -136,6 +145,9 @@ typedef struct xm_stats {
     size_t live_blocks, live_bytes; /* blocks not freed; their usable sizes */
     size_t quarantine_bytes; /* freed pages still mapped, awaiting purge */
     uint64_t allocs, frees, async_frees, publishes, patches, purges;
+                          /* frees: every completed free, xm_free_async's
+                             included; async_frees: the xm_free_async
+                             requests among them */
     uint64_t syscalls;    /* every system call this heap made */
     uint64_t revocations; /* calls among them that removed a right from
                              present pages (each may cost a TLB shootdown) */
@@ -145,7 +157,9 @@ typedef struct xm_stats {
 } xm_stats;
 
 /* Creates a heap. opt may be NULL (all defaults). On failure *out is NULL.
- * XM_EINVAL: bad options; XM_ENOTSUP: asked-for backend unavailable;
+ * XM_EINVAL: bad options (opt->size not sizeof(xm_options), unknown flag
+ * bits, XM_INPLACE with XM_STRICT or FLIP, unknown backend, reserve out of
+ * range); XM_ENOTSUP: asked-for backend unavailable;
  * XM_EPERM: the OS refuses executable memory entirely. */
 XM_API xm_result xm_heap_create(const xm_options *opt, xm_heap **out);
 /* Unmaps everything. NULL is a no-op. No block may be used afterwards. */
@@ -236,7 +250,8 @@ XM_API xm_result xm_patch_live(xm_heap *h, void *dst, const void *src,
  * keeps its previous name, if any. */
 #define XM_NAME_MAX 1024
 XM_API xm_result xm_name(xm_heap *h, void *rx, const char *name);
-/* Finds the live block containing addr. */
+/* Finds the live block containing addr. Pending xm_free_async requests
+ * complete first, so a block freed that way is already XM_EBADPTR. */
 XM_API xm_result xm_query(xm_heap *h, const void *addr, xm_block *out);
 XM_API xm_result xm_heap_stats(xm_heap *h, xm_stats *out);
 
@@ -262,10 +277,14 @@ typedef struct xm_audit_report {
     size_t wx_possible; /* XM_AUDIT_SMAPS only: mappings that are not W+X
                            but may become so (may-write and may-exec), such
                            as private file mappings of program text */
+    size_t ranges_omitted; /* ranges found but not listed in ranges[] (it
+                              holds XM_AUDIT_MAX_RANGES): wx_mappings +
+                              wx_aliases + wx_possible - nranges */
 } xm_audit_report;
 /* XM_EINVAL: out NULL or pid < 0; XM_EOS: the maps file cannot be read
  * (xm_last_errno() tells why: ENOENT no such process, EACCES no right).
- * W+X ranges come first in ranges[], then aliases, then XM_AUDIT_MAYBE. */
+ * W+X ranges come first in ranges[], then aliases, then XM_AUDIT_MAYBE; at
+ * most XM_AUDIT_MAX_RANGES are listed, ranges_omitted counts the rest. */
 XM_API xm_result xm_audit(pid_t pid, xm_audit_report *out);
 /* The same with options: XM_AUDIT_SMAPS also reads /proc/PID/smaps to
  * count mappings that may become W+X (slower: the kernel walks page tables

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * arch.h: what differs per architecture: the trap fill and cache sync.
  *

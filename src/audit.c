@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * audit.c: the kernel's CONFIG_DEBUG_WX for a live process. Reads
  * /proc/PID/maps (or smaps, which repeats each maps line followed by
@@ -159,6 +160,7 @@ xm_result xm_audit_ex(pid_t pid, unsigned flags, xm_audit_report *out)
     for (int k = 0; k < 3; k++)
         for (size_t i = 0; i < acc->n[k] && rep.nranges < XM_AUDIT_MAX_RANGES; i++)
             rep.ranges[rep.nranges++] = acc->r[k][i];
+    rep.ranges_omitted = rep.wx_mappings + rep.wx_aliases + rep.wx_possible - rep.nranges;
     xm__mem_free(acc);
     xm__mem_free(maps);
     xm__mem_free(buf);

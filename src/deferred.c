@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * deferred.c: xm_free_async and the drain that completes it.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* error.c: result strings (from the one X-macro list) and the version. */
 #include "internal.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fast.h: the fast paths of xm_alloc, xm_publish and xm_free (included by
  * heap.c only, so each public call is one function).

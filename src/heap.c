@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * heap.c: the public API. Checks arguments (bad input never reaches the
  * subsystems), takes the heap lock, completes deferred frees, and calls

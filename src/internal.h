@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * internal.h: the heap's data structures, shared by the subsystem files.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * live.c: xm_patch_live, the kernel's text_poke_bp for user space (x86-64).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * os.h: the OS contract. Only os_linux.c includes <sys/mman.h> or calls
  * syscall(); everything above sees "reserve, map a view, change rights,

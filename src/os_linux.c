@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * os_linux.c: the Linux implementation of os.h. The only file that talks to
  * the kernel. Each entry point counts itself, honours the fault injector and
@@ -7,6 +8,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include "../include/execmem.h" /* XM_API on xm_last_errno (exported) */
 #include "os.h"
 #include "arch.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pack.c: blocks. Small blocks are runs of 64-byte granules inside shared
  * packs (bpf_prog_pack); large blocks, and every FLIP block, are packs of

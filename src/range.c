@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * range.c: the free-range set and the purge (quarantine release).
  *

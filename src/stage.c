@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * stage.c: rx -> staging buffer of each unpublished DUAL block.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sym.c: names of JIT code for profilers and debuggers (xm_name).
  *

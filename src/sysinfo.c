@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sysinfo.c: xm_system_info(), what this system offers for executable
  * memory. Everything is probed through the OS layer with the calls the heap

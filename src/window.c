@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * window.c: write windows on published code (xm_write_begin/xm_write_end).
  *

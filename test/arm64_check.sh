@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # arm64_check.sh [BUILD]: xm_patch_live on arm64, on this x86-64 machine.
 #   1. cross-builds the library and test/live_arm64.c (static) for aarch64;
 #   2. runs it under qemu-user (FLIP only: user-mode qemu does not see code

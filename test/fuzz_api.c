@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz_api.c: libFuzzer target. The input is a program of API calls, valid
  * and invalid, run against one heap and checked, call by call, against a

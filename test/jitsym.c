@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * jitsym: a tiny JIT for the perf and gdb checks (test/sym_check.sh).
  *

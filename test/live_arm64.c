@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * live_arm64.c: xm_patch_live on arm64 (run natively on arm64, or under
  * qemu-aarch64 by `make check-arm64`). A function whose first instruction

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* runner.c: registry, helpers and main of the test runner. */
 #include "test.h"
 

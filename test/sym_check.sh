@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # sym_check.sh BUILD: the real perf and gdb name JIT code that xm_name named
 # (test/jitsym.c). Each part says SKIP with the reason where this machine
 # cannot run the tool (not installed, perf_event_paranoid, no ptrace).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test.h: the test registry and helpers. One runner binary; each test
  * registers itself with TEST(name); `runner [substring...]` runs the tests

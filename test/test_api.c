@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_api.c: public-API behaviour, observed: code is executed, children
  * die by signals, /proc/self/maps is audited, statistics are counted.

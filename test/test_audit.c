@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_audit.c: xm_audit against processes that really are not W^X clean,
  * strict mode's alias invariant at every stage of a block's life, and the

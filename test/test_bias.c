@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_bias.c: the arenas' biased locks (src/arena_lock.c). A thread that
  * owns its arena churns functions on it with the lock-free fast path while

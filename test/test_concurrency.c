@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_concurrency.c: xm_free_async from a signal handler that interrupts
  * heap calls, several threads on one heap, and fork isolation (invariants

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_fault.c: fault injection through the OS layer (SQLite's anomaly
  * tests). A scripted scenario runs once per N with the N-th system call (or

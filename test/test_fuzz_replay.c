@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_fuzz_replay.c: replays every input of the committed fuzz corpus
  * (test/corpus, grown by `make fuzz`) through the fuzz target, so make check

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_inplace.c: XM_INPLACE's own contract, observed: one fixed distance
  * between rw and rx for every block of the heap, valid until free; writes

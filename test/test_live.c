@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_live.c: xm_patch_live hammered. Two threads call a function in a
  * loop while this thread rewrites its one instruction (mov eax, imm32)

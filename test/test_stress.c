@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_stress.c: randomized load on one heap per backend (mimalloc's
  * test-stress). Threads do random alloc / write / publish / patch / query /

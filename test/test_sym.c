@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_sym.c: xm_name and its three sinks, read back the way perf and gdb
  * read them: the GDB JIT descriptor list and the ELF objects on it, the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_window.c: xm_write_begin / xm_write_end, observed: code patched
  * through the window runs, W+X scans while windows are open and after they

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * execmem: the command-line tool. Public API only.
  *
@@ -6,7 +7,10 @@
  *   execmem demo            a small real JIT running on the heap, verified
  *
  * Exit codes: 0 success (audit: clean); 1 audit found W+X or an alias, or
- * demo found a wrong result; 2 usage or system error.
+ * demo found a wrong result or a W+X mapping; 2 usage or system error. When
+ * audit finds W+X in one process and cannot read another, 1 wins: the
+ * finding is the answer asked for, and the error is reported too (stderr,
+ * and in the JSON). `execmem COMMAND --help` describes each command.
  */
 #include <execmem.h>
 #include "proc_tlb.h"
@@ -28,6 +32,7 @@ static bool json;
 
 static const char *usage_text =
     "usage: execmem [--json] COMMAND [options]\n"
+    "       execmem COMMAND --help     (options of one command)\n"
     "\n"
     "commands:\n"
     "  info                 what this system offers for executable memory and\n"
@@ -41,21 +46,89 @@ static const char *usage_text =
     "      --working-set N  functions alive at once per thread (default 2000)\n"
     "      --backend B      auto, dual or flip (default auto)\n"
     "      --strict         XM_STRICT: no writable mapping of code at any time\n"
+    "                       (DUAL only: refused with --backend flip)\n"
     "      --threads N      compiling threads sharing the heap (default 1)\n"
     "      --seed N         random seed (default 1)\n"
-    "      --progress / --no-progress   progress bar (default: on a terminal)\n"
+    "      --progress, --no-progress   progress bar on stderr (default: on\n"
+    "                       when stderr is a terminal and without --json)\n"
     "\n"
     "options:\n"
     "  --json               machine-readable output for every command\n"
     "  --help, --version\n"
     "\n"
     "exit status: 0 success (audit: clean); 1 audit found W+X mappings or\n"
-    "aliases, or demo found a wrong result; 2 usage or system error.\n";
+    "aliases, or demo found a wrong result or a W+X mapping; 2 usage or system\n"
+    "error. audit: a finding (1) wins over an error (2) in another process.\n";
+
+static const char *info_help =
+    "usage: execmem [--json] info [--json]\n"
+    "\n"
+    "Probes what this system offers for executable memory, with the library's\n"
+    "own system calls: memfd and MFD_NOEXEC_SEAL, vm.memfd_noexec, PROT_EXEC on\n"
+    "a memfd view and on anonymous memory, SELinux, MDWE, protection keys,\n"
+    "THP, membarrier SYNC_CORE, the page size; then which backend AUTO picks\n"
+    "and why.\n"
+    "\n"
+    "exit status: 0, or 2 if no executable memory can be had.\n";
+
+static const char *audit_help =
+    "usage: execmem [--json] audit [--json] [PID...]\n"
+    "       execmem [--json] audit [--json] --all\n"
+    "\n"
+    "Reads /proc/PID/smaps of each PID (default: this process) and reports\n"
+    "W+X mappings, W+X aliases (a file mapped writable at one address and\n"
+    "executable at another) and mappings that may become W+X (VmFlags mw me;\n"
+    "informational). At most 8 ranges are listed per process; the rest are\n"
+    "counted (\"and N more\", JSON \"ranges_omitted\").\n"
+    "--all scans every readable process (summary table); it takes no PID.\n"
+    "\n"
+    "exit status: 0 every process clean; 1 W+X or an alias found; 2 an error\n"
+    "(no such process, permission denied) and nothing found. A finding wins\n"
+    "over an error: with both, the exit status is 1 and the error is still\n"
+    "reported (stderr; in JSON, an entry with \"error\" and \"errors\" > 0).\n";
+
+static const char *demo_help =
+    "usage: execmem [--json] demo [options]\n"
+    "\n"
+    "JIT-compiles random arithmetic functions to x86-64 into an execmem heap,\n"
+    "checks every one against an interpreter, frees old ones, and reports\n"
+    "the costs and the W^X audit of its own process (clean means what it\n"
+    "means for audit: no W+X mapping and no W+X alias).\n"
+    "\n"
+    "  --count N        functions to compile (default 1000000)\n"
+    "  --working-set N  functions alive at once per thread (default 2000)\n"
+    "  --backend B      auto, dual or flip (default auto)\n"
+    "  --strict         XM_STRICT: no writable mapping of code at any time\n"
+    "                   (DUAL only: refused with --backend flip)\n"
+    "  --threads N      compiling threads sharing the heap (1 to 64, default 1)\n"
+    "  --seed N         random seed (default 1)\n"
+    "  --progress, --no-progress   progress bar on stderr (default: on when\n"
+    "                   stderr is a terminal and without --json)\n"
+    "  --json           machine-readable output\n"
+    "\n"
+    "exit status: 0 success; 1 a wrong result, or a W+X mapping in its own\n"
+    "process (DUAL's W+X alias without --strict is reported, not an error);\n"
+    "2 usage or system error.\n";
+
+static bool is_help(const char *a)
+{
+    return !strcmp(a, "--help") || !strcmp(a, "-h");
+}
+
+/* "MAJOR.MINOR.PATCH": the one version format (for the command and for
+ * the library it runs with, from xm_version()). */
+static void print_version(unsigned v)
+{
+    printf("%u.%u.%u", v / 10000u, v / 100u % 100u, v % 100u);
+}
+
+static const char *current_cmd; /* for usage_error's hint */
 
 static int usage_error(const char *msg, const char *arg)
 {
     fprintf(stderr, "execmem: %s%s%s\n", msg, arg ? ": " : "", arg ? arg : "");
-    fprintf(stderr, "try 'execmem --help'\n");
+    fprintf(stderr, "try 'execmem %s%s--help'\n", current_cmd ? current_cmd : "",
+            current_cmd ? " " : "");
     return 2;
 }
 
@@ -89,8 +162,9 @@ static int cmd_info(void)
                xm_strerror(s.auto_result), s.auto_reason);
         return s.auto_result == XM_OK ? 0 : 2;
     }
-    printf("execmem %u.%u.%u on this system\n", XM_VERSION_MAJOR,
-           XM_VERSION_MINOR, XM_VERSION_PATCH);
+    printf("execmem ");
+    print_version(xm_version());
+    printf(" on this system\n");
     printf("  page size                       %zu\n", s.page_size);
     printf("  memfd_create                    %s\n", yn(s.memfd));
     printf("  MFD_NOEXEC_SEAL                 %s\n", yn(s.memfd_noexec_seal));
@@ -153,17 +227,24 @@ static const char *kind_name(unsigned k)
     return k == XM_AUDIT_WX ? "W+X" : k == XM_AUDIT_ALIAS ? "alias" : "may-W+X";
 }
 
-/* One process, in detail. Returns 0 clean, 1 found, 2 error. */
+/* One process, in detail. Returns 0 clean, 1 found, 2 error. An error is
+ * reported on stderr and, with --json, as an entry of the list. */
 static int audit_one(pid_t pid, bool first)
 {
     xm_audit_report r;
     xm_result res = xm_audit_ex(pid, XM_AUDIT_SMAPS, &r);
     if (res != XM_OK) {
         int e = xm_last_errno();
-        fprintf(stderr, "execmem: audit of pid %ld: %s\n", (long)pid,
-                e == ENOENT ? "no such process"
-                : e == EACCES || e == EPERM ? "permission denied"
-                                            : strerror(e ? e : EIO));
+        const char *why = e == ENOENT                 ? "no such process"
+                          : e == EACCES || e == EPERM ? "permission denied"
+                          : res != XM_EOS             ? xm_strerror(res)
+                                                      : strerror(e ? e : EIO);
+        fprintf(stderr, "execmem: audit of pid %ld: %s\n", (long)pid, why);
+        if (json) {
+            printf("%s{\"pid\": %ld, \"error\": ", first ? "" : ",\n", (long)pid);
+            json_string(why);
+            printf("}");
+        }
         return 2;
     }
     char comm[64];
@@ -174,9 +255,10 @@ static int audit_one(pid_t pid, bool first)
                (long)(pid ? pid : getpid()));
         json_string(comm);
         printf(", \"mappings\": %zu, \"wx_mappings\": %zu, \"wx_aliases\": %zu, "
-               "\"wx_possible\": %zu, \"clean\": %s, \"ranges\": [",
+               "\"wx_possible\": %zu, \"clean\": %s, \"ranges_omitted\": %zu, "
+               "\"ranges\": [",
                r.mappings, r.wx_mappings, r.wx_aliases, r.wx_possible,
-               found ? "false" : "true");
+               found ? "false" : "true", r.ranges_omitted);
         for (size_t i = 0; i < r.nranges; i++) {
             printf("%s{\"kind\": \"%s\", \"start\": \"0x%lx\", \"end\": \"0x%lx\"",
                    i ? ", " : "", kind_name(r.ranges[i].kind),
@@ -202,6 +284,10 @@ static int audit_one(pid_t pid, bool first)
             printf(" (writable at %012lx)", (unsigned long)g->other);
         printf(" %s\n", g->path[0] ? g->path : "[anonymous]");
     }
+    if (r.ranges_omitted)
+        printf("  ... and %zu more range%s not listed (at most %d are)\n",
+               r.ranges_omitted, r.ranges_omitted == 1 ? "" : "s",
+               XM_AUDIT_MAX_RANGES);
     if (r.wx_possible)
         printf("  (may-W+X: private or shared mappings with both may-write and "
                "may-exec; one mprotect from W+X unless MDWE forbids it)\n");
@@ -279,29 +365,45 @@ static int cmd_audit(int argc, char **argv)
         else
             return usage_error("audit: not a process id", argv[i]);
     }
+    if (all && npids)
+        return usage_error("audit: --all scans every process and takes no "
+                           "process id; give either --all or PIDs", NULL);
     if (all)
         return audit_all();
-    if (json)
-        printf("{\"processes\": [");
-    bool first = true;
-    for (int i = 0; i < argc; i++) {
+    for (int i = 0; i < argc; i++) { /* every argument checked before output */
         if (!isdigit((unsigned char)argv[i][0]))
             continue;
         char *end;
         long pid = strtol(argv[i], &end, 10);
-        if (*end || pid <= 0 || pid > 0x3fffffff) {
-            if (json)
-                printf("]}\n");
+        if (*end || pid <= 0 || pid > 0x3fffffff)
             return usage_error("audit: not a process id", argv[i]);
-        }
-        int r = audit_one((pid_t)pid, first);
-        first = false;
-        worst = r > worst ? r : worst;
     }
-    if (!npids)
-        worst = audit_one(0, true);
     if (json)
-        printf("]}\n");
+        printf("{\"processes\": [");
+    bool first = true;
+    int found = 0, errors = 0, total = 0;
+    for (int i = 0; i < (npids ? argc : 1); i++) { /* no PID: this process */
+        if (npids && !isdigit((unsigned char)argv[i][0]))
+            continue;
+        int r = audit_one(npids ? (pid_t)strtol(argv[i], NULL, 10) : 0, first);
+        first = false;
+        total++;
+        found += r == 1;
+        errors += r == 2;
+    }
+    /* A finding wins over an error: exit 1 says "not W^X clean" even when
+       another process could not be read (that error is reported as well). */
+    worst = found ? 1 : errors ? 2 : 0;
+    if (json)
+        printf("], \"audited\": %d, \"not_clean\": %d, \"errors\": %d, "
+               "\"clean\": %s, \"exit\": %d}\n",
+               total - errors, found, errors,
+               !found && !errors ? "true" : "false", worst);
+    else if (total > 1 || (found && errors))
+        printf("%d process%s audited: %d not W^X clean, %d could not be read -> "
+               "exit %d%s\n",
+               total, total == 1 ? "" : "es", found, errors, worst,
+               found && errors ? " (a finding wins over an error)" : "");
     return worst;
 }
 
@@ -619,6 +721,10 @@ static int cmd_demo(int argc, char **argv)
         if (!ok)
             return usage_error("demo: bad value for", a);
     }
+    if ((o.flags & XM_STRICT) && o.backend == XM_BACKEND_FLIP)
+        return usage_error("demo: --strict is a DUAL mode (no writable mapping of "
+                           "the memfd); FLIP has no alias to remove: use "
+                           "--backend dual or auto", NULL);
     if (progress < 0)
         progress = isatty(2) && !json;
     xm_heap *h;
@@ -699,8 +805,13 @@ static int cmd_demo(int argc, char **argv)
     }
     long long tlb = tlb0 >= 0 && tlb1 >= 0 ? tlb1 - tlb0 : -1;
     double per_fn_us = compiled ? secs * 1e6 * (double)threads / (double)compiled : 0;
-    bool clean = ar == XM_OK && a.wx_mappings == 0 &&
-                 (!(s.flags & XM_STRICT) || a.wx_aliases == 0);
+    /* clean means what it means for `execmem audit`: no W+X mapping and no
+       W+X alias. DUAL's alias without --strict is the documented price of
+       publishing without system calls: reported, and not a demo failure;
+       a W+X mapping (or an alias under --strict) is. */
+    bool clean = ar == XM_OK && a.wx_mappings == 0 && a.wx_aliases == 0;
+    bool as_promised = ar == XM_OK && a.wx_mappings == 0 &&
+                       (!(s.flags & XM_STRICT) || a.wx_aliases == 0);
     if (json) {
         printf("{\"functions\": %llu, \"threads\": %llu, \"working_set\": %llu, "
                "\"seed\": %llu, \"backend\": \"%s\", \"strict\": %s, "
@@ -709,7 +820,7 @@ static int cmd_demo(int argc, char **argv)
                "\"mismatches\": %llu, \"syscalls\": %llu, \"revocations\": %llu, "
                "\"purges\": %llu, \"tlb_shootdowns\": %lld, "
                "\"audit_wx_mappings\": %zu, \"audit_wx_aliases\": %zu, "
-               "\"error\": %s%s%s}\n",
+               "\"audit_clean\": %s, \"error\": %s%s%s}\n",
                (unsigned long long)compiled, (unsigned long long)threads,
                (unsigned long long)ws, (unsigned long long)seed,
                backend_name(s.backend), (s.flags & XM_STRICT) ? "true" : "false",
@@ -718,6 +829,7 @@ static int cmd_demo(int argc, char **argv)
                (unsigned long long)calls, (unsigned long long)bad,
                (unsigned long long)s.syscalls, (unsigned long long)s.revocations,
                (unsigned long long)s.purges, tlb, a.wx_mappings, a.wx_aliases,
+               clean ? "true" : "false",
                err ? "\"" : "", err ? err : "null", err ? "\"" : "");
     } else {
         printf("execmem demo: %llu functions JIT-compiled (random expression trees "
@@ -742,12 +854,13 @@ static int cmd_demo(int argc, char **argv)
             printf("  TLB shootdowns on this machine during the run: %lld "
                    "(/proc/interrupts, all processes)\n", tlb);
         if (ar == XM_OK)
-            printf("  W^X audit of this process: %zu W+X mappings, %zu W+X aliases%s"
-                   " -> %s\n",
-                   a.wx_mappings, a.wx_aliases,
-                   a.wx_aliases && !(s.flags & XM_STRICT)
-                       ? " (DUAL's writable view; --strict has none)" : "",
-                   clean ? "clean" : "NOT CLEAN");
+            printf("  W^X audit of this process: %zu W+X mappings, %zu W+X aliases"
+                   " -> %s%s\n",
+                   a.wx_mappings, a.wx_aliases, clean ? "clean" : "NOT W^X CLEAN",
+                   !clean && as_promised
+                       ? " (as execmem audit says; the alias is DUAL's writable "
+                         "view, expected without --strict, which has none)"
+                       : "");
         if (err)
             printf("  stopped early: %s: %s\n", err, xm_strerror(errc));
     }
@@ -756,7 +869,7 @@ static int cmd_demo(int argc, char **argv)
     free(tid);
     if (err)
         return 2;
-    return bad || !clean ? 1 : 0;
+    return bad || !as_promised ? 1 : 0;
 #endif
 }
 
@@ -769,8 +882,11 @@ int main(int argc, char **argv)
             return 0;
         }
         if (!strcmp(argv[i], "--version")) {
-            printf("execmem %u.%u.%u (library %u)\n", XM_VERSION_MAJOR,
-                   XM_VERSION_MINOR, XM_VERSION_PATCH, xm_version());
+            printf("execmem ");
+            print_version(XM_VERSION_NUMBER);
+            printf(" (library ");
+            print_version(xm_version());
+            printf(")\n");
             return 0;
         }
         if (!strcmp(argv[i], "--json"))
@@ -781,8 +897,19 @@ int main(int argc, char **argv)
     if (i >= argc)
         return usage_error("no command given", NULL);
     const char *cmd = argv[i++];
+    if (!strcmp(cmd, "info") || !strcmp(cmd, "audit") || !strcmp(cmd, "demo"))
+        current_cmd = cmd;
     int rest = argc - i;
     char **rargv = argv + i;
+    for (int k = 0; k < rest; k++) { /* `execmem COMMAND --help` */
+        const char *help = !strcmp(cmd, "info") ? info_help
+                           : !strcmp(cmd, "audit") ? audit_help
+                           : !strcmp(cmd, "demo") ? demo_help : NULL;
+        if (help && is_help(rargv[k])) {
+            fputs(help, stdout);
+            return 0;
+        }
+    }
     if (!strcmp(cmd, "info")) {
         for (int k = 0; k < rest; k++) {
             if (!strcmp(rargv[k], "--json"))
@@ -796,8 +923,10 @@ int main(int argc, char **argv)
         return cmd_audit(rest, rargv);
     if (!strcmp(cmd, "demo"))
         return cmd_demo(rest, rargv);
-    if (!strcmp(cmd, "help")) {
-        fputs(usage_text, stdout);
+    if (!strcmp(cmd, "help")) { /* execmem help [COMMAND] */
+        const char *c = rest > 0 ? rargv[0] : "";
+        fputs(!strcmp(c, "info") ? info_help : !strcmp(c, "audit") ? audit_help
+              : !strcmp(c, "demo") ? demo_help : usage_text, stdout);
         return 0;
     }
     return usage_error("unknown command", cmd);

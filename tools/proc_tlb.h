@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * proc_tlb.h: the machine's TLB shootdown count, summed over every CPU from
  * the "TLB:" line of /proc/interrupts (x86), or -1 where there is none.
