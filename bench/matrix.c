@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * matrix.c: execmem at every size and scale (make bench runs it after
  * bench.c; build/bench_matrix alone: --quick, --only CELL-PREFIX, --out).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test_scale.c: the allocator at every size and scale (issue: fast at every
  * size). Mixed sizes over many packs and page runs with the structure walk;
