@@ -180,23 +180,28 @@ static int64_t ref_classify(int64_t x)
 static double ref_poly(double x) { return (x * 1.5 + 0.25) * x - 3.125; }
 static const int64_t ref_table[8] = {2, 3, 5, 7, 11, 13, 17, 19};
 
-[[noreturn]] static void die(Error E, const char *what)
+[[noreturn]] [[maybe_unused]] static void die(Error E, const char *what)
 {
     errs() << "llvm_jit: " << what << ": " << toString(std::move(E)) << "\n";
     std::exit(2);
 }
 
 // An LLJIT linking through `mm`, or through LLVM's own in-process JITLink
-// memory manager when mm is null. `small` selects the small code model (the
-// JIT default on x86-64 is the large one).
+// memory manager when mm is null. `small` selects the small code model with
+// PIC (the JIT default on x86-64 is the large code model).
 static Expected<std::unique_ptr<LLJIT>>
 make_jit(jitlink::JITLinkMemoryManager *mm, bool small = false)
 {
     auto JTMB = JITTargetMachineBuilder::detectHost();
     if (!JTMB)
         return JTMB.takeError();
-    if (small)
+    if (small) {
+        // small + static would use absolute 32-bit addresses (code in the
+        // low 2 GiB); small + PIC is RIP-relative, and reaches what is not
+        // dso_local through the GOT JITLink builds
         JTMB->setCodeModel(CodeModel::Small);
+        JTMB->setRelocationModel(Reloc::PIC_);
+    }
     auto J = LLJITBuilder()
                  .setJITTargetMachineBuilder(std::move(*JTMB))
                  // generic: the creator's parameters changed across versions
