@@ -30,7 +30,9 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdarg>
+#include <csignal>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
 
@@ -157,6 +159,36 @@ static int run_row(const Row &row, int modules)
                     heap ? std::to_string((h1.revocations - h0.revocations) * per).substr(0, 5).c_str()
                          : "-",
                     t0 < 0 ? "n/a" : std::to_string((t1 - t0) * per).substr(0, 5).c_str());
+        // after an unload, does the old code still run? (a forked child
+        // calls it: exit status 0 and the right result means it ran)
+        int64_t (*old_fib)(int64_t) = nullptr;
+        {
+            auto RT = add_module(**J);
+            if (!RT)
+                die(RT.takeError(), "add module");
+            auto P = lookup_as<int64_t (*)(int64_t)>(**J, "fib");
+            if (!P)
+                die(P.takeError(), "lookup");
+            old_fib = *P;
+            if (Error E = (*RT)->remove())
+                die(std::move(E), "unload");
+        }
+        std::fflush(stdout);
+        pid_t pid = fork();
+        if (pid == 0) {
+            std::signal(SIGTRAP, SIG_DFL);
+            std::signal(SIGSEGV, SIG_DFL);
+            std::signal(SIGILL, SIG_DFL);
+            _exit(old_fib(10) == 55 ? 0 : 1);
+        }
+        int st = 0;
+        waitpid(pid, &st, 0);
+        std::printf("|   unloaded code called in a child: %s |\n",
+                    WIFSIGNALED(st) ? (WTERMSIG(st) == SIGTRAP   ? "traps (SIGTRAP)"
+                                       : WTERMSIG(st) == SIGSEGV ? "faults (SIGSEGV)"
+                                                                 : "dies by a signal")
+                    : WEXITSTATUS(st) == 0 ? "STILL RUNS (fib(10) == 55)"
+                                           : "runs, wrong result");
         if (heap)
             std::printf("|   (execmem's own count: %.2f system calls per module, pwrite "
                         "included) |\n",
