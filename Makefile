@@ -94,8 +94,9 @@ $(O)/llvm/execmem_jitlink.o: $(LLVM_ADAPTER) include/execmem.h
 	$(CXX) $(LLVM_CXXFLAGS) -c $< -o $@
 $(O)/llvm/llvm_jit: examples/llvm_jit.cpp $(O)/llvm/execmem_jitlink.o $(O)/libexecmem.a
 	$(CXX) $(LLVM_CXXFLAGS) $< -o $@ $(O)/llvm/execmem_jitlink.o $(O)/libexecmem.a $(LLVM_LDLIBS)
+# (with exceptions: a test throws through JIT frames)
 $(O)/llvm/test_llvm: test/llvm/test_llvm.cpp examples/llvm_jit.cpp $(O)/llvm/execmem_jitlink.o $(O)/libexecmem.a
-	$(CXX) $(LLVM_CXXFLAGS) $< -o $@ $(O)/llvm/execmem_jitlink.o $(O)/libexecmem.a $(LLVM_LDLIBS)
+	$(CXX) $(LLVM_CXXFLAGS) -fexceptions $< -o $@ $(O)/llvm/execmem_jitlink.o $(O)/libexecmem.a $(LLVM_LDLIBS)
 # -rdynamic: the benchmark's mmap/munmap/mprotect/mremap counters must also
 # catch the calls LLVM's shared library makes
 $(O)/llvm/llvm_bench: bench/llvm_bench.cpp examples/llvm_jit.cpp tools/proc_tlb.h $(O)/llvm/execmem_jitlink.o $(O)/libexecmem.a

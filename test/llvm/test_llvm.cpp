@@ -425,6 +425,58 @@ define i64 @lookup(i64 %i) {
     CHECK_EQ(env.hstats().live_blocks, 0);
 }
 
+// C++ exceptions cross JIT frames: the unwind tables (.eh_frame, in a
+// read-only data block) are registered after publish by LLVM's
+// EHFrameRegistrationPlugin. The host throws through a JIT function and
+// catches above it, in a child (without registration it would terminate).
+extern "C" int64_t host_throw(int64_t x)
+{
+    if (x > 0)
+        throw static_cast<int>(x * 2);
+    return -x;
+}
+void test_exceptions(const char *backend)
+{
+    static const char kIR[] = R"IR(
+declare i64 @host_throw(i64)
+define i64 @through_jit(i64 %x) {
+  %y = call i64 @host_throw(i64 %x)
+  %z = add i64 %y, 1
+  ret i64 %z
+}
+)IR";
+    Env env(backend);
+    CHECK(env.ok());
+    auto &ES = env.jit->getExecutionSession();
+    MangleAndInterner Mangle(ES, env.jit->getDataLayout());
+    SymbolMap Host;
+#if LLVM_VERSION_MAJOR >= 17
+    Host[Mangle("host_throw")] = {ExecutorAddr::fromPtr(&host_throw),
+                                  JITSymbolFlags::Exported};
+#else
+    Host[Mangle("host_throw")] = JITEvaluatedSymbol(
+        pointerToJITTargetAddress(&host_throw), JITSymbolFlags::Exported);
+#endif
+    CHECK_OK_ERR(env.jit->getMainJITDylib().define(absoluteSymbols(std::move(Host))));
+    auto RT = add_module(*env.jit, kIR);
+    CHECK_OK_ERR(RT.takeError());
+    auto fn = lookup_as<int64_t (*)(int64_t)>(*env.jit, "through_jit");
+    CHECK_OK_ERR(fn.takeError());
+    auto f = *fn;
+    CHECK_EQ(f(-4), 5);
+    CHECK_EQ(child_signal([&] {
+                 int caught = 0;
+                 try {
+                     f(21);
+                 } catch (int v) {
+                     caught = v;
+                 }
+                 _exit(caught == 42 ? 0 : 3);
+             }),
+             0);
+    CHECK_OK_ERR((*RT)->remove());
+}
+
 struct Test {
     const char *name;
     void (*fn)(const char *backend);
@@ -436,6 +488,7 @@ const Test kTests[] = {
     {"llvm_churn_revocations", test_churn_revocations},
     {"llvm_abandon", test_abandon},
     {"llvm_small_code_model", test_small_code_model},
+    {"llvm_exceptions", test_exceptions},
 };
 
 } // namespace
