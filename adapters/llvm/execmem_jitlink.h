@@ -8,7 +8,7 @@
 //     stays INT3 on x86-64);
 //   - read-only segments   -> xm_alloc_data blocks, published XM_PROT_R
 //     (pages that never execute);
-//   - read-write segments  -> ordinary memory (aligned operator new), whose
+//   - read-write segments  -> ordinary memory (posix_memalign), whose
 //     working memory is its address;
 //   - deallocation frees the blocks (execmem's trap fill at once, page rights
 //     dropped in batches at purge time) after running the dealloc actions.
@@ -18,13 +18,15 @@
 // blocks and never sit writable. JITLink applies every fixup to working
 // memory before finalize, so RELRO-style data needs no write afterwards.
 //
-// Code model: use the default (large) code model of LLJIT on x86-64: code
-// reaches its data through absolute 64-bit addresses and the GOT, so
-// segments may lie anywhere. With the small code model, code and read-only
-// data are within rel32 reach of each other (one heap reserve of at most
-// 2 GiB), but read-write data in ordinary memory is not: JITLink then fails
-// the link with an out-of-range fixup error (never a silent truncation);
-// see adapters/llvm/README.md.
+// Code model: LLJIT's default on x86-64 is the large code model: code
+// reaches its data through absolute 64-bit addresses, so segments may lie
+// anywhere. The small code model works with PIC: code and read-only data
+// are within rel32 reach of each other (one heap reserve of at most 2 GiB)
+// and read-write data that is not dso_local is reached through the GOT
+// JITLink builds; read-write data that is dso_local (reached with a direct
+// rel32) lies in ordinary memory, out of reach, and JITLink fails that link
+// with an out-of-range fixup error (never a silent truncation). See
+// adapters/llvm/README.md.
 //
 // Thread safety: like the interface requires, every member may be called
 // from any thread; execmem's calls are thread-safe and the statistics are
