@@ -3,7 +3,8 @@
 #   make run          build everything and run `execmem demo` (a small JIT)
 #   make check        build and run every test (ends with "N passed, N failed")
 #   make check-asan / check-ubsan / check-tsan / check-valgrind
-#   make check-llvm   LLVM's JIT on execmem (adapters/llvm; needs llvm-14-dev)
+#   make check-llvm   LLVM's JIT on execmem (adapters/llvm; needs llvm-14-dev);
+#                     check-llvm-asan: the same under ASan + UBSan
 #   make install PREFIX=/usr/local DESTDIR=
 PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
@@ -108,6 +109,12 @@ ifneq ($(LLVM_VERSION),)
 else
 	@echo "llvm: SKIP: $(LLVM_CONFIG) not found (Debian: apt-get install llvm-14-dev)"
 endif
+# The same under AddressSanitizer and UBSan (the adapter, the example, the
+# tests and the library instrumented; LLVM's shared library is not).
+check-llvm-asan:
+	$(MAKE) O=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
+	    LDFLAGS="-fsanitize=address,undefined" \
+	    CXX="$(CXX) -fsanitize=address,undefined -fno-omit-frame-pointer" check-llvm
 LLVM_BENCH_ARGS ?=
 bench-llvm:
 ifneq ($(LLVM_VERSION),)
@@ -229,4 +236,4 @@ install: all
 clean:
 	rm -rf build build-*
 
-.PHONY: check-llvm bench-llvm check-arm64 bench bench-deps asmjit-example stress fuzz fuzz-merge all run check check-asan check-ubsan check-tsan check-valgrind check-run check-debug install clean
+.PHONY: check-llvm check-llvm-asan bench-llvm check-arm64 bench bench-deps asmjit-example stress fuzz fuzz-merge all run check check-asan check-ubsan check-tsan check-valgrind check-run check-debug install clean
