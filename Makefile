@@ -4,6 +4,8 @@
 #   make run          build everything and run `execmem demo` (a small JIT)
 #   make check        build and run every test (ends with "N passed, N failed")
 #   make check-asan / check-ubsan / check-tsan / check-valgrind
+#   make check-llvm   LLVM's JIT on execmem (adapters/llvm; needs llvm-14-dev);
+#                     check-llvm-asan: the same under ASan + UBSan
 #   make install PREFIX=/usr/local LIBDIR=$(PREFIX)/lib DESTDIR=
 #   make uninstall (the same variables)
 # PREFIX: where the files go; LIBDIR (default $(PREFIX)/lib; Debian's is
@@ -106,6 +108,57 @@ else
 	@echo "asmjit client: libasmjit-dev not installed, skipped (apt-get install libasmjit-dev)"
 endif
 
+# LLVM's JIT on execmem (adapters/llvm: an ORC JITLink memory manager, C++17).
+# Built and tested where llvm-config-14 exists (Debian llvm-14-dev); make check
+# runs check-llvm, which says SKIP with the reason elsewhere. LLVM's headers
+# are system headers (-isystem: they do not pass -Wextra); Debian's LLVM is
+# built without RTTI and exceptions, so the adapter is too.
+LLVM_CONFIG ?= llvm-config-14
+LLVM_VERSION := $(shell $(LLVM_CONFIG) --version 2>/dev/null)
+ifneq ($(LLVM_VERSION),)
+LLVM_INCDIR := $(shell $(LLVM_CONFIG) --includedir)
+LLVM_LIBDIR := $(shell $(LLVM_CONFIG) --libdir)
+LLVM_CXXFLAGS := -std=c++17 -O2 -g -Wall -Wextra -Werror -Iinclude -Iadapters/llvm \
+    -isystem $(LLVM_INCDIR) -D_GNU_SOURCE -D__STDC_CONSTANT_MACROS \
+    -D__STDC_FORMAT_MACROS -D__STDC_LIMIT_MACROS -fno-exceptions \
+    $(if $(filter NO,$(shell $(LLVM_CONFIG) --has-rtti)),-fno-rtti)
+LLVM_LDLIBS := -L$(LLVM_LIBDIR) -Wl,-rpath,$(LLVM_LIBDIR) $(shell $(LLVM_CONFIG) --libs) -lpthread
+endif
+LLVM_ADAPTER := adapters/llvm/execmem_jitlink.cpp adapters/llvm/execmem_jitlink.h
+$(O)/llvm/execmem_jitlink.o: $(LLVM_ADAPTER) include/execmem.h
+	@mkdir -p $(dir $@)
+	$(CXX) $(LLVM_CXXFLAGS) -c $< -o $@
+$(O)/llvm/llvm_jit: examples/llvm_jit.cpp $(O)/llvm/execmem_jitlink.o $(O)/libexecmem.a
+	$(CXX) $(LLVM_CXXFLAGS) $< -o $@ $(O)/llvm/execmem_jitlink.o $(O)/libexecmem.a $(LLVM_LDLIBS)
+# (with exceptions: a test throws through JIT frames)
+$(O)/llvm/test_llvm: test/llvm/test_llvm.cpp examples/llvm_jit.cpp $(O)/llvm/execmem_jitlink.o $(O)/libexecmem.a
+	$(CXX) $(LLVM_CXXFLAGS) -fexceptions $< -o $@ $(O)/llvm/execmem_jitlink.o $(O)/libexecmem.a $(LLVM_LDLIBS)
+# -rdynamic: the benchmark's mmap/munmap/mprotect/mremap counters must also
+# catch the calls LLVM's shared library makes
+$(O)/llvm/llvm_bench: bench/llvm_bench.cpp examples/llvm_jit.cpp tools/proc_tlb.h $(O)/llvm/execmem_jitlink.o $(O)/libexecmem.a
+	$(CXX) $(LLVM_CXXFLAGS) -rdynamic $< -o $@ $(O)/llvm/execmem_jitlink.o $(O)/libexecmem.a $(LLVM_LDLIBS)
+check-llvm:
+ifneq ($(LLVM_VERSION),)
+	$(MAKE) -s O=$(O) $(O)/llvm/llvm_jit $(O)/llvm/test_llvm
+	sh test/llvm/llvm_check.sh $(O)
+else
+	@echo "llvm: SKIP: $(LLVM_CONFIG) not found (Debian: apt-get install llvm-14-dev)"
+endif
+# The same under AddressSanitizer and UBSan (the adapter, the example, the
+# tests and the library instrumented; LLVM's shared library is not).
+check-llvm-asan:
+	$(MAKE) O=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
+	    LDFLAGS="-fsanitize=address,undefined" \
+	    CXX="$(CXX) -fsanitize=address,undefined -fno-omit-frame-pointer" check-llvm
+LLVM_BENCH_ARGS ?=
+bench-llvm:
+ifneq ($(LLVM_VERSION),)
+	$(MAKE) -s O=$(O) $(O)/llvm/llvm_bench
+	./$(O)/llvm/llvm_bench $(LLVM_BENCH_ARGS)
+else
+	@echo "bench-llvm: SKIP: $(LLVM_CONFIG) not found (Debian: apt-get install llvm-14-dev)"
+endif
+
 # make bench [BENCH_ARGS=--quick]: execmem against its peers (bench/bench.c).
 ifneq ($(and $(ASMJIT_LIB),$(ASMJIT_INC)),)
 BENCH_ASMJIT = $(O)/asmjit_shim.o $(ASMJIT_LIB) -lstdc++ -lrt
@@ -158,6 +211,7 @@ check: $(O)/runner $(O)/hello $(O)/wx_helper $(O)/jitsym all
 	sh test/cli_check.sh $(O)
 	sh test/sym_check.sh $(O)
 	$(MAKE) -s O=$(O) asmjit-example
+	$(MAKE) -s O=$(O) check-llvm
 	./$(O)/runner $(TESTS)
 
 # xm_patch_live on arm64: cross-built, run under qemu-user and booted as
@@ -250,4 +304,4 @@ man-check:
 clean:
 	rm -rf build build-*
 
-.PHONY: uninstall man-check check-arm64 bench bench-deps asmjit-example stress fuzz fuzz-merge all run check check-asan check-ubsan check-tsan check-valgrind check-run check-debug install clean
+.PHONY: uninstall man-check check-llvm check-llvm-asan bench-llvm check-arm64 bench bench-deps asmjit-example stress fuzz fuzz-merge all run check check-asan check-ubsan check-tsan check-valgrind check-run check-debug install clean
