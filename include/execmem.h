@@ -118,7 +118,9 @@ typedef struct xm_options {
     unsigned flags;     /* XM_STRICT, XM_INPLACE, XM_PERF_MAP,
                            XM_PERF_JITDUMP, XM_GDB; 0: none */
     size_t lazy_limit;  /* freed mapped bytes kept before an automatic purge;
-                           0: 8 MiB; SIZE_MAX: only xm_purge or exhaustion */
+                           0: the larger of 8 MiB and a quarter of the
+                           mapped bytes in use; SIZE_MAX: only xm_purge or
+                           exhaustion */
 } xm_options;
 
 #define XM_OPTIONS_INIT {sizeof(xm_options), 0, NULL, XM_BACKEND_AUTO, 0u, 0}
