@@ -199,14 +199,14 @@ static XM__FAST bool xm__free_fast(xm_heap *h, uintptr_t rx)
     xm__arena *ar = fast_lock_small(h, &h->pagemap[pg], &p);
     if (!ar)
         return false;
-    uint32_t c = *glen;
+    uint32_t n = (uint32_t)*glen + 1, c = xm__mag_put_class(n);
     /* start bits change under the lock only: ours to read plainly */
     uint64_t st = atomic_load_explicit(startw, memory_order_relaxed);
-    if (!(st & *pubw & m) || ar->nwin || !xm__mag_room(ar, p, c)) {
+    if (!(st & *pubw & m) || ar->nwin || !xm__mag_room(ar, p, c, n)) {
         xm__arena_unown(ar);
         return false;
     }
-    size_t sz = ((size_t)c + 1) << XM__GRAN_SHIFT;
+    size_t sz = (size_t)n << XM__GRAN_SHIFT;
     xm__start_bits(startw, m, false);
     uint32_t g = (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT);
     if (async)
@@ -214,7 +214,7 @@ static XM__FAST bool xm__free_fast(xm_heap *h, uintptr_t rx)
     *pubw &= ~m;
     ar->live_bytes -= sz;
     ar->frees++;
-    xm__mag_push(ar, p, g, c, rx);
+    xm__mag_push(ar, p, g, c, n, rx);
     fast_fill_traps(dst, sz); /* before the lock goes: the block waits on
                                  the magazine, nobody takes it meanwhile */
     xm__arena_unown(ar);

@@ -376,7 +376,7 @@ static XM__NOINLINE xm_result alloc_slow(xm_heap *h, int kind, size_t size,
 static XM__FAST xm_result alloc_kind(xm_heap *h, int kind, size_t size,
                                    size_t align, xm_block *out)
 {
-    if (h && out && size - 1 < XM__MAG_CLASSES * XM__GRAN &&
+    if (h && out && size - 1 < XM__MAG_EXACT * XM__GRAN &&
         !(align & (align - 1)) && align <= XM__LINE_PAIR &&
         xm__alloc_fast(h, kind, size, align, out))
         return xm__leave(h, NULL, XM_OK);
@@ -619,6 +619,7 @@ void xm__check_locked(xm_heap *h)
     size_t live_blocks = 0, live_bytes = 0, mag_entries = 0;
     for (unsigned i = 0; i < XM__ARENAS; i++) {
         xm__arena *a = &h->arenas[i];
+        size_t mid_bytes[2] = {0, 0};
         for (int k = 0; k < 2; k++) /* magazines: cached blocks of its packs */
             for (uint32_t c = 0; c < XM__MAG_CLASSES; c++) {
                 CHECK(a->nmag[k][c] <= XM__MAG_DEPTH);
@@ -629,10 +630,13 @@ void xm__check_locked(xm_heap *h)
                           atomic_load(&p->arena) == i);
                     uint32_t g = (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT);
                     CHECK(xm__bit_get(p->cached, g));
-                    CHECK(xm__block_size(p, g) == (size_t)(c + 1) << XM__GRAN_SHIFT);
+                    CHECK(xm__mag_put_class((uint32_t)(xm__block_size(p, g) >>
+                                                       XM__GRAN_SHIFT)) == c);
+                    mid_bytes[k] += c >= XM__MAG_EXACT ? xm__block_size(p, g) : 0;
                     mag_entries++;
                 }
             }
+        CHECK(mid_bytes[0] == a->mag_mid_bytes[0] && mid_bytes[1] == a->mag_mid_bytes[1]);
         live_blocks += (size_t)(a->allocs - a->frees);
         live_bytes += a->live_bytes;
         CHECK(a->stcount * 2 <= a->stcap || a->stcap == 0);

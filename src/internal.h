@@ -194,8 +194,18 @@ typedef struct xm__stage {
  * with 8, misses sent enough of the churn benchmark's allocations to the
  * free-run index to cost 6% of its time: build/churn_loop 98 -> 92 ns)
  * stay out of the index until xm_purge or a full reserve flushes them. */
-#define XM__MAG_CLASSES 16u
+#define XM__MAG_EXACT 16u
 #define XM__MAG_DEPTH 32u
+/* Blocks of 17..256 granules (1-16 KiB) have magazines too, by classes of
+ * eight per power of two: a freed block waits in the highest class whose
+ * upper size it reaches, an allocation takes from the lowest class whose
+ * upper size it fits, so it may get more than it asked for: less than two
+ * classes' width, a quarter at most, an eighth on average (b.size says
+ * so). Trade-off: at most XM__MAG_MID_KEEP bytes of such
+ * blocks per kind and arena wait there; the rest go back to the free-run
+ * index as before. */
+#define XM__MAG_CLASSES (XM__MAG_EXACT + 32u)
+#define XM__MAG_MID_KEEP ((size_t)512 << 10)
 
 /* Trade-off: more arenas, fewer threads sharing one; each keeps up to one
  * empty pack per kind hot (256 KiB of mapped pages at most). */
@@ -233,6 +243,7 @@ typedef struct xm__arena {
     void *stbig[XM__STAGE_BIG]; /* and of larger blocks, with their sizes */
     size_t stbig_sz[XM__STAGE_BIG];
     uint8_t nmag[2][XM__MAG_CLASSES];
+    size_t mag_mid_bytes[2]; /* bytes waiting in classes >= XM__MAG_EXACT */
     uintptr_t mag[2][XM__MAG_CLASSES][XM__MAG_DEPTH]; /* rx of cached blocks */
     xm__pack *magp[2][XM__MAG_CLASSES][XM__MAG_DEPTH]; /* and their packs */
     /* live blocks: allocs - frees (the two always change with them) */
@@ -479,30 +490,70 @@ xm_result xm__block_range(const xm__pack *p, uintptr_t dst, size_t len, uint32_t
 /* The live block of p holding addr (p holds addr): XM_EBADPTR if none. */
 xm_result xm__block_containing(const xm__pack *p, uintptr_t addr, uint32_t *g);
 
-/* Magazines (pack.c and the fast paths), arena locked. Whether block
- * class c (c + 1 granules) of p may wait on its arena's magazine: the size
- * has one, it has room, and the pack keeps something live. */
-static inline bool xm__mag_room(const xm__arena *ar, const xm__pack *p, size_t c)
+/* Magazines (pack.c and the fast paths), arena locked. Classes:
+ * 0..15 exactly 1..16 granules; then eight per power of two up to 256
+ * granules, class c holding blocks of at least xm__mag_hi(c) granules. */
+static inline uint32_t xm__mag_hi(uint32_t c)
+{
+    if (c < XM__MAG_EXACT)
+        return c + 1;
+    uint32_t fl = 4 + (c - XM__MAG_EXACT) / 8, j = (c - XM__MAG_EXACT) % 8;
+    return (1u << fl) + ((j + 1) << (fl - 3));
+}
+/* The class a freed block of n granules waits in (the highest whose hi it
+ * reaches), or XM__MAG_CLASSES: none. */
+static inline uint32_t xm__mag_put_class(uint32_t n)
+{
+    if (n <= XM__MAG_EXACT)
+        return n - 1;
+    if (n > 256)
+        return XM__MAG_CLASSES;
+    uint32_t fl = 31u - (uint32_t)__builtin_clz(n - 1), w = 1u << (fl - 3);
+    uint32_t j = (n - (1u << fl)) / w;
+    if (!j) /* below the group's first hi: the previous group's last class
+               (none below 18 granules: the exact classes are exact) */
+        return fl == 4 ? XM__MAG_CLASSES : XM__MAG_EXACT + (fl - 5) * 8 + 7;
+    return XM__MAG_EXACT + (fl - 4) * 8 + j - 1;
+}
+/* The class an allocation of n <= 256 granules takes from (the lowest
+ * whose hi it fits). */
+static inline uint32_t xm__mag_take_class(uint32_t n)
+{
+    if (n <= XM__MAG_EXACT)
+        return n - 1;
+    uint32_t fl = 31u - (uint32_t)__builtin_clz(n - 1), w = 1u << (fl - 3);
+    return XM__MAG_EXACT + (fl - 4) * 8 + (n - (1u << fl) + w - 1) / w - 1;
+}
+/* Whether p's block of n granules may wait in class c (from
+ * xm__mag_put_class): the class exists and has room, within the budget,
+ * and the pack keeps something live. */
+static inline bool xm__mag_room(const xm__arena *ar, const xm__pack *p, uint32_t c,
+                                uint32_t n)
 {
     return c < XM__MAG_CLASSES && ar->nmag[p->kind][c] != XM__MAG_DEPTH &&
-           p->nfree + p->ncached + c + 1 != XM__PACK_GRANS;
+           p->nfree + p->ncached + n != XM__PACK_GRANS &&
+           (c < XM__MAG_EXACT ||
+            ar->mag_mid_bytes[p->kind] + ((size_t)n << XM__GRAN_SHIFT) <= XM__MAG_MID_KEEP);
 }
-/* Caches freed block g of p (class c, trap-filled, no longer live). */
-static inline void xm__mag_push(xm__arena *ar, xm__pack *p, uint32_t g, size_t c,
-                                uintptr_t rx)
+/* Caches freed block g of p (n granules, class c, trap-filled, no longer
+ * live). */
+static inline void xm__mag_push(xm__arena *ar, xm__pack *p, uint32_t g, uint32_t c,
+                                uint32_t n, uintptr_t rx)
 {
     p->cached[g >> 6] |= 1ull << (g & 63);
-    p->ncached += (uint32_t)c + 1;
+    p->ncached += n;
+    if (c >= XM__MAG_EXACT)
+        ar->mag_mid_bytes[p->kind] += (size_t)n << XM__GRAN_SHIFT;
     ar->magp[p->kind][c][ar->nmag[p->kind][c]] = p;
     ar->mag[p->kind][c][ar->nmag[p->kind][c]++] = rx;
 }
 /* xm__mag_push where there is room; false (nothing done) else. */
 static inline bool xm__mag_put(xm__arena *ar, xm__pack *p, uint32_t g, size_t sz)
 {
-    size_t c = (sz >> XM__GRAN_SHIFT) - 1;
-    if (!xm__mag_room(ar, p, c))
+    uint32_t n = (uint32_t)(sz >> XM__GRAN_SHIFT), c = xm__mag_put_class(n);
+    if (!xm__mag_room(ar, p, c, n))
         return false;
-    xm__mag_push(ar, p, g, c, xm__block_addr(p, g));
+    xm__mag_push(ar, p, g, c, n, xm__block_addr(p, g));
     return true;
 }
 /* Pops the newest cached block of class c < XM__MAG_CLASSES if its address
@@ -519,16 +570,25 @@ static inline bool xm__mag_pop(xm__arena *ar, int kind, size_t c, size_t align,
     ar->nmag[kind][c] = (uint8_t)(n - 1); /* (a byte store: after the loads) */
     return true;
 }
-/* Takes the newest cached block of exactly `usable` bytes, if its address
- * satisfies the alignment; false (nothing done) else. */
+/* Takes the newest cached block that fits `usable` bytes (exactly, up to
+ * 1 KiB; up to 1/4 more above), if its address satisfies the alignment;
+ * its size in *got. False (nothing done) else. */
 static inline bool xm__mag_take(xm__arena *ar, int kind, size_t usable,
-                                size_t align, xm__pack **pk, uint32_t *g)
+                                size_t align, xm__pack **pk, uint32_t *g, size_t *got)
 {
-    size_t c = (usable >> XM__GRAN_SHIFT) - 1;
+    uint32_t n = (uint32_t)(usable >> XM__GRAN_SHIFT);
     uintptr_t rx;
-    if (c >= XM__MAG_CLASSES || !xm__mag_pop(ar, kind, c, align, &rx, pk))
+    if (n > 256)
         return false;
-    *g = xm__mag_unmark(*pk, rx, (uint32_t)c + 1);
+    uint32_t c = xm__mag_take_class(n);
+    if (!xm__mag_pop(ar, kind, c, align, &rx, pk))
+        return false;
+    uint32_t gi = (uint32_t)((rx - (*pk)->base) >> XM__GRAN_SHIFT);
+    uint32_t have = (uint32_t)(*pk)->glen[gi] + 1;
+    if (c >= XM__MAG_EXACT)
+        ar->mag_mid_bytes[kind] -= (size_t)have << XM__GRAN_SHIFT;
+    *g = xm__mag_unmark(*pk, rx, have);
+    *got = (size_t)have << XM__GRAN_SHIFT;
     return true;
 }
 

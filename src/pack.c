@@ -604,7 +604,11 @@ static void mag_flush_some(xm_heap *h, xm__arena *ar, const xm__pack *only)
                     ar->mag[k][c][keep++] = rx;
                     continue;
                 }
-                give_back(h, ar, p, xm__mag_unmark(p, rx, c + 1), c + 1);
+                uint32_t gi = (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT);
+                uint32_t n = (uint32_t)p->glen[gi] + 1;
+                if (c >= XM__MAG_EXACT)
+                    ar->mag_mid_bytes[k] -= (size_t)n << XM__GRAN_SHIFT;
+                give_back(h, ar, p, xm__mag_unmark(p, rx, n), n);
             }
             ar->nmag[k][c] = (uint8_t)keep;
         }
@@ -632,6 +636,7 @@ xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *ar, int kind,
     }
     xm__pack *p = NULL;
     uint32_t g = 0;
+    size_t got = 0;
     xm_result r = XM_OK;
     if (large) {
         r = pack_new(h, ar, kind, (uint32_t)(usable >> XM__PAGE_SHIFT), 1, &p);
@@ -651,8 +656,20 @@ xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *ar, int kind,
         }
         if (r == XM_OK)
             p->used[0] = 1;
-    } else if (xm__mag_take(ar, kind, usable, a, &p, &g)) {
-        /* a cached block: its granules are still `used` */
+    } else if (xm__mag_take(ar, kind, usable, a, &p, &g, &got)) {
+        /* a cached block: its granules are still `used`; above 1 KiB it
+           may be up to 1/4 larger than asked, and needs that much staging */
+        if (got > usable && stage) {
+            void *st2 = xm__stage_buf_get(ar, got, a < 16 ? 16 : a);
+            if (!st2) {
+                xm__stage_buf_put(ar, stage, usable);
+                give_back(h, ar, p, g, (uint32_t)(got >> XM__GRAN_SHIFT));
+                return XM_ENOMEM;
+            }
+            xm__stage_buf_put(ar, stage, usable);
+            stage = st2;
+        }
+        usable = got;
     } else {
         uint32_t n = (uint32_t)(usable >> XM__GRAN_SHIFT);
         uint32_t ag = a > XM__GRAN ? (uint32_t)(a >> XM__GRAN_SHIFT) : 1;

@@ -205,3 +205,62 @@ TEST(automatic_purge_is_bounded_per_call)
 {
     FOR_CONFIGS_IF(purge_bounded, configs[ci_].backend == XM_BACKEND_DUAL);
 }
+
+/* The magazine classes of 1-16 KiB blocks: a freed block waits where every
+ * allocation that takes from that class fits in it, and an allocation
+ * takes from the lowest such class (white box: internal.h). */
+#include "internal.h"
+TEST(magazine_classes_fit)
+{
+    for (uint32_t n = 1; n <= 256; n++) {
+        uint32_t t = xm__mag_take_class(n);
+        CHECK(t < XM__MAG_CLASSES && xm__mag_hi(t) >= n);
+        CHECK(t == 0 || xm__mag_hi(t - 1) < n);
+        CHECK(n > 16 || xm__mag_hi(t) == n); /* exact up to 1 KiB */
+        uint32_t p = xm__mag_put_class(n);
+        if (p < XM__MAG_CLASSES) {
+            CHECK(xm__mag_hi(p) <= n);
+            CHECK(p + 1 == XM__MAG_CLASSES || xm__mag_hi(p + 1) > n);
+            CHECK(n - xm__mag_hi(p) <= xm__mag_hi(p) / 8); /* at most 1/8 more */
+        } else {
+            CHECK(n == 17); /* between the exact classes and the first 18 */
+        }
+    }
+}
+
+/* 1-16 KiB blocks churn through the magazines: sizes handed out are at
+ * least what was asked, at most 1/4 more, every block runs its value, the
+ * structure walk holds. */
+static void mid_mags(const config *c)
+{
+    enum { LIVE = 400 };
+    xm_heap *h = make_heap(c, 0, 0);
+    CHECK(h);
+    static xm_block b[LIVE];
+    static uint64_t val[LIVE];
+    uint64_t s = 3;
+    int ops = SCALE_SMALL || under_valgrind() ? 500 : 20000;
+    for (int i = 0; i < LIVE; i++) {
+        val[i] = rnd(&s);
+        CHECK_OK(make_fn(h, 1024 + (size_t)(rnd(&s) % 15360), val[i], &b[i]));
+    }
+    for (int op = 0; op < ops; op++) {
+        int k = (int)(rnd(&s) % LIVE);
+        CHECK_EQ(call_at(b[k].rx), val[k]);
+        CHECK_OK(xm_free(h, b[k].rx));
+        size_t want = 1024 + (size_t)(rnd(&s) % 15360);
+        val[k] = rnd(&s);
+        CHECK_OK(make_fn(h, want, val[k], &b[k]));
+        size_t w64 = (want + 63) & ~(size_t)63;
+        CHECK(b[k].size >= w64 && (c->backend == XM_BACKEND_FLIP || b[k].size - w64 <= w64 / 4));
+        if (op % 5000 == 4999)
+            xm__heap_check(h);
+    }
+    for (int i = 0; i < LIVE; i++) {
+        CHECK_EQ(call_at(b[i].rx), val[i]);
+        CHECK_OK(xm_free(h, b[i].rx));
+    }
+    xm__heap_check(h);
+    xm_heap_destroy(h);
+}
+TEST(mid_size_blocks_through_magazines) { FOR_CONFIGS(mid_mags); }
