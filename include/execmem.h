@@ -243,7 +243,8 @@ XM_API xm_result xm_heap_stats(xm_heap *h, xm_stats *out);
 /* W+X audit of a process from /proc/PID/maps (pid 0: this process). */
 #define XM_AUDIT_MAX_RANGES 8
 #define XM_AUDIT_WX 1u    /* one mapping writable and executable */
-#define XM_AUDIT_ALIAS 2u /* writable and executable views of one file range */
+#define XM_AUDIT_ALIAS 2u /* a shared writable and an executable view of one
+                             object's range (file, memfd, SysV shm segment) */
 #define XM_AUDIT_MAYBE 4u /* could become W+X by mprotect (VmFlags mw and me) */
 typedef struct xm_audit_range {
     uintptr_t start, end; /* the executable (or W+X) mapping */
@@ -255,7 +256,9 @@ typedef struct xm_audit_range {
 typedef struct xm_audit_report {
     size_t mappings;    /* lines read */
     size_t wx_mappings; /* mappings writable and executable at once */
-    size_t wx_aliases;  /* (writable, executable) pairs over one file range */
+    size_t wx_aliases;  /* (shared writable, executable) pairs over one
+                           object's range; a private writable view gets its
+                           own copies of pages and is not an alias */
     size_t nranges;     /* entries filled in ranges[] */
     xm_audit_range ranges[XM_AUDIT_MAX_RANGES];
     /* additions */
