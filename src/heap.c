@@ -529,9 +529,11 @@ xm_result xm_heap_stats(xm_heap *h, xm_stats *out)
 void xm__check_locked(xm_heap *h)
 {
     /* ranges sorted, disjoint, not overlapping any pack */
-    size_t qbytes = 0, mapped = 0;
+    size_t qbytes = 0, mapped = 0, dead = 0;
     for (size_t i = 0; i < h->nfr; i++) {
         xm__frange *r = &h->fr[i];
+        if (r->state == XM__FR_DEAD)
+            dead += r->npages;
         CHECK(r->npages > 0);
         CHECK(r->page + r->npages <= h->npages);
         if (i)
@@ -544,6 +546,7 @@ void xm__check_locked(xm_heap *h)
             CHECK(atomic_load(&h->pagemap[r->page + k]) == NULL);
     }
     CHECK(qbytes == h->quarantine_bytes);
+    CHECK(dead == h->revoke_pending);
     size_t blocks = 0, bytes = 0, pages = 0, mag_blocks = 0;
     for (size_t i = 0; i < h->nall; i++) {
         xm__pack *p = h->all[i];

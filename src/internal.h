@@ -86,7 +86,11 @@
 #define XM__DEFAULT_LAZY ((size_t)8 << 20)
 
 enum { XM__K_CODE = 0, XM__K_DATA = 1 };
-enum { XM__FR_NONE = 0, XM__FR_CODE, XM__FR_DATA, XM__FR_RW };
+/* Free-range states: reserve only; mapped trap-filled code / data (DUAL);
+ * mapped RW (FLIP); FLIP pages of freed code whose rights could not be
+ * dropped at the free (ENOMEM at vm.max_map_count): never handed out, the
+ * next purge drops them, and every release retries while any remain. */
+enum { XM__FR_NONE = 0, XM__FR_CODE, XM__FR_DATA, XM__FR_RW, XM__FR_DEAD };
 
 typedef struct xm__pack {
     /* hot header: every call on a block reads these first (one line).
@@ -223,6 +227,7 @@ struct xm_heap {
     _Atomic uint64_t async_frees;
     xm__osc osc;
     size_t quarantine_bytes;
+    size_t revoke_pending; /* pages in XM__FR_DEAD ranges (heap lock) */
     _Atomic size_t resident_bytes;
     uint64_t purges, purge_runs;
     int forked;        /* DUAL child after fork: frozen */

@@ -130,6 +130,8 @@ void xm__mem_free(void *p);
  * err (0: the call's own typical errno); n = 0 disarms. mem_n likewise for
  * xm__mem_* allocations (fail with NULL). Process-wide. */
 void xm__os_inject(long n, int err);
+/* The same for `count` consecutive calls from the n-th on. */
+void xm__os_inject_run(long n, long count, int err);
 void xm__mem_inject(long n);
 /* Calls that reached the OS layer since start (process-wide, for tests). */
 uint64_t xm__os_total_calls(void);

@@ -49,6 +49,7 @@
 
 static _Thread_local int os_last_errno;
 static _Atomic long os_countdown;   /* 0: disarmed */
+static _Atomic long os_inject_more; /* further consecutive calls to fail */
 static _Atomic int os_inject_err;
 static _Atomic long mem_countdown;
 static _Atomic uint64_t os_total;
@@ -57,9 +58,12 @@ static _Atomic uint64_t os_fired; /* injected failures delivered */
 void xm__os_set_errno(int err) { os_last_errno = err; }
 int xm_last_errno(void) { return os_last_errno; }
 
-void xm__os_inject(long n, int err)
+void xm__os_inject(long n, int err) { xm__os_inject_run(n, 1, err); }
+
+void xm__os_inject_run(long n, long count, int err)
 {
     atomic_store(&os_inject_err, err);
+    atomic_store(&os_inject_more, count > 1 ? count - 1 : 0);
     atomic_store(&os_countdown, n);
 }
 
@@ -81,6 +85,12 @@ static int os_enter(xm__osc *c, int typical)
             ;
         if (n == 1) {
             atomic_fetch_add(&os_fired, 1);
+            long more = atomic_load(&os_inject_more);
+            while (more > 0 &&
+                   !atomic_compare_exchange_weak(&os_inject_more, &more, more - 1))
+                ;
+            if (more > 0) /* the next call fails too */
+                atomic_store(&os_countdown, 1);
             int e = atomic_load(&os_inject_err);
             os_last_errno = e ? e : typical;
             return os_last_errno;

@@ -426,6 +426,8 @@ static void pack_release(xm_heap *h, xm__pack *p, int state, int raised)
         atomic_store_explicit(&h->pagemap[p->page + i], NULL,
                               memory_order_release);
     xm__range_put(h, p->page, p->npages, state, raised);
+    if (state == XM__FR_DEAD)
+        h->revoke_pending += p->npages;
     p->next = h->spare;
     h->spare = p;
     xm__maybe_purge_locked(h);
@@ -566,12 +568,27 @@ xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *ar, int kind,
     return XM_OK;
 }
 
+/* FLIP free of published code: replaces its pages with reserve (PROT_NONE).
+ * Returns false if the kernel refused (ENOMEM at vm.max_map_count: the new
+ * mapping splits a VMA): the block is freed all the same, its pages go to
+ * the free ranges as XM__FR_DEAD (still executable, never handed out) and
+ * the next release or purge drops their rights (range.c). No system call
+ * can be avoided here: RX pages cannot be trap-filled without one. */
+static bool flip_revoke(xm_heap *h, uintptr_t rx, size_t sz)
+{
+    if (xm__os_map_anon_at(&h->osc, (void *)rx, sz, XM__P_NONE))
+        return false;
+    h->osc.revocations++;
+    atomic_fetch_sub(&h->resident_bytes, sz);
+    return true;
+}
+
 xm_result xm__block_free_locked(xm_heap *h, xm__pack *p, uint32_t g)
 {
     xm__arena *ar = arena_of(h, p);
     size_t sz = xm__block_size(p, g);
     uintptr_t rx = xm__block_addr(p, g);
-    bool pub = xm__bit_get(p->pub, g);
+    bool pub = xm__bit_get(p->pub, g), dead = false;
     /* XM_INPLACE: what the JIT wrote is at rx even before publish */
     if ((pub || !staged(h)) && !flip(h)) {
         uintptr_t off = rx - h->base;
@@ -583,12 +600,8 @@ xm_result xm__block_free_locked(xm_heap *h, xm__pack *p, uint32_t g)
                 return xm__os_result(e, false);
         }
         xm__valgrind_discard(h, (void *)rx, sz);
-    } else if (pub) { /* FLIP: the exec right goes now */
-        int e = xm__os_map_anon_at(&h->osc, (void *)rx, sz, XM__P_NONE);
-        if (e)
-            return xm__os_result(e, false);
-        h->osc.revocations++;
-        atomic_fetch_sub(&h->resident_bytes, sz);
+    } else if (pub) { /* FLIP: the exec right goes now, or at a purge */
+        dead = !flip_revoke(h, rx, sz);
         xm__valgrind_discard(h, (void *)rx, sz);
     }
     uint64_t m = 1ull << (g & 63);
@@ -607,7 +620,9 @@ xm_result xm__block_free_locked(xm_heap *h, xm__pack *p, uint32_t g)
     ar->frees++;
     if (p->large) {
         p->used[0] = 0;
-        if (flip(h))
+        if (dead)
+            pack_release(h, p, XM__FR_DEAD, 1);
+        else if (flip(h))
             pack_release(h, p, pub ? XM__FR_NONE : XM__FR_RW, !pub);
         else
             pack_release(h, p, want_state(h, p->kind), p->raised);

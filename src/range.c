@@ -149,10 +149,12 @@ xm_result xm__purge_locked(xm_heap *h)
         }
         size_t j = i;
         int raised = 0;
-        uint32_t n = 0;
+        uint32_t n = 0, dead = 0;
         while (j < h->nfr && h->fr[j].state != XM__FR_NONE &&
                h->fr[j].page == h->fr[i].page + n) {
             raised |= h->fr[j].raised;
+            if (h->fr[j].state == XM__FR_DEAD)
+                dead += h->fr[j].npages;
             n += h->fr[j].npages;
             j++;
         }
@@ -164,6 +166,7 @@ xm_result xm__purge_locked(xm_heap *h)
         }
         /* states -> NONE, then merge runs i..j-1 and their NONE neighbours */
         h->quarantine_bytes -= range_bytes(n);
+        h->revoke_pending -= dead;
         h->fr[i].npages = n;
         h->fr[i].state = XM__FR_NONE;
         h->fr[i].raised = 0;
@@ -186,8 +189,11 @@ xm_result xm__purge_locked(xm_heap *h)
     return res;
 }
 
+/* Purges past the lazy limit, and at every release while freed FLIP code
+ * still has its rights (XM__FR_DEAD: a free could not drop them). */
 void xm__maybe_purge_locked(xm_heap *h)
 {
-    if (h->lazy_limit != SIZE_MAX && h->quarantine_bytes > h->lazy_limit)
+    if (h->revoke_pending ||
+        (h->lazy_limit != SIZE_MAX && h->quarantine_bytes > h->lazy_limit))
         (void)xm__purge_locked(h); /* a failure leaves it for next time */
 }

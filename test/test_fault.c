@@ -393,3 +393,73 @@ TEST(publish_refused_exec_reports_eperm)
     CHECK_EQ(call_at(b.rx), 12);
     xm_heap_destroy(h);
 }
+
+/* Issue 16, item 7: a FLIP free whose rights cannot be dropped (the kernel
+ * refuses the new PROT_NONE mapping with ENOMEM at vm.max_map_count, here
+ * injected) still kills the block: the free returns XM_OK, no call treats
+ * the block as live or hands its bytes out again, and the rights are dropped
+ * by a later release (another free, xm_purge), after which executing the
+ * old code faults. */
+static void call_void(void *rx) { (void)call_at(rx); }
+
+static void flip_dead_block(bool by_purge)
+{
+    const config c = {"flip", XM_BACKEND_FLIP, 0};
+    xm_heap *h = make_heap(&c, 4 << 20, SIZE_MAX);
+    CHECK(h);
+    xm_block b, k, n;
+    CHECK_OK(make_fn(h, 100, 55, &b));
+    CHECK_OK(make_fn(h, 100, 66, &k));
+    xm_stats s0, s1;
+    CHECK_OK(xm_heap_stats(h, &s0));
+    uint64_t f0 = xm__os_injected();
+    /* the free's mapping fails, and so does an immediate retry */
+    xm__os_inject_run(1, 2, ENOMEM);
+    xm_result r = xm_free(h, b.rx);
+    xm__os_inject(0, 0);
+    CHECK(xm__os_injected() - f0 >= 1);
+    CHECK_OK(r);
+    /* dead for every call */
+    xm_block q;
+    uint64_t v = 1;
+    void *w;
+    CHECK_EQ(xm_query(h, b.rx, &q), XM_EBADPTR);
+    CHECK_EQ(xm_patch(h, (char *)b.rx + 2, &v, 8), XM_ERANGE);
+    CHECK_EQ(xm_publish(h, b.rx, XM_PROT_RX), XM_EBADPTR);
+    CHECK_EQ(xm_write_begin(h, b.rx, 8, &w), XM_ERANGE);
+    CHECK_EQ(xm_free(h, b.rx), XM_EBADPTR);
+    CHECK_OK(xm_heap_stats(h, &s1));
+    CHECK_EQ(s1.live_blocks, s0.live_blocks - 1);
+    CHECK_EQ(s1.quarantine_bytes, s0.quarantine_bytes + 4096); /* still mapped */
+    xm__heap_check(h);
+    /* its pages are not handed out again while they keep their rights */
+    xm_block more[8];
+    for (int i = 0; i < 8; i++) {
+        CHECK_OK(xm_alloc(h, 100, 0, &more[i]));
+        CHECK(more[i].rx != b.rx);
+    }
+    /* the documented window: until a release drops them, the old code
+       still runs for whoever kept its address */
+    CHECK_EQ(child_signal(call_void, b.rx), 0);
+    /* a later release (a free, or xm_purge) retries and drops them */
+    if (by_purge)
+        CHECK_OK(xm_purge(h));
+    else
+        CHECK_OK(xm_free(h, k.rx));
+    CHECK_OK(xm_heap_stats(h, &s1));
+    CHECK_EQ(s1.quarantine_bytes, 0);
+    xm__heap_check(h);
+    CHECK_EQ(child_signal(call_void, b.rx), SIGSEGV);
+    for (int i = 0; i < 8; i++)
+        CHECK_OK(xm_free(h, more[i].rx));
+    CHECK_OK(make_fn(h, 100, 77, &n)); /* the heap goes on */
+    CHECK_EQ(call_at(n.rx), 77);
+    CHECK_OK(xm_purge(h));
+    xm_heap_destroy(h);
+}
+TEST(flip_free_that_cannot_drop_rights_kills_the_block)
+{
+    flip_dead_block(false);
+    if (!test_failed)
+        flip_dead_block(true);
+}
