@@ -121,6 +121,13 @@ static xm_result purge_run(xm_heap *h, uint32_t page, uint32_t n, int raised)
     void *addr = (void *)xm__page_addr(h, page);
     size_t len = range_bytes(n);
     int r = xm__os_map_anon_at(&h->osc, addr, len, XM__P_NONE);
+    if (r && h->fd < 0) {
+        /* FLIP at vm.max_map_count: a new mapping is refused, but taking
+           every right from whole VMAs needs none (and merges them with the
+           reserve around). The pages stay allocated until the range is
+           mapped fresh again; what matters is that they no longer run. */
+        r = xm__os_protect(&h->osc, addr, len, XM__P_NONE);
+    }
     if (r)
         return xm__os_result(r, false);
     if (raised)

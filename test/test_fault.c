@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 static int count_fds(void)
@@ -413,8 +414,9 @@ static void flip_dead_block(bool by_purge)
     xm_stats s0, s1;
     CHECK_OK(xm_heap_stats(h, &s0));
     uint64_t f0 = xm__os_injected();
-    /* the free's mapping fails, and so does an immediate retry */
-    xm__os_inject_run(1, 2, ENOMEM);
+    /* the free's mapping fails, and so does the immediate retry (a new
+       mapping, then taking the rights) */
+    xm__os_inject_run(1, 3, ENOMEM);
     xm_result r = xm_free(h, b.rx);
     xm__os_inject(0, 0);
     CHECK(xm__os_injected() - f0 >= 1);
@@ -462,4 +464,51 @@ TEST(flip_free_that_cannot_drop_rights_kills_the_block)
     flip_dead_block(false);
     if (!test_failed)
         flip_dead_block(true);
+}
+
+/* The same at the real limit, in a child that fills its own map count
+ * (vm.max_map_count is per process) with one-page mappings: every free of
+ * published FLIP code returns XM_OK, no block stays live, and by the time
+ * the frees are done their code no longer runs. */
+static int map_limit_child(void *arg)
+{
+    (void)arg;
+    xm_options o = XM_OPTIONS_INIT;
+    o.backend = XM_BACKEND_FLIP;
+    o.lazy_limit = SIZE_MAX;
+    xm_heap *h;
+    if (xm_heap_create(&o, &h) != XM_OK)
+        return 1;
+    enum { N = 300 };
+    static xm_block b[N];
+    for (int i = 0; i < N; i++)
+        if (make_fn(h, 64, (uint64_t)i, &b[i]) != XM_OK)
+            return 2;
+    long filled = 0;
+    for (;; filled++) /* alternate rights: the kernel cannot merge them */
+        if (mmap(NULL, 4096, (filled & 1) ? PROT_READ : PROT_NONE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) == MAP_FAILED)
+            break;
+    if (filled < 1000)
+        return 3;
+    for (int i = 0; i < N; i++)
+        if (xm_free(h, b[i].rx) != XM_OK)
+            return 4;
+    xm_block q;
+    for (int i = 0; i < N; i++)
+        if (xm_query(h, b[i].rx, &q) != XM_EBADPTR)
+            return 5;
+    if (xm_purge(h) != XM_OK)
+        return 6;
+    if (child_signal(call_void, b[N / 2].rx) != SIGSEGV)
+        return 7;
+    return 0;
+}
+TEST(flip_frees_at_the_map_count_limit_succeed)
+{
+    if (under_valgrind()) { /* 65,000 mappings under valgrind: too slow */
+        printf("    skipped under valgrind (the native run checks it)\n");
+        return;
+    }
+    CHECK_EQ(child_status(map_limit_child, NULL), 0);
 }
