@@ -74,7 +74,13 @@ XM_API const char *xm_strerror(xm_result r);
 XM_API int xm_last_errno(void);
 
 typedef enum {
-    XM_BACKEND_AUTO = 0, /* DUAL where it works, else FLIP */
+    XM_BACKEND_AUTO = 0, /* DUAL where the system allows code in a memfd;
+                            FLIP only where it refuses it (no memfd_create,
+                            no /proc to reopen through, the executable view
+                            refused: SELinux, noexec). A shortage is an
+                            error, never a switch to FLIP: out of
+                            descriptors XM_EOS (xm_last_errno() EMFILE or
+                            ENFILE), out of memory or RLIMIT_AS XM_ENOMEM */
     XM_BACKEND_DUAL,     /* one memfd: executable view + separate writable alias */
     XM_BACKEND_FLIP      /* anonymous memory whose rights change with mprotect */
 } xm_backend;
