@@ -111,6 +111,8 @@ static xm_result setup_dual(xm_heap *h)
         return fd == -ENOSYS || fd == -EINVAL ? XM_ENOTSUP : xm__os_result(fd, true);
     h->fd = fd;
     int r = xm__os_truncate(&h->osc, fd, h->reserve);
+    if (!r) /* the size is final: no one truncates the code away */
+        r = xm__os_seal_size(&h->osc, fd);
     if (r)
         return xm__os_result(r, false);
     int ro = xm__os_reopen_ro(&h->osc, fd);
@@ -118,6 +120,11 @@ static xm_result setup_dual(xm_heap *h)
                    made writable: refuse DUAL (out of descriptors: say so) */
         return dual_transient(-ro) ? xm__os_result(ro, false) : XM_ENOTSUP;
     h->fd_ro = ro;
+    /* mode 0 once reopened: no reopen through /proc/self/fd/N, read or
+       write, by anyone without CAP_DAC_OVERRIDE (README: threat model) */
+    r = xm__os_chmod(&h->osc, fd, 0);
+    if (r)
+        return xm__os_result(r, false);
     int err = 0;
     if (!xm__os_map_fd(&h->osc, (void *)h->base, XM__PAGE, XM__P_R | XM__P_X,
                        ro, 0, &err))
@@ -135,6 +142,10 @@ static xm_result setup_dual(xm_heap *h)
         r = xm__os_dontfork(&h->osc, a, h->reserve);
         if (r)
             return xm__os_result(r, false);
+        /* every write and every hole goes through the alias from here on
+           (MADV_REMOVE punches): the writable descriptor is not kept */
+        (void)xm__os_close(&h->osc, fd);
+        h->fd = -1;
     }
     return XM_OK;
 }

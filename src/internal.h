@@ -202,7 +202,9 @@ struct xm_heap {
     size_t reserve;
     uint32_t npages;
     char *alias;   /* DUAL without XM_STRICT: RW view of the whole memfd */
-    int fd, fd_ro; /* DUAL: the memfd and its O_RDONLY reopen; else -1 */
+    int fd, fd_ro; /* DUAL: the memfd (XM_STRICT only: closed once the alias
+                      is mapped) and its O_RDONLY reopen; else -1. Mode 0,
+                      size sealed, close-on-exec */
     size_t lazy_limit;
     _Atomic(xm__pack *) *pagemap;
     /* block state by address, one 64-bit word per page (bit k: granule k
@@ -616,6 +618,10 @@ void xm__range_put(xm_heap *h, uint32_t page, uint32_t npages, int state,
 /* Releases the mapped free ranges (quarantine) in coalesced runs. */
 xm_result xm__purge_locked(xm_heap *h);
 void xm__maybe_purge_locked(xm_heap *h);
+/* DUAL: gives the memfd's pages [off, off+len) back to the system (through
+ * the alias, MADV_REMOVE, or under XM_STRICT the descriptor, fallocate
+ * PUNCH_HOLE). 0 or -errno. */
+int xm__file_release(xm_heap *h, uint64_t off, size_t len);
 
 /* window.c: closes the block's write windows without writing them back
  * (xm_free), arena locked. */

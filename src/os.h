@@ -49,11 +49,21 @@ int xm__os_dontfork(xm__osc *c, void *addr, size_t len);
 /* Moves the mapping at from over to (mremap MAYMOVE|FIXED). */
 int xm__os_move(xm__osc *c, void *from, size_t len, void *to);
 
-/* memfd with MFD_CLOEXEC|MFD_NOEXEC_SEAL, retried without NOEXEC_SEAL.
+/* memfd with MFD_CLOEXEC|MFD_NOEXEC_SEAL (which allows sealing), retried
+ * with MFD_CLOEXEC|MFD_ALLOW_SEALING (kernels before 6.3).
  * *sealed (may be NULL) tells whether the seal was accepted. */
 int xm__os_memfd(xm__osc *c, const char *name, int *sealed);
 /* O_RDONLY|O_CLOEXEC reopen through /proc/self/fd. */
 int xm__os_reopen_ro(xm__osc *c, int fd);
+/* fchmod(fd, mode). */
+int xm__os_chmod(xm__osc *c, int fd, unsigned mode);
+/* Seals the memfd's size (F_SEAL_SHRINK|F_SEAL_GROW) and its seals
+ * (F_SEAL_SEAL): no one, not even root, can truncate the code away or add a
+ * seal that would stop the heap's own writes. */
+int xm__os_seal_size(xm__osc *c, int fd);
+/* Gives back the file pages under a shared writable mapping (MADV_REMOVE:
+ * a hole punched through the mapping, no descriptor needed). */
+int xm__os_remove(xm__osc *c, void *addr, size_t len);
 int xm__os_truncate(xm__osc *c, int fd, uint64_t len);
 int xm__os_close(xm__osc *c, int fd);
 /* Writes all of buf at off (loops on short writes). */

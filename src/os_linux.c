@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/prctl.h>
 #include <signal.h>
 #include <sched.h>
@@ -28,6 +29,18 @@
 
 #ifndef MFD_CLOEXEC
 #define MFD_CLOEXEC 0x0001U
+#endif
+#ifndef MFD_ALLOW_SEALING
+#define MFD_ALLOW_SEALING 0x0002U
+#endif
+#ifndef F_ADD_SEALS
+#define F_ADD_SEALS 1033
+#define F_SEAL_SEAL 0x0001
+#define F_SEAL_SHRINK 0x0002
+#define F_SEAL_GROW 0x0004
+#endif
+#ifndef MADV_REMOVE
+#define MADV_REMOVE 9
 #endif
 #ifndef MFD_NOEXEC_SEAL
 #define MFD_NOEXEC_SEAL 0x0008U /* Linux 6.3; Debian 12 headers lack it */
@@ -237,7 +250,7 @@ int xm__os_memfd(xm__osc *c, const char *name, int *sealed)
         *sealed = fd >= 0;
     if (fd < 0 && errno == EINVAL) { /* kernel before 6.3 */
         os_count(c);
-        fd = (int)syscall(SYS_memfd_create, name, MFD_CLOEXEC);
+        fd = (int)syscall(SYS_memfd_create, name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
     }
     return fd < 0 ? os_fail() : fd;
 }
@@ -251,6 +264,32 @@ int xm__os_reopen_ro(xm__osc *c, int fd)
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     int r = open(path, O_RDONLY | O_CLOEXEC);
     return r < 0 ? os_fail() : r;
+}
+
+int xm__os_chmod(xm__osc *c, int fd, unsigned mode)
+{
+    int e = os_enter(c, EPERM);
+    if (e)
+        return -e;
+    return fchmod(fd, (mode_t)mode) ? os_fail() : 0;
+}
+
+int xm__os_seal_size(xm__osc *c, int fd)
+{
+    int e = os_enter(c, EPERM);
+    if (e)
+        return -e;
+    return fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
+               ? os_fail()
+               : 0;
+}
+
+int xm__os_remove(xm__osc *c, void *addr, size_t len)
+{
+    int e = os_enter(c, EINVAL);
+    if (e)
+        return -e;
+    return madvise(addr, len, MADV_REMOVE) ? os_fail() : 0;
 }
 
 int xm__os_truncate(xm__osc *c, int fd, uint64_t len)

@@ -303,13 +303,17 @@ static xm_result map_fresh(xm_heap *h, int kind, uint32_t page, uint32_t n)
             return xm__os_result(r, false);
     } else {
         uint64_t off = (uint64_t)page << XM__PAGE_SHIFT;
-        int r = xm__os_pwrite_traps(&h->osc, h->fd, len, off);
-        if (r)
-            return xm__os_result(r, false);
+        if (h->alias) { /* no writable descriptor is kept (heap.c) */
+            memset(h->alias + off, XM__TRAP_BYTE, len);
+        } else {
+            int r = xm__os_pwrite_traps(&h->osc, h->fd, len, off);
+            if (r)
+                return xm__os_result(r, false);
+        }
         int prot = kind == XM__K_CODE ? (XM__P_R | XM__P_X) : XM__P_R;
         int err = 0;
         if (!xm__os_map_fd(&h->osc, addr, len, prot, h->fd_ro, off, &err)) {
-            (void)xm__os_punch(&h->osc, h->fd, off, len);
+            (void)xm__file_release(h, off, len);
             return xm__os_result(-err, kind == XM__K_CODE);
         }
     }

@@ -114,6 +114,13 @@ void xm__range_put(xm_heap *h, uint32_t page, uint32_t npages, int state,
     }
 }
 
+int xm__file_release(xm_heap *h, uint64_t off, size_t len)
+{
+    if (h->alias) /* DUAL without XM_STRICT keeps no writable descriptor */
+        return xm__os_remove(&h->osc, h->alias + off, len);
+    return xm__os_punch(&h->osc, h->fd, off, len);
+}
+
 /* Releases pages [page, page+n) of mapped free runs. On failure nothing of
  * the run changed state (the caller leaves it mapped). */
 static xm_result purge_run(xm_heap *h, uint32_t page, uint32_t n, int raised)
@@ -132,11 +139,10 @@ static xm_result purge_run(xm_heap *h, uint32_t page, uint32_t n, int raised)
         return xm__os_result(r, false);
     if (raised)
         h->osc.revocations++;
-    if (h->fd >= 0) {
+    if (h->alias || h->fd >= 0) {
         /* The memory goes back to the system. If this fails the pages stay
            in the file (no right anywhere but the alias) until destroy. */
-        if (xm__os_punch(&h->osc, h->fd, (uint64_t)page << XM__PAGE_SHIFT,
-                         len) == 0 &&
+        if (xm__file_release(h, (uint64_t)page << XM__PAGE_SHIFT, len) == 0 &&
             raised && h->alias)
             h->osc.revocations++; /* the alias PTEs went away too */
     }

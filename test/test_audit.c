@@ -6,6 +6,7 @@
 #include "test.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -416,4 +417,111 @@ TEST(audit_program_text_and_data_in_one_page_is_clean)
     CHECK(xino != 0 && xino == wino && xoff == woff);
     CHECK_OK(r);
     CHECK_EQ(a.wx_aliases, 0);
+}
+
+/* Issue 16, item 5: what an attacker who can make system calls reaches
+ * through the heap's descriptors. Every descriptor of the memfd is
+ * close-on-exec; only XM_STRICT keeps a writable one (its pwrite path);
+ * the file's mode is 0, so reopening /proc/self/fd/N read-write (or at all)
+ * is refused to a process without CAP_DAC_OVERRIDE; and the size and the
+ * seals are sealed, so not even root can truncate the code away or stop the
+ * heap's writes. The child drops root (the file modes then apply, as in any
+ * unprivileged JIT) before it creates its heap. */
+static int memfd_reach_child(void *arg)
+{
+    const config *c = arg;
+    bool strict = c->flags & XM_STRICT;
+    if (getuid() == 0 &&
+        (setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534)))
+        return 100;
+    (void)prctl(PR_SET_DUMPABLE, 1L, 0L, 0L, 0L);
+    xm_heap *h = make_heap(c, 0, 0);
+    xm_block b;
+    if (!h || make_fn(h, 64, 7, &b) != XM_OK)
+        return 1;
+    int found = 0, writable = 0;
+    for (int fd = 0; fd < 1024; fd++) {
+        char p[64], link[256];
+        snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(p, link, sizeof link - 1);
+        if (n <= 0)
+            continue;
+        link[n] = 0;
+        if (strncmp(link, "/memfd:execmem ", 15) != 0)
+            continue;
+        found++;
+        if (!(fcntl(fd, F_GETFD) & FD_CLOEXEC))
+            return 2;
+        if ((fcntl(fd, F_GETFL) & O_ACCMODE) != O_RDONLY)
+            writable++;
+        int rw = open(p, O_RDWR | O_CLOEXEC);
+        if (rw >= 0) {
+            uint64_t v = 666; /* the attack: rewrite published code */
+            uintptr_t base, alias;
+            size_t len;
+            xm__heap_ranges(h, &base, &len, &alias);
+            if (pwrite(rw, &v, 8, (off_t)((uintptr_t)b.rx + 2 - base)) != 8)
+                return 3;
+            return call_at(b.rx) == 666 ? 4 : 3;
+        }
+        if (errno != EACCES)
+            return 5;
+        if (open(p, O_WRONLY | O_CLOEXEC) >= 0 || open(p, O_RDONLY | O_CLOEXEC) >= 0)
+            return 6;
+        if (ftruncate(fd, 0) == 0) /* read-only, or sealed */
+            return 7;
+    }
+    if (found != (strict ? 2 : 1) || writable != (strict ? 1 : 0))
+        return 10 + found * 2 + writable;
+    if (call_at(b.rx) != 7)
+        return 8;
+    /* the heap works on: new packs, frees, purges */
+    xm_block m[40];
+    for (int i = 0; i < 40; i++)
+        if (make_fn(h, 9000, (uint64_t)i, &m[i]) != XM_OK || call_at(m[i].rx) != (uint64_t)i)
+            return 20;
+    for (int i = 0; i < 40; i++)
+        if (xm_free(h, m[i].rx) != XM_OK)
+            return 21;
+    if (xm_purge(h) != XM_OK)
+        return 22;
+    xm_heap_destroy(h);
+    return 0;
+}
+static void memfd_reach(const config *c)
+{
+    int st = child_status(memfd_reach_child, (void *)c);
+    if (st == 100) {
+        printf("    skipped: cannot drop root in the child\n");
+        return;
+    }
+    CHECK_EQ(st, 0);
+    /* as root (CAP_DAC_OVERRIDE) the reopen works, but the seals hold */
+    xm_heap *h = make_heap(c, 0, 0);
+    CHECK(h);
+    for (int fd = 0; fd < 1024; fd++) {
+        char p[64], link[256];
+        snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(p, link, sizeof link - 1);
+        if (n <= 0)
+            continue;
+        link[n] = 0;
+        if (strncmp(link, "/memfd:execmem ", 15) != 0)
+            continue;
+        int rw = open(p, O_RDWR | O_CLOEXEC);
+        if (rw < 0)
+            continue; /* not root after all */
+        errno = 0;
+        int t = ftruncate(rw, 0);
+        int t_errno = errno;
+        int sealed = fcntl(rw, F_ADD_SEALS, 0x0010 /* F_SEAL_FUTURE_WRITE */);
+        close(rw);
+        CHECK(t != 0 && t_errno == EPERM);
+        CHECK(sealed != 0);
+    }
+    xm_heap_destroy(h);
+}
+TEST(memfd_descriptors_do_not_give_write_access)
+{
+    FOR_CONFIGS_IF(memfd_reach, configs[ci_].backend == XM_BACKEND_DUAL);
 }
