@@ -202,9 +202,9 @@ struct xm_heap {
     size_t reserve;
     uint32_t npages;
     char *alias;   /* DUAL without XM_STRICT: RW view of the whole memfd */
-    int fd, fd_ro; /* DUAL: the memfd (XM_STRICT only: closed once the alias
-                      is mapped) and its O_RDONLY reopen; else -1. Mode 0,
-                      size sealed, close-on-exec */
+    int fd, fd_ro; /* DUAL: the memfd, kept only under XM_STRICT (else
+                      closed once the alias is mapped), and its O_RDONLY
+                      reopen; else -1. Mode 0, size sealed, close-on-exec */
     size_t lazy_limit;
     _Atomic(xm__pack *) *pagemap;
     /* block state by address, one 64-bit word per page (bit k: granule k

@@ -123,16 +123,20 @@ int xm__file_release(xm_heap *h, uint64_t off, size_t len)
 
 /* Releases pages [page, page+n) of mapped free runs. On failure nothing of
  * the run changed state (the caller leaves it mapped). */
-static xm_result purge_run(xm_heap *h, uint32_t page, uint32_t n, int raised)
+static xm_result purge_run(xm_heap *h, uint32_t page, uint32_t n, int raised,
+                           bool all_dead)
 {
     void *addr = (void *)xm__page_addr(h, page);
     size_t len = range_bytes(n);
     int r = xm__os_map_anon_at(&h->osc, addr, len, XM__P_NONE);
-    if (r && h->fd < 0) {
+    if (r && all_dead) {
         /* FLIP at vm.max_map_count: a new mapping is refused, but taking
            every right from whole VMAs needs none (and merges them with the
            reserve around). The pages stay allocated until the range is
-           mapped fresh again; what matters is that they no longer run. */
+           mapped fresh again; what matters is that they no longer run.
+           Only for XM__FR_DEAD runs: mprotect may fail half-way, which is
+           harmless for pages never handed out, not for a quarantine that
+           would then hand out pages without the rights it records. */
         r = xm__os_protect(&h->osc, addr, len, XM__P_NONE);
     }
     if (r)
@@ -171,7 +175,7 @@ xm_result xm__purge_locked(xm_heap *h)
             n += h->fr[j].npages;
             j++;
         }
-        xm_result r = purge_run(h, h->fr[i].page, n, raised);
+        xm_result r = purge_run(h, h->fr[i].page, n, raised, dead == n);
         if (r != XM_OK) {
             res = r;
             i = j;
