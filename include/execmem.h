@@ -168,12 +168,13 @@ XM_API xm_result xm_alloc_data(xm_heap *h, size_t size, size_t align,
 XM_API xm_result xm_publish(xm_heap *h, void *rx, int prot);
 /* Frees a block in any state. When it returns, every byte of the block traps
  * if executed (or its page faults). An unpublished block costs no rights
- * change and no system call. One exception, FLIP only: if the kernel refuses
- * to drop the rights of published code (ENOMEM at vm.max_map_count), the
- * block is freed all the same (XM_OK; no call accepts it or hands its bytes
- * out again) but its old code still runs until a later release or xm_purge
- * drops them: every later free retries, and xm_purge returns XM_ENOMEM
- * while any remain. */
+ * change and no system call. FLIP, if the kernel refuses to drop the rights
+ * of published code (ENOMEM at vm.max_map_count): the block is freed all
+ * the same (XM_OK; no call accepts it or hands its pages out again), its
+ * bytes become traps through /proc/self/mem, and its rights are dropped by
+ * a later release or xm_purge (every later free retries; xm_purge returns
+ * XM_ENOMEM while any remain). Only where /proc/self/mem cannot be written
+ * either does the old code run until then. */
 XM_API xm_result xm_free(xm_heap *h, void *rx);
 /* Async-signal-safe, lock-free, allocation-free free: usable from a signal
  * handler, including one that interrupted a heap call on the same thread.

@@ -71,6 +71,11 @@ int xm__os_pwrite(xm__osc *c, int fd, const void *buf, size_t len,
                   uint64_t off);
 /* Writes len trap bytes at off with gathered writes of one trap page. */
 int xm__os_pwrite_traps(xm__osc *c, int fd, size_t len, uint64_t off);
+/* Writes len trap bytes at addr in this process's own memory through
+ * /proc/self/mem, whatever the pages' rights (the kernel's forced write, as
+ * a debugger's breakpoint: a private page gets its own copy). Needs no new
+ * mapping: for a FLIP free the kernel refused one (vm.max_map_count). */
+int xm__os_poke_traps(xm__osc *c, void *addr, size_t len);
 /* Gives the file's pages in the range back (fallocate PUNCH_HOLE). */
 int xm__os_punch(xm__osc *c, int fd, uint64_t off, size_t len);
 

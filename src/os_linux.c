@@ -441,6 +441,36 @@ int xm__os_pwrite_traps(xm__osc *c, int fd, size_t len, uint64_t off)
     return 0;
 }
 
+int xm__os_poke_traps(xm__osc *c, void *addr, size_t len)
+{
+    int e = os_enter(c, EACCES);
+    if (e)
+        return -e;
+    int fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return os_fail();
+    unsigned char traps[512];
+    memset(traps, XM__TRAP_BYTE, sizeof traps);
+    uintptr_t a = (uintptr_t)addr;
+    int r = 0;
+    while (len && !r) {
+        size_t n = len < sizeof traps ? len : sizeof traps;
+        os_count(c);
+        ssize_t w = pwrite(fd, traps, n, (off_t)a);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            r = w < 0 ? os_fail() : -(os_last_errno = EIO);
+        else {
+            a += (uintptr_t)w;
+            len -= (size_t)w;
+        }
+    }
+    os_count(c);
+    close(fd);
+    return r;
+}
+
 int xm__os_punch(xm__osc *c, int fd, uint64_t off, size_t len)
 {
     int e = os_enter(c, EOPNOTSUPP);

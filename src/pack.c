@@ -575,13 +575,18 @@ xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *ar, int kind,
 /* FLIP free of published code: replaces its pages with reserve (PROT_NONE).
  * Returns false if the kernel refused (ENOMEM at vm.max_map_count: the new
  * mapping splits a VMA): the block is freed all the same, its pages go to
- * the free ranges as XM__FR_DEAD (still executable, never handed out) and
- * the next release or purge drops their rights (range.c). No system call
- * can be avoided here: RX pages cannot be trap-filled without one. */
+ * the free ranges as XM__FR_DEAD (never handed out) and the next release or
+ * purge drops their rights (range.c). Meanwhile its bytes become traps by a
+ * forced write through /proc/self/mem, which needs no new mapping; only if
+ * that fails too (no /proc, proc_mem.force_override=never) does the old
+ * code run until the rights are dropped (include/execmem.h, xm_free). */
 static bool flip_revoke(xm_heap *h, uintptr_t rx, size_t sz)
 {
-    if (xm__os_map_anon_at(&h->osc, (void *)rx, sz, XM__P_NONE))
+    if (xm__os_map_anon_at(&h->osc, (void *)rx, sz, XM__P_NONE)) {
+        if (xm__os_poke_traps(&h->osc, (void *)rx, sz) == 0)
+            xm__icache_sync((void *)rx, sz);
         return false;
+    }
     h->osc.revocations++;
     atomic_fetch_sub(&h->resident_bytes, sz);
     return true;
