@@ -75,7 +75,13 @@ XM_API const char *xm_strerror(xm_result r);
 XM_API int xm_last_errno(void);
 
 typedef enum {
-    XM_BACKEND_AUTO = 0, /* DUAL where it works, else FLIP */
+    XM_BACKEND_AUTO = 0, /* DUAL where the system allows code in a memfd;
+                            FLIP only where it refuses it (no memfd_create,
+                            no /proc to reopen through, the executable view
+                            refused: SELinux, noexec). A shortage is an
+                            error, never a switch to FLIP: out of
+                            descriptors XM_EOS (xm_last_errno() EMFILE or
+                            ENFILE), out of memory or RLIMIT_AS XM_ENOMEM */
     XM_BACKEND_DUAL,     /* one memfd: executable view + separate writable alias */
     XM_BACKEND_FLIP      /* anonymous memory whose rights change with mprotect */
 } xm_backend;
@@ -178,7 +184,13 @@ XM_API xm_result xm_alloc_data(xm_heap *h, size_t size, size_t align,
 XM_API xm_result xm_publish(xm_heap *h, void *rx, int prot);
 /* Frees a block in any state. When it returns, every byte of the block traps
  * if executed (or its page faults). An unpublished block costs no rights
- * change and no system call. */
+ * change and no system call. FLIP, if the kernel refuses to drop the rights
+ * of published code (ENOMEM at vm.max_map_count): the block is freed all
+ * the same (XM_OK; no call accepts it or hands its pages out again), its
+ * bytes become traps through /proc/self/mem, and its rights are dropped by
+ * a later release or xm_purge (every later free retries; xm_purge returns
+ * XM_ENOMEM while any remain). Only where /proc/self/mem cannot be written
+ * either does the old code run until then. */
 XM_API xm_result xm_free(xm_heap *h, void *rx);
 /* Async-signal-safe, lock-free, allocation-free free: usable from a signal
  * handler, including one that interrupted a heap call on the same thread.
@@ -260,7 +272,8 @@ XM_API xm_result xm_heap_stats(xm_heap *h, xm_stats *out);
 /* W+X audit of a process from /proc/PID/maps (pid 0: this process). */
 #define XM_AUDIT_MAX_RANGES 8
 #define XM_AUDIT_WX 1u    /* one mapping writable and executable */
-#define XM_AUDIT_ALIAS 2u /* writable and executable views of one file range */
+#define XM_AUDIT_ALIAS 2u /* a shared writable and an executable view of one
+                             object's range (file, memfd, SysV shm segment) */
 #define XM_AUDIT_MAYBE 4u /* could become W+X by mprotect (VmFlags mw and me) */
 typedef struct xm_audit_range {
     uintptr_t start, end; /* the executable (or W+X) mapping */
@@ -272,7 +285,9 @@ typedef struct xm_audit_range {
 typedef struct xm_audit_report {
     size_t mappings;    /* lines read */
     size_t wx_mappings; /* mappings writable and executable at once */
-    size_t wx_aliases;  /* (writable, executable) pairs over one file range */
+    size_t wx_aliases;  /* (shared writable, executable) pairs over one
+                           object's range; a private writable view gets its
+                           own copies of pages and is not an alias */
     size_t nranges;     /* entries filled in ranges[] */
     xm_audit_range ranges[XM_AUDIT_MAX_RANGES];
     /* additions */

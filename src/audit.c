@@ -4,14 +4,25 @@
  * /proc/PID/maps (or smaps, which repeats each maps line followed by
  * key-value lines ending in VmFlags) and counts:
  *   - mappings writable and executable at once;
- *   - pairs of mappings of one file (same device and inode) whose file
- *     ranges overlap, one writable and the other executable: W+X through
- *     an alias (O(n^2) over file-backed mappings; fine for /proc sizes);
+ *   - pairs of mappings of one object whose ranges overlap, one SHARED
+ *     writable (`rw-s`) and the other executable: W+X through an alias
+ *     (O(n^2) over object-backed mappings; fine for /proc sizes). Only a
+ *     shared writable view can change what another view runs: a private
+ *     one (`rw-p`, a program's data next to its text) gets its own copy of
+ *     every page it writes.
+ *     The object is (device, inode) for files, memfds and tmpfs; for SysV
+ *     shared memory the inode field holds the segment id, where 0 is a valid
+ *     id (the first segment of an IPC namespace), so a mapping counts as
+ *     backed by an object whenever its device or inode is non-zero (anonymous
+ *     memory shows 00:00 0), and SysV segments (named `/SYSV<key> (deleted)`)
+ *     are keyed apart from files of the same device whose inode number
+ *     equals a segment id (memfds live on that device too);
  *   - with smaps, mappings that are neither but carry both may-write and
  *     may-exec (VmFlags mw, me): one mprotect away from W+X.
  */
 #include "internal.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,7 +31,7 @@ typedef struct audit_map {
     uintptr_t start, end;
     uint64_t off, inode;
     unsigned dev_major, dev_minor;
-    bool w, x;
+    bool w, x, shared, sysv;
     const char *path; /* into the file buffer */
 } audit_map;
 
@@ -47,6 +58,19 @@ static void audit_note(audit_acc *acc, int which, uintptr_t s, uintptr_t e,
             n = sizeof r->path - 1;
         memcpy(r->path, path, n);
     }
+}
+
+/* Whether a maps line's name is a SysV shared memory segment's:
+ * "/SYSV" and 8 hex digits of its key, then " (deleted)" (its file lives on
+ * the kernel's internal shm mount and is never linked anywhere). */
+static bool audit_is_sysv(const char *name)
+{
+    if (strncmp(name, "/SYSV", 5) != 0)
+        return false;
+    for (int i = 5; i < 13; i++)
+        if (!isxdigit((unsigned char)name[i]))
+            return false;
+    return strcmp(name + 13, " (deleted)") == 0;
 }
 
 /* Whether a VmFlags line lists both `mw` and `me`. */
@@ -119,7 +143,8 @@ xm_result xm_audit_ex(pid_t pid, unsigned flags, xm_audit_report *out)
                 rep.wx_mappings++;
                 audit_note(acc, 0, s, en, 0, name);
             }
-            if (inode && (w || x)) {
+            bool object = inode || maj || min;
+            if (object && (w || x)) {
                 if (n == cap) {
                     audit_map *nm = xm__mem_realloc(maps, cap * 2 * sizeof *maps);
                     if (!nm) {
@@ -131,7 +156,8 @@ xm_result xm_audit_ex(pid_t pid, unsigned flags, xm_audit_report *out)
                     maps = nm;
                     cap *= 2;
                 }
-                maps[n++] = (audit_map){s, en, off, inode, maj, min, w, x, name};
+                maps[n++] = (audit_map){s, en, off, inode, maj, min, w, x,
+                                        perms[3] == 's', audit_is_sysv(name), name};
             }
         } else if (strncmp(line, "VmFlags:", 8) == 0 && cur_e && !cur_wx &&
                    vmflags_maybe_wx(line)) {
@@ -144,7 +170,8 @@ xm_result xm_audit_ex(pid_t pid, unsigned flags, xm_audit_report *out)
         if (!maps[i].x)
             continue;
         for (size_t j = 0; j < n; j++) {
-            if (i == j || !maps[j].w || maps[j].inode != maps[i].inode ||
+            if (i == j || !maps[j].w || !maps[j].shared ||
+                maps[j].inode != maps[i].inode || maps[j].sysv != maps[i].sysv ||
                 maps[j].dev_major != maps[i].dev_major ||
                 maps[j].dev_minor != maps[i].dev_minor)
                 continue;

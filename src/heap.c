@@ -93,6 +93,16 @@ static xm_result reserve_space(xm_heap *h, const void *near)
     return XM_ENOMEM;
 }
 
+/* Whether a failure of DUAL's setup is a passing shortage (descriptors,
+ * memory, address space under RLIMIT_AS) rather than the system refusing
+ * memfd code (no memfd_create, no /proc to reopen through, SELinux or a
+ * noexec policy refusing the executable view). */
+static bool dual_transient(int e)
+{
+    return e == EMFILE || e == ENFILE || e == ENOMEM || e == ENOSPC ||
+           e == EAGAIN || e == EINTR;
+}
+
 /* DUAL: memfd, its read-only reopen, the alias, and a probe that the
  * executable view can be mapped. */
 static xm_result setup_dual(xm_heap *h)
@@ -102,13 +112,20 @@ static xm_result setup_dual(xm_heap *h)
         return fd == -ENOSYS || fd == -EINVAL ? XM_ENOTSUP : xm__os_result(fd, true);
     h->fd = fd;
     int r = xm__os_truncate(&h->osc, fd, h->reserve);
+    if (!r) /* the size is final: no one truncates the code away */
+        r = xm__os_seal_size(&h->osc, fd);
     if (r)
         return xm__os_result(r, false);
     int ro = xm__os_reopen_ro(&h->osc, fd);
-    if (ro < 0)
-        return XM_ENOTSUP; /* without an O_RDONLY view the exec view could
-                              later be made writable: refuse DUAL */
+    if (ro < 0) /* without an O_RDONLY view the exec view could later be
+                   made writable: refuse DUAL (out of descriptors: say so) */
+        return dual_transient(-ro) ? xm__os_result(ro, false) : XM_ENOTSUP;
     h->fd_ro = ro;
+    /* mode 0 once reopened: no reopen through /proc/self/fd/N, read or
+       write, by anyone without CAP_DAC_OVERRIDE (README: threat model) */
+    r = xm__os_chmod(&h->osc, fd, 0);
+    if (r)
+        return xm__os_result(r, false);
     int err = 0;
     if (!xm__os_map_fd(&h->osc, (void *)h->base, XM__PAGE, XM__P_R | XM__P_X,
                        ro, 0, &err))
@@ -126,6 +143,10 @@ static xm_result setup_dual(xm_heap *h)
         r = xm__os_dontfork(&h->osc, a, h->reserve);
         if (r)
             return xm__os_result(r, false);
+        /* every write and every hole goes through the alias from here on
+           (MADV_REMOVE punches): the writable descriptor is not kept */
+        (void)xm__os_close(&h->osc, fd);
+        h->fd = -1;
     }
     return XM_OK;
 }
@@ -272,14 +293,24 @@ xm_result xm_heap_create(const xm_options *opt, xm_heap **out)
         return r;
     }
     r = XM_ENOTSUP;
+    int dual_errno = 0;
     if (o.backend != XM_BACKEND_FLIP) {
         r = setup_dual(h);
-        if (r == XM_OK)
+        if (r == XM_OK) {
             h->backend = XM_BACKEND_DUAL;
-        else
+        } else {
+            dual_errno = xm_last_errno(); /* of the call that failed */
             teardown_dual(h);
+            xm__os_set_errno(dual_errno);
+        }
     }
-    if (r != XM_OK && o.backend != XM_BACKEND_DUAL && !(o.flags & XM_INPLACE)) {
+    /* AUTO chooses by what the system supports: FLIP only where memfd code
+       is refused. A shortage (EMFILE, ENFILE, ENOMEM: RLIMIT_NOFILE,
+       RLIMIT_AS) is an error, as for explicit DUAL, not a silent switch to
+       a backend 50-250x slower per operation (issue 16). */
+    bool fallback = o.backend == XM_BACKEND_AUTO && !(o.flags & XM_INPLACE) &&
+                    !dual_transient(dual_errno);
+    if (r != XM_OK && (o.backend == XM_BACKEND_FLIP || fallback)) {
         r = probe_flip(h);
         if (r == XM_OK)
             h->backend = XM_BACKEND_FLIP;

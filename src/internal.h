@@ -87,7 +87,11 @@
 #define XM__DEFAULT_LAZY ((size_t)8 << 20)
 
 enum { XM__K_CODE = 0, XM__K_DATA = 1 };
-enum { XM__FR_NONE = 0, XM__FR_CODE, XM__FR_DATA, XM__FR_RW };
+/* Free-range states: reserve only; mapped trap-filled code / data (DUAL);
+ * mapped RW (FLIP); FLIP pages of freed code whose rights could not be
+ * dropped at the free (ENOMEM at vm.max_map_count): never handed out, the
+ * next purge drops them, and every release retries while any remain. */
+enum { XM__FR_NONE = 0, XM__FR_CODE, XM__FR_DATA, XM__FR_RW, XM__FR_DEAD, XM__FR_STATES };
 
 /* Per-arena lists of small packs by the length of their longest free run
  * (TLSF-style classes): exact for 1..16 granules, then four classes per
@@ -260,7 +264,9 @@ struct xm_heap {
     size_t reserve;
     uint32_t npages;
     char *alias;   /* DUAL without XM_STRICT: RW view of the whole memfd */
-    int fd, fd_ro; /* DUAL: the memfd and its O_RDONLY reopen; else -1 */
+    int fd, fd_ro; /* DUAL: the memfd, kept only under XM_STRICT (else
+                      closed once the alias is mapped), and its O_RDONLY
+                      reopen; else -1. Mode 0, size sealed, close-on-exec */
     size_t lazy_limit; /* SIZE_MAX: only xm_purge; 0: automatic (range.c) */
     _Atomic(xm__pack *) *pagemap;
     /* block state by address, one 64-bit word per page (bit k: granule k
@@ -281,9 +287,9 @@ struct xm_heap {
     xm__frange *fr;
     uint32_t *frtag;
     uint32_t frfree, frcap, frused; /* free node list, pool size, high mark */
-    uint32_t frhead[4][XM__FR_CLASSES];
-    uint64_t frmask[4][2];
-    uint32_t agehead, agetail;
+    uint32_t frhead[XM__FR_STATES][XM__FR_CLASSES];
+    uint64_t frmask[XM__FR_STATES][2];
+    uint32_t agehead, agetail, naged;
     size_t nfr; /* runs in the set */
     xm__pack *_Atomic pending; /* packs with async frees (Treiber stack) */
     /* what keeps the fast paths (fast.h) off or careful, one word for
@@ -294,6 +300,7 @@ struct xm_heap {
     _Atomic uint64_t async_frees;
     xm__osc osc;
     size_t quarantine_bytes;
+    size_t revoke_pending; /* pages in XM__FR_DEAD ranges (heap lock) */
     _Atomic size_t resident_bytes;
     uint64_t purges, purge_runs;
     int forked;        /* DUAL child after fork: frozen */
@@ -752,6 +759,10 @@ size_t xm__lazy_bound(const xm_heap *h);
 int xm__range_at(const xm_heap *h, uint32_t page, uint32_t *npages, int *state);
 size_t xm__range_pool_size(uint32_t npages); /* nodes h->fr must hold */
 size_t xm__range_check(const xm_heap *h);    /* debug walk: mapped bytes */
+/* DUAL: gives the memfd's pages [off, off+len) back to the system (through
+ * the alias, MADV_REMOVE, or under XM_STRICT the descriptor, fallocate
+ * PUNCH_HOLE). 0 or -errno. */
+int xm__file_release(xm_heap *h, uint64_t off, size_t len);
 
 /* window.c: closes the block's write windows without writing them back
  * (xm_free), arena locked. */

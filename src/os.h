@@ -50,11 +50,21 @@ int xm__os_dontfork(xm__osc *c, void *addr, size_t len);
 /* Moves the mapping at from over to (mremap MAYMOVE|FIXED). */
 int xm__os_move(xm__osc *c, void *from, size_t len, void *to);
 
-/* memfd with MFD_CLOEXEC|MFD_NOEXEC_SEAL, retried without NOEXEC_SEAL.
+/* memfd with MFD_CLOEXEC|MFD_NOEXEC_SEAL (which allows sealing), retried
+ * with MFD_CLOEXEC|MFD_ALLOW_SEALING (kernels before 6.3).
  * *sealed (may be NULL) tells whether the seal was accepted. */
 int xm__os_memfd(xm__osc *c, const char *name, int *sealed);
 /* O_RDONLY|O_CLOEXEC reopen through /proc/self/fd. */
 int xm__os_reopen_ro(xm__osc *c, int fd);
+/* fchmod(fd, mode). */
+int xm__os_chmod(xm__osc *c, int fd, unsigned mode);
+/* Seals the memfd's size (F_SEAL_SHRINK|F_SEAL_GROW) and its seals
+ * (F_SEAL_SEAL): no one, not even root, can truncate the code away or add a
+ * seal that would stop the heap's own writes. */
+int xm__os_seal_size(xm__osc *c, int fd);
+/* Gives back the file pages under a shared writable mapping (MADV_REMOVE:
+ * a hole punched through the mapping, no descriptor needed). */
+int xm__os_remove(xm__osc *c, void *addr, size_t len);
 int xm__os_truncate(xm__osc *c, int fd, uint64_t len);
 int xm__os_close(xm__osc *c, int fd);
 /* Writes all of buf at off (loops on short writes). */
@@ -62,6 +72,11 @@ int xm__os_pwrite(xm__osc *c, int fd, const void *buf, size_t len,
                   uint64_t off);
 /* Writes len trap bytes at off with gathered writes of one trap page. */
 int xm__os_pwrite_traps(xm__osc *c, int fd, size_t len, uint64_t off);
+/* Writes len trap bytes at addr in this process's own memory through
+ * /proc/self/mem, whatever the pages' rights (the kernel's forced write, as
+ * a debugger's breakpoint: a private page gets its own copy). Needs no new
+ * mapping: for a FLIP free the kernel refused one (vm.max_map_count). */
+int xm__os_poke_traps(xm__osc *c, void *addr, size_t len);
 /* Gives the file's pages in the range back (fallocate PUNCH_HOLE). */
 int xm__os_punch(xm__osc *c, int fd, uint64_t off, size_t len);
 
@@ -131,6 +146,8 @@ void xm__mem_free(void *p);
  * err (0: the call's own typical errno); n = 0 disarms. mem_n likewise for
  * xm__mem_* allocations (fail with NULL). Process-wide. */
 void xm__os_inject(long n, int err);
+/* The same for `count` consecutive calls from the n-th on. */
+void xm__os_inject_run(long n, long count, int err);
 void xm__mem_inject(long n);
 /* Calls that reached the OS layer since start (process-wide, for tests). */
 uint64_t xm__os_total_calls(void);

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/prctl.h>
 #include <signal.h>
 #include <sched.h>
@@ -30,6 +31,18 @@
 
 #ifndef MFD_CLOEXEC
 #define MFD_CLOEXEC 0x0001U
+#endif
+#ifndef MFD_ALLOW_SEALING
+#define MFD_ALLOW_SEALING 0x0002U
+#endif
+#ifndef F_ADD_SEALS
+#define F_ADD_SEALS 1033
+#define F_SEAL_SEAL 0x0001
+#define F_SEAL_SHRINK 0x0002
+#define F_SEAL_GROW 0x0004
+#endif
+#ifndef MADV_REMOVE
+#define MADV_REMOVE 9
 #endif
 #ifndef MFD_NOEXEC_SEAL
 #define MFD_NOEXEC_SEAL 0x0008U /* Linux 6.3; Debian 12 headers lack it */
@@ -51,6 +64,7 @@
 
 static _Thread_local int os_last_errno;
 static _Atomic long os_countdown;   /* 0: disarmed */
+static _Atomic long os_inject_more; /* further consecutive calls to fail */
 static _Atomic int os_inject_err;
 static _Atomic long mem_countdown;
 static _Atomic uint64_t os_total;
@@ -59,9 +73,12 @@ static _Atomic uint64_t os_fired; /* injected failures delivered */
 void xm__os_set_errno(int err) { os_last_errno = err; }
 int xm_last_errno(void) { return os_last_errno; }
 
-void xm__os_inject(long n, int err)
+void xm__os_inject(long n, int err) { xm__os_inject_run(n, 1, err); }
+
+void xm__os_inject_run(long n, long count, int err)
 {
     atomic_store(&os_inject_err, err);
+    atomic_store(&os_inject_more, count > 1 ? count - 1 : 0);
     atomic_store(&os_countdown, n);
 }
 
@@ -83,6 +100,12 @@ static int os_enter(xm__osc *c, int typical)
             ;
         if (n == 1) {
             atomic_fetch_add(&os_fired, 1);
+            long more = atomic_load(&os_inject_more);
+            while (more > 0 &&
+                   !atomic_compare_exchange_weak(&os_inject_more, &more, more - 1))
+                ;
+            if (more > 0) /* the next call fails too */
+                atomic_store(&os_countdown, 1);
             int e = atomic_load(&os_inject_err);
             os_last_errno = e ? e : typical;
             return os_last_errno;
@@ -229,7 +252,7 @@ int xm__os_memfd(xm__osc *c, const char *name, int *sealed)
         *sealed = fd >= 0;
     if (fd < 0 && errno == EINVAL) { /* kernel before 6.3 */
         os_count(c);
-        fd = (int)syscall(SYS_memfd_create, name, MFD_CLOEXEC);
+        fd = (int)syscall(SYS_memfd_create, name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
     }
     return fd < 0 ? os_fail() : fd;
 }
@@ -243,6 +266,32 @@ int xm__os_reopen_ro(xm__osc *c, int fd)
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     int r = open(path, O_RDONLY | O_CLOEXEC);
     return r < 0 ? os_fail() : r;
+}
+
+int xm__os_chmod(xm__osc *c, int fd, unsigned mode)
+{
+    int e = os_enter(c, EPERM);
+    if (e)
+        return -e;
+    return fchmod(fd, (mode_t)mode) ? os_fail() : 0;
+}
+
+int xm__os_seal_size(xm__osc *c, int fd)
+{
+    int e = os_enter(c, EPERM);
+    if (e)
+        return -e;
+    return fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
+               ? os_fail()
+               : 0;
+}
+
+int xm__os_remove(xm__osc *c, void *addr, size_t len)
+{
+    int e = os_enter(c, EINVAL);
+    if (e)
+        return -e;
+    return madvise(addr, len, MADV_REMOVE) ? os_fail() : 0;
 }
 
 int xm__os_truncate(xm__osc *c, int fd, uint64_t len)
@@ -393,6 +442,36 @@ int xm__os_pwrite_traps(xm__osc *c, int fd, size_t len, uint64_t off)
         len -= (size_t)n;
     }
     return 0;
+}
+
+int xm__os_poke_traps(xm__osc *c, void *addr, size_t len)
+{
+    int e = os_enter(c, EACCES);
+    if (e)
+        return -e;
+    int fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return os_fail();
+    unsigned char traps[512];
+    memset(traps, XM__TRAP_BYTE, sizeof traps);
+    uintptr_t a = (uintptr_t)addr;
+    int r = 0;
+    while (len && !r) {
+        size_t n = len < sizeof traps ? len : sizeof traps;
+        os_count(c);
+        ssize_t w = pwrite(fd, traps, n, (off_t)a);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            r = w < 0 ? os_fail() : -(os_last_errno = EIO);
+        else {
+            a += (uintptr_t)w;
+            len -= (size_t)w;
+        }
+    }
+    os_count(c);
+    close(fd);
+    return r;
 }
 
 int xm__os_punch(xm__osc *c, int fd, uint64_t off, size_t len)

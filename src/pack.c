@@ -408,13 +408,17 @@ static xm_result map_fresh(xm_heap *h, int kind, uint32_t page, uint32_t n)
             return xm__os_result(r, false);
     } else {
         uint64_t off = (uint64_t)page << XM__PAGE_SHIFT;
-        int r = xm__os_pwrite_traps(&h->osc, h->fd, len, off);
-        if (r)
-            return xm__os_result(r, false);
+        if (h->alias) { /* no writable descriptor is kept (heap.c) */
+            memset(h->alias + off, XM__TRAP_BYTE, len);
+        } else {
+            int r = xm__os_pwrite_traps(&h->osc, h->fd, len, off);
+            if (r)
+                return xm__os_result(r, false);
+        }
         int prot = kind == XM__K_CODE ? (XM__P_R | XM__P_X) : XM__P_R;
         int err = 0;
         if (!xm__os_map_fd(&h->osc, addr, len, prot, h->fd_ro, off, &err)) {
-            (void)xm__os_punch(&h->osc, h->fd, off, len);
+            (void)xm__file_release(h, off, len);
             return xm__os_result(-err, kind == XM__K_CODE);
         }
     }
@@ -552,6 +556,8 @@ static void pack_release(xm_heap *h, xm__pack *p, int state, int raised)
         atomic_store_explicit(&h->pagemap[p->page + i], NULL,
                               memory_order_release);
     xm__range_put(h, p->page, p->npages, state, raised);
+    if (state == XM__FR_DEAD)
+        h->revoke_pending += p->npages;
     xm__pack **spare = p->large ? &h->spare_large : &h->spare;
     p->next = *spare;
     *spare = p;
@@ -712,12 +718,32 @@ xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *ar, int kind,
     return XM_OK;
 }
 
+/* FLIP free of published code: replaces its pages with reserve (PROT_NONE).
+ * Returns false if the kernel refused (ENOMEM at vm.max_map_count: the new
+ * mapping splits a VMA): the block is freed all the same, its pages go to
+ * the free ranges as XM__FR_DEAD (never handed out) and the next release or
+ * purge drops their rights (range.c). Meanwhile its bytes become traps by a
+ * forced write through /proc/self/mem, which needs no new mapping; only if
+ * that fails too (no /proc, proc_mem.force_override=never) does the old
+ * code run until the rights are dropped (include/execmem.h, xm_free). */
+static bool flip_revoke(xm_heap *h, uintptr_t rx, size_t sz)
+{
+    if (xm__os_map_anon_at(&h->osc, (void *)rx, sz, XM__P_NONE)) {
+        if (xm__os_poke_traps(&h->osc, (void *)rx, sz) == 0)
+            xm__icache_sync((void *)rx, sz);
+        return false;
+    }
+    h->osc.revocations++;
+    atomic_fetch_sub(&h->resident_bytes, sz);
+    return true;
+}
+
 xm_result xm__block_free_locked(xm_heap *h, xm__pack *p, uint32_t g)
 {
     xm__arena *ar = arena_of(h, p);
     size_t sz = xm__block_size(p, g);
     uintptr_t rx = xm__block_addr(p, g);
-    bool pub = xm__bit_get(p->pub, g);
+    bool pub = xm__bit_get(p->pub, g), dead = false;
     /* XM_INPLACE: what the JIT wrote is at rx even before publish */
     if ((pub || !staged(h)) && !flip(h)) {
         uintptr_t off = rx - h->base;
@@ -729,12 +755,8 @@ xm_result xm__block_free_locked(xm_heap *h, xm__pack *p, uint32_t g)
                 return xm__os_result(e, false);
         }
         xm__valgrind_discard(h, (void *)rx, sz);
-    } else if (pub) { /* FLIP: the exec right goes now */
-        int e = xm__os_map_anon_at(&h->osc, (void *)rx, sz, XM__P_NONE);
-        if (e)
-            return xm__os_result(e, false);
-        h->osc.revocations++;
-        atomic_fetch_sub(&h->resident_bytes, sz);
+    } else if (pub) { /* FLIP: the exec right goes now, or at a purge */
+        dead = !flip_revoke(h, rx, sz);
         xm__valgrind_discard(h, (void *)rx, sz);
     }
     uint64_t m = 1ull << (g & 63);
@@ -753,7 +775,9 @@ xm_result xm__block_free_locked(xm_heap *h, xm__pack *p, uint32_t g)
     ar->frees++;
     if (p->large) {
         p->used[0] = 0;
-        if (flip(h))
+        if (dead)
+            pack_release(h, p, XM__FR_DEAD, 1);
+        else if (flip(h))
             pack_release(h, p, pub ? XM__FR_NONE : XM__FR_RW, !pub);
         else
             pack_release(h, p, want_state(h, p->kind), p->raised);

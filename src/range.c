@@ -135,6 +135,7 @@ static void age_add(xm_heap *h, uint32_t t)
     else
         h->agehead = t;
     h->agetail = t;
+    h->naged++;
 }
 
 static void age_del(xm_heap *h, uint32_t t)
@@ -148,6 +149,7 @@ static void age_del(xm_heap *h, uint32_t t)
         h->fr[r->anext].aprev = r->aprev;
     else
         h->agetail = r->aprev;
+    h->naged--;
 }
 
 /* Files node t (page, npages, state set) in the set: tags and lists. */
@@ -194,6 +196,7 @@ void xm__range_init(xm_heap *h)
     memset(h->frhead, 0, sizeof h->frhead);
     memset(h->frmask, 0, sizeof h->frmask);
     h->agehead = h->agetail = 0;
+    h->naged = 0;
     h->frfree = 0;
     h->frused = 0;
     h->nfr = 0;
@@ -266,9 +269,13 @@ static void take_front(xm_heap *h, uint32_t t, uint32_t npages)
  * and in use, at most 4 MiB and an eighth of the lazy bound (the rest is
  * mapped free, trap-filled, ready for the next allocations). Trade-off:
  * fewer system calls while a heap of large blocks grows and while its
- * holes settle, against pages mapped ahead of use. */
+ * holes settle, against pages mapped ahead of use. DUAL only. */
 static uint32_t grow_chunk(const xm_heap *h, uint32_t npages)
 {
+    if (h->backend == XM_BACKEND_FLIP)
+        return npages; /* a system call per block anyway; and at the map
+                          count limit, pages mapped ahead could not be
+                          released */
     size_t res = atomic_load_explicit(&h->resident_bytes, memory_order_relaxed);
     size_t used = res > h->quarantine_bytes ? res - h->quarantine_bytes : 0;
     size_t want = used / 16, cap = xm__lazy_bound(h) / 8;
@@ -343,22 +350,39 @@ int xm__range_at(const xm_heap *h, uint32_t page, uint32_t *npages, int *state)
     return 0;
 }
 
+int xm__file_release(xm_heap *h, uint64_t off, size_t len)
+{
+    if (h->alias) /* DUAL without XM_STRICT keeps no writable descriptor */
+        return xm__os_remove(&h->osc, h->alias + off, len);
+    return xm__os_punch(&h->osc, h->fd, off, len);
+}
+
 /* Releases pages [page, page+n) of mapped free runs. On failure nothing of
  * the run changed state (the caller leaves it mapped). */
-static xm_result purge_run(xm_heap *h, uint32_t page, uint32_t n, int raised)
+static xm_result purge_run(xm_heap *h, uint32_t page, uint32_t n, int raised,
+                           bool all_dead)
 {
     void *addr = (void *)xm__page_addr(h, page);
     size_t len = range_bytes(n);
     int r = xm__os_map_anon_at(&h->osc, addr, len, XM__P_NONE);
+    if (r && all_dead) {
+        /* FLIP at vm.max_map_count: a new mapping is refused, but taking
+           every right from whole VMAs needs none (and merges them with the
+           reserve around). The pages stay allocated until the range is
+           mapped fresh again; what matters is that they no longer run.
+           Only for XM__FR_DEAD runs: mprotect may fail half-way, which is
+           harmless for pages never handed out, not for a quarantine that
+           would then hand out pages without the rights it records. */
+        r = xm__os_protect(&h->osc, addr, len, XM__P_NONE);
+    }
     if (r)
         return xm__os_result(r, false);
     if (raised)
         h->osc.revocations++;
-    if (h->fd >= 0) {
+    if (h->alias || h->fd >= 0) {
         /* The memory goes back to the system. If this fails the pages stay
            in the file (no right anywhere but the alias) until destroy. */
-        if (xm__os_punch(&h->osc, h->fd, (uint64_t)page << XM__PAGE_SHIFT,
-                         len) == 0 &&
+        if (xm__file_release(h, (uint64_t)page << XM__PAGE_SHIFT, len) == 0 &&
             raised && h->alias)
             h->osc.revocations++; /* the alias PTEs went away too */
     }
@@ -373,18 +397,24 @@ static xm_result purge_oldest(xm_heap *h)
 {
     uint32_t t = h->agehead;
     uint32_t first = h->fr[t].page, end = first + h->fr[t].npages;
-    uint32_t l, r;
+    uint32_t l, r, dead = h->fr[t].state == XM__FR_DEAD ? h->fr[t].npages : 0;
     int raised = h->fr[t].raised;
-    /* the span: left and right while the neighbour is a mapped run */
-    while (first > 0 && (l = run_ending(h, first - 1)) && mapped(h->fr[l].state)) {
+    /* the span: left and right while the neighbour is a mapped run; a
+       run of XM__FR_DEAD pages alone (its fallback, mprotect, is only for
+       such runs: see purge_run) */
+    bool alone = dead != 0;
+    while (!alone && first > 0 && (l = run_ending(h, first - 1)) && mapped(h->fr[l].state)) {
         first = h->fr[l].page;
         raised |= h->fr[l].raised;
+        dead += h->fr[l].state == XM__FR_DEAD ? h->fr[l].npages : 0;
     }
-    while (end < h->npages && (r = run_starting(h, end)) && mapped(h->fr[r].state)) {
+    while (!alone && end < h->npages && (r = run_starting(h, end)) &&
+           mapped(h->fr[r].state)) {
         end += h->fr[r].npages;
         raised |= h->fr[r].raised;
+        dead += h->fr[r].state == XM__FR_DEAD ? h->fr[r].npages : 0;
     }
-    xm_result res = purge_run(h, first, end - first, raised);
+    xm_result res = purge_run(h, first, end - first, raised, dead == end - first);
     if (res != XM_OK) {
         age_del(h, t);
         age_add(h, t);
@@ -398,6 +428,7 @@ static xm_result purge_oldest(xm_heap *h)
         node_free(h, u);
     }
     h->quarantine_bytes -= range_bytes(end - first);
+    h->revoke_pending -= dead;
     xm__range_put(h, first, end - first, XM__FR_NONE, 0);
     return XM_OK;
 }
@@ -418,7 +449,9 @@ static xm_result purge_until(xm_heap *h, size_t target, uint32_t steps)
 
 xm_result xm__purge_locked(xm_heap *h)
 {
-    return purge_until(h, 0, h->frcap);
+    /* each step releases its run or, failing, moves it to the young end:
+       one step per mapped run tries every run once */
+    return purge_until(h, 0, h->naged);
 }
 
 size_t xm__lazy_bound(const xm_heap *h)
@@ -432,6 +465,12 @@ size_t xm__lazy_bound(const xm_heap *h)
 
 void xm__maybe_purge_locked(xm_heap *h)
 {
+    /* freed FLIP code that still has its rights (XM__FR_DEAD: a free could
+       not drop them): every release retries, all of it */
+    if (h->revoke_pending) {
+        (void)xm__purge_locked(h);
+        return;
+    }
     if (h->lazy_limit == SIZE_MAX)
         return;
     size_t bound = xm__lazy_bound(h);
@@ -443,7 +482,7 @@ void xm__maybe_purge_locked(xm_heap *h)
  * page outside it must be in a pack (the caller checks that side). */
 size_t xm__range_check(const xm_heap *h)
 {
-    size_t q = 0, runs = 0, aged = 0;
+    size_t q = 0, runs = 0, aged = 0, dead = 0;
     for (uint32_t pg = 0; pg < h->npages;) {
         xm__pack *p = atomic_load(&h->pagemap[pg]);
         if (p) {
@@ -477,6 +516,8 @@ size_t xm__range_check(const xm_heap *h)
         XM_ASSERT(on);
         if (mapped(r->state))
             q += range_bytes(r->npages);
+        if (r->state == XM__FR_DEAD)
+            dead += r->npages;
         runs++;
         pg += r->npages;
     }
@@ -485,12 +526,14 @@ size_t xm__range_check(const xm_heap *h)
         aged++;
     }
     size_t nmapped = 0;
-    for (int s = 0; s < 4; s++)
+    for (int s = 0; s < XM__FR_STATES; s++)
         for (uint32_t c = 0; c < XM__FR_CLASSES; c++) {
             XM_ASSERT(!!h->frhead[s][c] == !!((h->frmask[s][c >> 6] >> (c & 63)) & 1));
             for (uint32_t u = h->frhead[s][c]; u; u = h->fr[u].cnext)
                 nmapped += mapped(s);
         }
-    XM_ASSERT(runs == h->nfr && aged == nmapped && q == h->quarantine_bytes);
+    XM_ASSERT(runs == h->nfr && aged == nmapped && aged == h->naged &&
+              q == h->quarantine_bytes);
+    XM_ASSERT(dead == h->revoke_pending);
     return q;
 }

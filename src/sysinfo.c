@@ -9,6 +9,8 @@
  */
 #include "internal.h"
 
+#include <errno.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,11 +103,17 @@ xm_result xm_system_info(xm_sysinfo *out)
     o.reserve = XM__PACK_PAGES * XM__PAGE * 4;
     xm_heap *h = NULL;
     s.auto_result = xm_heap_create(&o, &h);
+    int auto_errno = xm_last_errno();
     if (h) {
         s.auto_backend = h->backend;
         xm_heap_destroy(h);
     }
-    if (s.auto_result != XM_OK)
+    if (s.auto_result != XM_OK &&
+        (auto_errno == EMFILE || auto_errno == ENFILE || auto_errno == ENOMEM))
+        s.auto_reason = "out of descriptors or memory right now (RLIMIT_NOFILE, "
+                        "RLIMIT_AS?): AUTO reports that as an error rather "
+                        "than fall back to FLIP";
+    else if (s.auto_result != XM_OK)
         s.auto_reason = s.memfd || s.exec_anon
                             ? "no executable memory: the OS refused PROT_EXEC "
                               "on memfd views and on anonymous memory"

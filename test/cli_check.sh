@@ -36,8 +36,8 @@ tmp=$(mktemp -d)
 # start runs in $(...), a subshell: the helpers' pids go to a file
 cleanup() { [ -f "$tmp/pids" ] && kill $(cat "$tmp/pids") 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
-start() { # start MODE: runs the helper, waits until it is ready, prints its pid
-    "$H" "$1" > "$tmp/$1.out" &
+start() { # start MODE [BINARY]: runs the helper, waits until it is ready, prints its pid
+    "${2:-$H}" "$1" > "$tmp/$1.out" &
     p=$!
     echo "$p" >> "$tmp/pids"
     i=0
@@ -75,6 +75,21 @@ expect 1 "audit of a dual-mapped memfd" -- "$X" audit "$dual"
 has "memfd:jit-code" "audit names the aliased file" -- "$X" audit "$dual"
 has '"wx_aliases": 1' "audit --json alias" -- "$X" --json audit "$dual"
 expect 0 "audit of a clean process" -- "$X" audit "$clean"
+# issue 16: SysV shm segment 0 attached rw-s and r-xs is an alias (root:
+# a fresh IPC namespace); a private writable view of a program's own text
+# page (linked -z noseparate-code -z norelro) is not
+sysv=$(start sysv)
+if grep -q ready "$tmp/sysv.out"; then
+    expect 1 "audit of SysV shm segment 0 mapped rw and rx" -- "$X" audit "$sysv"
+    has "/SYSV00000000" "audit names the SysV segment" -- "$X" audit "$sysv"
+    has '"wx_aliases": 1' "audit --json SysV alias" -- "$X" --json audit "$sysv"
+else
+    echo "cli: SKIP SysV shm alias (no fresh IPC namespace here: needs CAP_SYS_ADMIN)"
+fi
+nosep=$(start nosep "$O/wx_nosep")
+grep -q ready "$tmp/nosep.out" || no "wx_nosep did not start"
+expect 0 "audit of text and data in one file page" -- "$X" audit "$nosep"
+has '"wx_aliases": 0' "audit --json private writable view" -- "$X" --json audit "$nosep"
 has '"clean": true' "audit --json clean" -- "$X" audit --json "$clean"
 expect 1 "audit of several (worst wins)" -- "$X" audit "$clean" "$rwx"
 expect 2 "audit of a missing process" -- "$X" audit 999999999

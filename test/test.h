@@ -96,6 +96,7 @@ bool audit_clean(bool strict);
 
 /* white-box access (static library; internal symbols) */
 void xm__os_inject(long n, int err);
+void xm__os_inject_run(long n, long count, int err);
 void xm__mem_inject(long n);
 uint64_t xm__os_total_calls(void);
 uint64_t xm__os_injected(void);

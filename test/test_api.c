@@ -5,8 +5,10 @@
  */
 #include "test.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -566,4 +568,115 @@ TEST(near_places_blocks_within_rel32)
     memcpy(&f, &b.rx, sizeof f);
     CHECK_EQ(f(), 1);
     xm_heap_destroy(h);
+}
+
+/* Issue 16, item 6: AUTO chooses by what the system supports. Out of
+ * descriptors (RLIMIT_NOFILE lowered so that memfd_create fails with
+ * EMFILE), it returns the error, as explicit DUAL does, instead of a FLIP
+ * heap 50-250x slower; FLIP itself still works, and with descriptors back
+ * AUTO gives DUAL. */
+static int auto_emfile_child(void *arg)
+{
+    (void)arg;
+    int probe = dup(0); /* the lowest free descriptor: all below are open */
+    if (probe < 0)
+        return 1;
+    close(probe);
+    struct rlimit old, rl;
+    if (getrlimit(RLIMIT_NOFILE, &old))
+        return 1;
+    rl = old;
+    rl.rlim_cur = (rlim_t)probe;
+    if (setrlimit(RLIMIT_NOFILE, &rl))
+        return 1;
+    xm_heap *h = (xm_heap *)1;
+    xm_result r = xm_heap_create(NULL, &h);
+    int e = xm_last_errno();
+    if (h) {
+        xm_stats s;
+        xm_heap_stats(h, &s);
+        return s.backend == XM_BACKEND_FLIP ? 10 : 11; /* silently FLIP */
+    }
+    if (r != XM_EOS || e != EMFILE)
+        return 12;
+    xm_options o = XM_OPTIONS_INIT;
+    o.backend = XM_BACKEND_DUAL;
+    if (xm_heap_create(&o, &h) != XM_EOS || xm_last_errno() != EMFILE)
+        return 13;
+    o.backend = XM_BACKEND_FLIP; /* asked for: no descriptor needed */
+    xm_block b;
+    if (xm_heap_create(&o, &h) != XM_OK || make_fn(h, 64, 5, &b) != XM_OK ||
+        call_at(b.rx) != 5)
+        return 14;
+    xm_heap_destroy(h);
+    xm_sysinfo si;
+    if (xm_system_info(&si) != XM_OK || si.auto_result != XM_EOS)
+        return 15;
+    if (setrlimit(RLIMIT_NOFILE, &old) || xm_heap_create(NULL, &h) != XM_OK)
+        return 16;
+    xm_stats s;
+    if (xm_heap_stats(h, &s) != XM_OK || s.backend != XM_BACKEND_DUAL)
+        return 17;
+    xm_heap_destroy(h);
+    return 0;
+}
+TEST(auto_reports_descriptor_exhaustion_instead_of_flip)
+{
+    CHECK_EQ(child_status(auto_emfile_child, NULL), 0);
+}
+
+/* The same under RLIMIT_AS: room for the reserve but not for DUAL's
+ * writable alias of the same size. AUTO says XM_ENOMEM. */
+static long vm_size_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmSize: %ld", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb;
+}
+static int auto_rlimit_as_child(void *arg)
+{
+    (void)arg;
+    const size_t reserve = 16 << 20;
+    xm_options o = XM_OPTIONS_INIT;
+    o.reserve = reserve;
+    xm_heap *h = NULL;
+    /* warm malloc's arenas up so that the limit is spent on mappings */
+    if (xm_heap_create(&o, &h) != XM_OK)
+        return 1;
+    xm_heap_destroy(h);
+    long kb = vm_size_kb();
+    if (kb <= 0)
+        return 1;
+    struct rlimit rl;
+    rl.rlim_cur = rl.rlim_max = (rlim_t)kb * 1024 + reserve + (4 << 20);
+    if (setrlimit(RLIMIT_AS, &rl))
+        return 1;
+    h = (xm_heap *)1;
+    xm_result r = xm_heap_create(&o, &h);
+    int e = xm_last_errno();
+    if (h)
+        return 10; /* FLIP, silently */
+    if (r != XM_ENOMEM || e != ENOMEM)
+        return 11;
+    o.backend = XM_BACKEND_FLIP; /* fits: one reserve, no alias */
+    xm_block b;
+    if (xm_heap_create(&o, &h) != XM_OK || make_fn(h, 64, 6, &b) != XM_OK ||
+        call_at(b.rx) != 6)
+        return 12;
+    xm_heap_destroy(h);
+    return 0;
+}
+TEST(auto_reports_rlimit_as_instead_of_flip)
+{
+    if (under_valgrind()) { /* valgrind's own address space counts */
+        printf("    skipped under valgrind (the native run checks it)\n");
+        return;
+    }
+    CHECK_EQ(child_status(auto_rlimit_as_child, NULL), 0);
 }

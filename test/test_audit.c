@@ -7,10 +7,13 @@
 #include "test.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/shm.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -260,4 +263,272 @@ TEST(audit_smaps_reports_mappings_that_may_become_wx)
     CHECK_EQ(b.wx_possible, 0); /* maps alone cannot tell */
     if (!under_valgrind()) /* its translation cache changes in between */
         CHECK_EQ(b.wx_mappings, a.wx_mappings);
+}
+
+/* Issue 16, item 3: SysV shared memory shows its segment id in the inode
+ * field, and id 0 is a valid segment (the first of an IPC namespace). Code
+ * written through one attachment runs from the other: the audit must call
+ * that an alias. A second segment (id 1), mapped executable only, is not
+ * aliased with segment 0. */
+static int sysv_alias_child(void *arg)
+{
+    (void)arg;
+    if (unshare(CLONE_NEWIPC))
+        return 100; /* no permission for a new IPC namespace: skipped */
+    int id = shmget(IPC_PRIVATE, 8192, IPC_CREAT | 0600);
+    int id1 = shmget(IPC_PRIVATE, 8192, IPC_CREAT | 0600);
+    if (id != 0 || id1 != 1)
+        return 2;
+    unsigned char *w = shmat(id, NULL, 0);
+    void *x = shmat(id, NULL, SHM_RDONLY | SHM_EXEC);
+    void *x1 = shmat(id1, NULL, SHM_RDONLY | SHM_EXEC);
+    if (w == (void *)-1 || x == (void *)-1 || x1 == (void *)-1)
+        return 3;
+    emit_ret(w, 4242);
+    /* really one object, written and run (valgrind does not take SHM_EXEC
+       attachments for code: the native run checks it) */
+    if (!under_valgrind() && call_at(x) != 4242)
+        return 4;
+    xm_audit_report a;
+    if (xm_audit(0, &a) != XM_OK)
+        return 5;
+    if (a.wx_aliases != 1)
+        return 10 + (int)(a.wx_aliases > 9 ? 9 : a.wx_aliases);
+    for (size_t i = 0; i < a.nranges; i++)
+        if (a.ranges[i].kind == XM_AUDIT_ALIAS) {
+            if (a.ranges[i].start != (uintptr_t)x ||
+                a.ranges[i].other != (uintptr_t)w ||
+                strncmp(a.ranges[i].path, "/SYSV", 5) != 0)
+                return 7;
+            return 0;
+        }
+    return under_valgrind() ? 0 : 8; /* its own W+X ranges fill ranges[] */
+}
+TEST(audit_finds_sysv_shm_alias_with_segment_id_0)
+{
+    int st = child_status(sysv_alias_child, NULL);
+    if (st == 100) {
+        printf("    skipped: unshare(CLONE_NEWIPC) refused (not root?)\n");
+        return;
+    }
+    CHECK_EQ(st, 0);
+}
+
+/* Issue 16, item 4: a private writable view of a file that is also mapped
+ * executable is not an alias (writes go to a private copy); a shared
+ * writable view of the same range is. */
+static void *map_tmp_file(int fd, int prot, int flags, off_t off)
+{
+    void *p = mmap(NULL, 4096, prot, flags, fd, off);
+    return p == MAP_FAILED ? NULL : p;
+}
+TEST(audit_private_writable_view_is_not_an_alias)
+{
+    char path[] = "/tmp/execmem-audit-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    unlink(path);
+    CHECK(ftruncate(fd, 8192) == 0);
+    void *x = map_tmp_file(fd, PROT_READ | PROT_EXEC, MAP_PRIVATE, 0);
+    void *wp = map_tmp_file(fd, PROT_READ | PROT_WRITE, MAP_PRIVATE, 0);
+    CHECK(x && wp);
+    xm_audit_report a0, a1;
+    xm_result r0 = xm_audit(0, &a0);
+    void *ws = map_tmp_file(fd, PROT_READ | PROT_WRITE, MAP_SHARED, 0);
+    xm_result r1 = xm_audit(0, &a1);
+    munmap(x, 4096);
+    munmap(wp, 4096);
+    if (ws)
+        munmap(ws, 4096);
+    close(fd);
+    CHECK(ws != NULL);
+    CHECK_OK(r0);
+    CHECK_OK(r1);
+    CHECK_EQ(a1.wx_aliases, a0.wx_aliases + 1);
+    for (size_t i = 0; i < a0.nranges; i++)
+        CHECK(a0.ranges[i].kind != XM_AUDIT_ALIAS ||
+              a0.ranges[i].start != (uintptr_t)x);
+}
+
+/* The same for a whole program: built with -z noseparate-code -z norelro
+ * (build/wx_nosep, next to the runner), its text (r-xp) and its data
+ * (rw-p) are views of one file page. It audits free of aliases. */
+static pid_t spawn_nosep(void)
+{
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 16);
+    if (n <= 0)
+        return -1;
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return -1;
+    strcpy(slash + 1, "wx_nosep");
+    int p[2];
+    if (pipe(p))
+        return -1;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(p[1], 1);
+        close(p[0]);
+        close(p[1]);
+        execl(exe, exe, "clean", (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    char buf[8];
+    ssize_t got = pid > 0 ? read(p[0], buf, sizeof buf) : -1;
+    close(p[0]);
+    if (got <= 0) {
+        if (pid > 0)
+            reap(pid);
+        return -1;
+    }
+    return pid;
+}
+TEST(audit_program_text_and_data_in_one_page_is_clean)
+{
+    pid_t pid = spawn_nosep();
+    CHECK(pid > 0);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/maps", (long)pid);
+    FILE *f = fopen(path, "r");
+    char line[512];
+    unsigned long xoff = 0, xend = 0, woff = 0, wend = 0;
+    unsigned long xino = 0, wino = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        char perms[8];
+        unsigned long s, e, off, ino;
+        if (sscanf(line, "%lx-%lx %7s %lx %*x:%*x %lu", &s, &e, perms, &off,
+                   &ino) != 5 ||
+            !strstr(line, "wx_nosep"))
+            continue;
+        if (!strcmp(perms, "r-xp")) {
+            xoff = off;
+            xend = off + (e - s);
+            xino = ino;
+        } else if (!strcmp(perms, "rw-p")) {
+            woff = off;
+            wend = off + (e - s);
+            wino = ino;
+        }
+    }
+    if (f)
+        fclose(f);
+    xm_audit_report a;
+    xm_result r = xm_audit(pid, &a);
+    reap(pid);
+    /* the layout the test is about: text and data views of one file
+       overlap (the same page, read+exec and read+write private) */
+    CHECK(xino != 0 && xino == wino && xoff < wend && woff < xend);
+    CHECK_OK(r);
+    CHECK_EQ(a.wx_aliases, 0);
+}
+
+/* Issue 16, item 5: what an attacker who can make system calls reaches
+ * through the heap's descriptors. Every descriptor of the memfd is
+ * close-on-exec; only XM_STRICT keeps a writable one (its pwrite path);
+ * the file's mode is 0, so reopening /proc/self/fd/N read-write (or at all)
+ * is refused to a process without CAP_DAC_OVERRIDE; and the size and the
+ * seals are sealed, so not even root can truncate the code away or stop the
+ * heap's writes. The child drops root (the file modes then apply, as in any
+ * unprivileged JIT) before it creates its heap. */
+static int memfd_reach_child(void *arg)
+{
+    const config *c = arg;
+    bool strict = c->flags & XM_STRICT;
+    if (getuid() == 0 &&
+        (setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534)))
+        return 100;
+    (void)prctl(PR_SET_DUMPABLE, 1L, 0L, 0L, 0L);
+    xm_heap *h = make_heap(c, 0, 0);
+    xm_block b;
+    if (!h || make_fn(h, 64, 7, &b) != XM_OK)
+        return 1;
+    int found = 0, writable = 0;
+    for (int fd = 0; fd < 1024; fd++) {
+        char p[64], link[256];
+        snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(p, link, sizeof link - 1);
+        if (n <= 0)
+            continue;
+        link[n] = 0;
+        if (strncmp(link, "/memfd:execmem ", 15) != 0)
+            continue;
+        found++;
+        if (!(fcntl(fd, F_GETFD) & FD_CLOEXEC))
+            return 2;
+        if ((fcntl(fd, F_GETFL) & O_ACCMODE) != O_RDONLY)
+            writable++;
+        int rw = open(p, O_RDWR | O_CLOEXEC);
+        if (rw >= 0) {
+            uint64_t v = 666; /* the attack: rewrite published code */
+            uintptr_t base, alias;
+            size_t len;
+            xm__heap_ranges(h, &base, &len, &alias);
+            if (pwrite(rw, &v, 8, (off_t)((uintptr_t)b.rx + 2 - base)) != 8)
+                return 3;
+            return call_at(b.rx) == 666 ? 4 : 3;
+        }
+        if (errno != EACCES)
+            return 5;
+        if (open(p, O_WRONLY | O_CLOEXEC) >= 0 || open(p, O_RDONLY | O_CLOEXEC) >= 0)
+            return 6;
+        if (ftruncate(fd, 0) == 0) /* read-only, or sealed */
+            return 7;
+    }
+    if (found != (strict ? 2 : 1) || writable != (strict ? 1 : 0))
+        return 10 + found * 2 + writable;
+    if (call_at(b.rx) != 7)
+        return 8;
+    /* the heap works on: new packs, frees, purges */
+    xm_block m[40];
+    for (int i = 0; i < 40; i++)
+        if (make_fn(h, 9000, (uint64_t)i, &m[i]) != XM_OK || call_at(m[i].rx) != (uint64_t)i)
+            return 20;
+    for (int i = 0; i < 40; i++)
+        if (xm_free(h, m[i].rx) != XM_OK)
+            return 21;
+    if (xm_purge(h) != XM_OK)
+        return 22;
+    xm_heap_destroy(h);
+    return 0;
+}
+static void memfd_reach(const config *c)
+{
+    int st = child_status(memfd_reach_child, (void *)c);
+    if (st == 100) {
+        printf("    skipped: cannot drop root in the child\n");
+        return;
+    }
+    CHECK_EQ(st, 0);
+    /* as root (CAP_DAC_OVERRIDE) the reopen works, but the seals hold */
+    xm_heap *h = make_heap(c, 0, 0);
+    CHECK(h);
+    for (int fd = 0; fd < 1024; fd++) {
+        char p[64], link[256];
+        snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(p, link, sizeof link - 1);
+        if (n <= 0)
+            continue;
+        link[n] = 0;
+        if (strncmp(link, "/memfd:execmem ", 15) != 0)
+            continue;
+        int rw = open(p, O_RDWR | O_CLOEXEC);
+        if (rw < 0)
+            continue; /* not root after all */
+        errno = 0;
+        int t = ftruncate(rw, 0);
+        int t_errno = errno;
+        int sealed = fcntl(rw, F_ADD_SEALS, 0x0010 /* F_SEAL_FUTURE_WRITE */);
+        close(rw);
+        CHECK(t != 0 && t_errno == EPERM);
+        CHECK(sealed != 0);
+    }
+    xm_heap_destroy(h);
+}
+TEST(memfd_descriptors_do_not_give_write_access)
+{
+    FOR_CONFIGS_IF(memfd_reach, configs[ci_].backend == XM_BACKEND_DUAL);
 }
