@@ -44,6 +44,9 @@ TEST(audit_reports_how_many_ranges_it_left_out)
 {
     xm_audit_report r;
     CHECK_OK(xm_audit(0, &r));
-    CHECK_EQ(r.ranges_omitted, 0); /* this process: nothing to leave out */
+    /* this process: nothing to leave out (under valgrind, its own
+       translation cache is W+X in our maps: audit_clean says the same) */
+    if (!under_valgrind())
+        CHECK_EQ(r.ranges_omitted, 0);
     CHECK_EQ(child_status(audit_many, NULL), 0);
 }
