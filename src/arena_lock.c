@@ -24,7 +24,9 @@
  * the mutex path (busy stays 0) likewise.
  *
  * Policy. Only the thread whose home arena it is claims an arena, at its
- * first lock there. A remote lock costs a system call, so after
+ * first lock there, and only with a slot that is never handed out again
+ * (slot <= XM__SLOT_BIAS_MAX, internal.h): two threads with one slot would
+ * both take the owner's path. A remote lock costs a system call, so after
  * XM__STEAL_MAX of them on one arena (another thread freeing or patching
  * the owner's code, more threads than arenas, an owner that exited) the
  * arena is unbiased for good: revoke stays 1 and everyone takes the mutex,
@@ -130,7 +132,7 @@ void xm__arena_lock_slow(xm_heap *h, xm__arena *a)
             a->unbiased = 1; /* revoke stays raised from now on */
         return;
     }
-    if (h->bias && !a->unbiased &&
+    if (h->bias && !a->unbiased && me <= XM__SLOT_BIAS_MAX &&
         !atomic_load_explicit(&a->owner, memory_order_relaxed) &&
         a == &h->arenas[(me - 1) % XM__ARENAS])
         atomic_store(&a->owner, me); /* fast from the next lock on */
@@ -181,6 +183,11 @@ int xm__bias_state(xm_heap *h, unsigned *owned, unsigned *unbiased)
 }
 
 unsigned xm__bias_steal_max(void) { return XM__STEAL_MAX; }
+
+/* White-box tests: the slot that owns arena i (0: none), and the highest
+ * slot that may own one. */
+unsigned xm__bias_owner(xm_heap *h, unsigned i) { return atomic_load(&h->arenas[i].owner); }
+unsigned xm__slot_bias_max(void) { return XM__SLOT_BIAS_MAX; }
 
 /* White-box tests: whether xm_alloc, xm_publish and xm_free have their fast
  * paths on this heap (src/fast.h). */

@@ -245,15 +245,25 @@ static inline uintptr_t xm__page_addr(const xm_heap *h, uint32_t page)
     return h->base + ((uintptr_t)page << XM__PAGE_SHIFT);
 }
 
-/* A thread's slot: 1, 2, ... in order of its first heap call, never reused
- * (0: not assigned yet). Its arena in every heap is arenas[(slot-1) % N].
+/* A thread's slot: 1, 2, ... in order of its first heap call (0: not
+ * assigned yet), from a 64-bit counter that never wraps. Its arena in every
+ * heap is arenas[(slot-1) % N]. Slots up to XM__SLOT_BIAS_MAX are never
+ * handed out twice, and only they may own an arena (arena_lock.c: an
+ * owner's lock is its slot alone). Past that many threads (2^32 - 9; a
+ * server starting 1,000 threads a second gets there in 50 days), every
+ * new thread gets one of the XM__ARENAS slots above it, shared and never
+ * an owner: it takes the mutex, as on an unbiased arena.
  * initial-exec: no __tls_get_addr call from the shared library (a few
  * bytes of static TLS, as mimalloc does). */
+#define XM__SLOT_BIAS_MAX (0xFFFFFFFFu - XM__ARENAS)
 #if defined(__GNUC__)
 __attribute__((tls_model("initial-exec")))
 #endif
 extern _Thread_local unsigned xm__slot;
 unsigned xm__slot_assign(void);
+/* White-box tests: sets the slot counter (slots handed out so far), returns
+ * the old value. */
+uint64_t xm__slot_counter_set(uint64_t n);
 /* The arena a thread allocates from. */
 static inline xm__arena *xm__my_arena(xm_heap *h)
 {
@@ -315,6 +325,8 @@ void xm__bias_fork_child(xm_heap *h);
 void xm__bias_fork_child_process(void);
 int xm__bias_state(xm_heap *h, unsigned *owned, unsigned *unbiased);
 unsigned xm__bias_steal_max(void);
+unsigned xm__bias_owner(xm_heap *h, unsigned i);
+unsigned xm__slot_bias_max(void);
 int xm__fast_state(xm_heap *h);
 unsigned xm__fast_gate(xm_heap *h); /* white box: h->gate */
 /* pack.c: everything here runs with the block's arena locked. */

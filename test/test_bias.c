@@ -299,3 +299,99 @@ static void fast_gate_and_publish(const config *c)
     xm_heap_destroy(h);
 }
 TEST(fast_gate_and_newest_staged_publish) { FOR_CONFIGS(fast_gate_and_publish); }
+
+/* Issue 16 item 9: the thread slot counter near its end. With a 32-bit
+ * counter a new thread got slot 0 and then the slots of the first threads,
+ * among them this (owner) thread's: both took the owner's plain-store lock
+ * at once. Threads started through the end, two at a time while this thread
+ * churns on its own arena, must get slots that are not 0, not an owner's,
+ * and never repeat below the bias limit; no arena may be owned by a slot
+ * above it (those are shared); every call result stays right. */
+unsigned xm__slot_assign(void);
+uint64_t xm__slot_counter_set(uint64_t n);
+unsigned xm__bias_owner(xm_heap *h, unsigned i);
+unsigned xm__slot_bias_max(void);
+
+enum { WRAP_THREADS = 32, WRAP_OPS = 300 };
+typedef struct wrap_arg {
+    xm_heap *h;
+    unsigned slot;
+    long errors;
+} wrap_arg;
+
+static long churn_fns(xm_heap *h, int n, uint64_t seed)
+{
+    long errors = 0;
+    for (int i = 0; i < n; i++) {
+        xm_block b;
+        uint64_t v = seed + (uint64_t)i;
+        if (make_fn(h, 64 + (size_t)(i % 4) * 64, v, &b) != XM_OK) {
+            errors++;
+            continue;
+        }
+        errors += call_at(b.rx) != v;
+        errors += xm_free(h, b.rx) != XM_OK;
+    }
+    return errors;
+}
+
+static void *wrap_thread(void *p)
+{
+    wrap_arg *w = p;
+    w->slot = xm__slot_assign();
+    w->errors = churn_fns(w->h, WRAP_OPS, (uint64_t)w->slot << 16);
+    return NULL;
+}
+
+TEST(slot_counter_end_never_repeats_an_owner)
+{
+    xm_heap *h = make_heap(&configs[0], 0, SIZE_MAX);
+    CHECK(h);
+    unsigned me = xm__slot_assign();
+    CHECK_EQ(churn_fns(h, 64, 7), 0);
+    unsigned owned, unbiased;
+    int bias = xm__bias_state(h, &owned, &unbiased);
+    if (bias)
+        CHECK_EQ(xm__bias_owner(h, (me - 1) % 8), me);
+    uint64_t old = xm__slot_counter_set(0xFFFFFFFFull - 12);
+    static wrap_arg w[WRAP_THREADS];
+    long errors = 0, failed_create = 0;
+    for (int i = 0; i < WRAP_THREADS; i += 2) {
+        pthread_t t[2];
+        int made = 0;
+        for (int k = 0; k < 2; k++) {
+            w[i + k] = (wrap_arg){h, 0, 0};
+            if (pthread_create(&t[k], NULL, wrap_thread, &w[i + k]) == 0)
+                made++;
+            else
+                failed_create++;
+        }
+        errors += churn_fns(h, WRAP_OPS, (uint64_t)i << 24);
+        for (int k = 0; k < made; k++)
+            pthread_join(t[k], NULL);
+    }
+    xm__slot_counter_set(old); /* later tests' threads may own arenas again */
+    CHECK_EQ(failed_create, 0);
+    CHECK_EQ(errors, 0);
+    unsigned max = xm__slot_bias_max(), shared = 0;
+    for (int i = 0; i < WRAP_THREADS; i++) {
+        if (w[i].slot == 0 || w[i].slot == me || w[i].errors)
+            printf("    thread %d: slot %u (this thread's %u), %ld errors\n", i,
+                   w[i].slot, me, w[i].errors);
+        CHECK(w[i].slot != 0);
+        CHECK(w[i].slot != me);
+        CHECK_EQ(w[i].errors, 0);
+        shared += w[i].slot > max;
+        for (int k = 0; k < i; k++)
+            CHECK(w[k].slot != w[i].slot || w[i].slot > max);
+    }
+    CHECK(shared > 0); /* the test did cross the limit */
+    for (unsigned i = 0; i < 8; i++)
+        CHECK(xm__bias_owner(h, i) <= max);
+    if (bias)
+        CHECK_EQ(xm__bias_owner(h, (me - 1) % 8), me);
+    printf("    bias %s: %d threads through the counter's end, %u of them on "
+           "shared slots\n", bias ? "on" : "off", WRAP_THREADS, shared);
+    xm__heap_check(h);
+    xm_heap_destroy(h);
+}
