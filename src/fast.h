@@ -52,7 +52,17 @@ static inline xm__arena *fast_own(xm_heap *h, unsigned *ai)
         return NULL;
     *ai = (me - 1) % XM__ARENAS;
     xm__arena *a = &h->arenas[*ai];
-    return xm__arena_own_as(a, me) ? a : NULL;
+    if (!xm__arena_own_as(a, me))
+        return NULL;
+    /* the gate again, now under the lock: an xm_name that completed since
+       fast_gate read it (it sets XM__G_NAMES under this arena's lock)
+       would otherwise leave its name behind a fast free, or unemitted
+       behind a fast publish */
+    if (atomic_load_explicit(&h->gate, memory_order_relaxed) & XM__G_NAMES) {
+        xm__arena_unown(a);
+        return NULL;
+    }
+    return a;
 }
 
 /* The small pack that the page-map entry `slot` names, in *pk, with its
@@ -67,8 +77,11 @@ static inline xm__arena *fast_lock_small(xm_heap *h, _Atomic(xm__pack *) *slot,
     xm__arena *a;
     if (!p || !(a = fast_own(h, &ai)))
         return NULL;
-    if (atomic_load_explicit(&p->arena, memory_order_relaxed) != ai ||
-        atomic_load_explicit(slot, memory_order_acquire) != p || p->large) {
+    /* the slot first, then the arena, as xm__lock_pack_of: a pack that
+       another arena took (its arena stored before its page-map entries,
+       pack.c) and that the slot names again shows that arena */
+    if (atomic_load_explicit(slot, memory_order_acquire) != p ||
+        atomic_load_explicit(&p->arena, memory_order_relaxed) != ai || p->large) {
         xm__arena_unown(a);
         return NULL;
     }
