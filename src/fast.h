@@ -31,14 +31,14 @@ static inline void fast_fill_traps(void *p, size_t n)
 }
 
 /* The heap's gate: fast paths on, no names to keep in step, no async
- * free waiting for the drain that every general call starts with. *async:
+ * free waiting for the drain that every general call starts with (nor a
+ * drain in flight on another thread, which that drain waits for). *async:
  * whether a pend bit may be set anywhere (xm_free_async was ever used). */
 static inline bool fast_gate(xm_heap *h, bool *async)
 {
     unsigned g = atomic_load_explicit(&h->gate, memory_order_acquire);
     *async = g != 0;
-    return !g || (g == XM__G_ASYNC &&
-                  !atomic_load_explicit(&h->pending, memory_order_acquire));
+    return !g || (g == XM__G_ASYNC && !xm__drain_needed(h, g));
 }
 
 /* The thread's own arena locked the owner's way, its index in *ai; NULL

@@ -171,6 +171,7 @@ static void heap_free_meta(xm_heap *h)
         xm__mem_free(a->win);
         pthread_mutex_destroy(&a->lock);
     }
+    pthread_mutex_destroy(&h->drain_lock);
     for (size_t i = 0; i < h->nall; i++)
         xm__mem_free(h->all[i]);
     xm__mem_free(h->all);
@@ -218,6 +219,7 @@ xm_result xm_heap_create(const xm_options *opt, xm_heap **out)
     for (unsigned i = 0; i < XM__ARENAS; i++)
         pthread_mutex_init(&h->arenas[i].lock, NULL); /* cannot fail (Linux) */
     pthread_mutex_init(&h->lock, NULL);
+    pthread_mutex_init(&h->drain_lock, NULL);
     h->fd = h->fd_ro = -1;
     h->reserve = reserve;
     h->npages = (uint32_t)(reserve >> XM__PAGE_SHIFT);

@@ -215,6 +215,11 @@ struct xm_heap {
     xm__frange *fr; /* sorted; capacity npages + 1, never reallocated */
     size_t nfr;
     xm__pack *_Atomic pending; /* packs with async frees (Treiber stack) */
+    /* one drain at a time (deferred.c); `draining` is 1 from before it
+       takes `pending` until it is complete: a call that finds it set waits
+       on drain_lock (lock order: drain_lock, then an arena's) */
+    pthread_mutex_t drain_lock;
+    _Atomic int draining;
     /* what keeps the fast paths (fast.h) off or careful, one word for
        their one check: XM__G_OFF (not DUAL staged with bias, or a fork
        child), XM__G_NAMES (names exist), XM__G_ASYNC (set once, before
@@ -632,13 +637,29 @@ void xm__windows_drop_locked(xm__arena *a, uintptr_t block);
 xm_result xm__enter(xm_heap *h, bool mutating);
 xm_result xm__leave(xm_heap *h, xm__arena *a, xm_result r);
 
-/* deferred.c: completes async frees; called with no lock held. */
+/* deferred.c: completes async frees, after any drain already in flight
+ * (on another thread) is complete; called with no lock held. */
 void xm__drain(xm_heap *h);
+/* Whether an async free may be incomplete: requested and not taken, or
+ * taken by a drain still under way. Until the first request (gate bit
+ * XM__G_ASYNC, set before it) this is one load. */
+static inline bool xm__drain_needed(xm_heap *h, unsigned gate)
+{
+    return (gate & XM__G_ASYNC) &&
+           (atomic_load(&h->pending) || atomic_load(&h->draining));
+}
+/* At the start of every call: when it returns, every async free requested
+ * before (on any thread) is complete (README: xm_free_async). */
 static inline void xm__drain_if_needed(xm_heap *h)
 {
-    if (atomic_load_explicit(&h->pending, memory_order_acquire))
+    if (xm__drain_needed(h, atomic_load_explicit(&h->gate, memory_order_acquire)))
         xm__drain(h);
 }
+#if XM_DEBUG >= 1
+/* White-box tests: called by a drain once it has taken the pending list,
+ * before it frees anything (a drain held up on purpose). */
+extern void (*xm__drain_hook)(xm_heap *h);
+#endif
 
 /* heap.c */
 xm_result xm__os_result(int neg_errno, bool exec);
@@ -678,6 +699,10 @@ int xm__a64_hotpatch_safe(uint32_t insn);
 
 /* fork.c */
 void xm__fork_register(xm_heap *h);
+/* live.c: the live-patch lock across fork (fork.c's lock order). */
+void xm__live_fork_prepare(void);
+void xm__live_fork_parent(void);
+void xm__live_fork_child(void);
 void xm__fork_unregister(xm_heap *h);
 size_t xm__heap_destroy_all(void); /* tests: after a failed test */
 
