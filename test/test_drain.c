@@ -16,6 +16,7 @@
 #include <stdatomic.h>
 #include <time.h>
 
+#if XM_DEBUG >= 1 /* the runner is built at the library's level */
 extern void (*xm__drain_hook)(xm_heap *h);
 
 static sem_t dr_held, dr_release;
@@ -120,7 +121,13 @@ static void drain_in_flight(const config *c)
     xm__heap_check(h);
     xm_heap_destroy(h);
 }
+#endif
+
 TEST(free_async_complete_when_next_call_returns_during_other_drain)
 {
+#if XM_DEBUG >= 1
     FOR_CONFIGS(drain_in_flight);
+#else
+    test_skip("the drain hook exists at XM_DEBUG >= 1 only");
+#endif
 }
