@@ -198,6 +198,14 @@ static void fork_child(void)
             if (h->fd >= 0)
                 (void)xm__os_close(&h->osc, h->fd);
             h->fd = h->fd_ro = -1;
+            /* write windows that threads of the parent had open: their
+               writers are not here, and a frozen heap has none to end */
+            for (unsigned k = 0; k < XM__ARENAS; k++) {
+                xm__arena *a = &h->arenas[k];
+                for (size_t i = 0; i < a->nwin; i++)
+                    xm__mem_free(a->win[i].buf);
+                a->nwin = 0;
+            }
             h->forked = 1;
             atomic_store(&h->pending, NULL);
         }
