@@ -25,7 +25,9 @@
  * the mutex path (busy stays 0) likewise.
  *
  * Policy. Only the thread whose home arena it is claims an arena, at its
- * first lock there. A remote lock costs a system call, so after
+ * first lock there, and only with a slot that is never handed out again
+ * (slot <= XM__SLOT_BIAS_MAX, internal.h): two threads with one slot would
+ * both take the owner's path. A remote lock costs a system call, so after
  * XM__STEAL_MAX of them on one arena (another thread freeing or patching
  * the owner's code, more threads than arenas, an owner that exited) the
  * arena is unbiased for good: revoke stays 1 and everyone takes the mutex,
@@ -90,12 +92,49 @@ void xm__bias_fork_child(xm_heap *h)
     }
 }
 
-/* Makes the owners' stores visible. After registration the kernel only
- * fails it when told to (fault injection): try again. */
-static void barrier_all(xm_heap *h)
+static void wait_owner_out(xm__arena *a);
+
+/* Trade-off: a failed membarrier is tried again this many times (with a
+ * yield between) before the arena gives up its bias. After registration
+ * the kernel fails it only when told to (fault injection, one call) or when
+ * something forbids it from then on (a seccomp filter installed later):
+ * one retry covers the first; the second must not keep a thread spinning
+ * with the arena's mutex held. */
+#define XM__BARRIER_TRIES 8u
+
+/* Makes the owners' stores visible; false when membarrier keeps failing. */
+static bool barrier_all(xm_heap *h)
 {
-    while (xm__os_barrier_all(&h->osc))
+    for (unsigned n = 0; n < XM__BARRIER_TRIES; n++) {
+        if (!xm__os_barrier_all(&h->osc))
+            return true;
         xm__os_yield();
+    }
+    return false;
+}
+
+/* Mutex held, revoke raised, the barrier failed for good: the arena falls
+ * back to the plain mutex for good (revoke is never lowered again, so the
+ * owner takes the mutex at its next lock; another owned arena does the
+ * same at its first remote lock that fails so). What remains is an
+ * owner lock already under way, which only the barrier could make visible:
+ * the owner stores busy = 1 and then loads revoke with no fence between
+ * (that is the point of the bias), so its store may still sit in its
+ * store buffer while we read busy == 0. We wait for busy == 0 as usual and
+ * then yield XM__BARRIER_TRIES more times, rereading it: the window is a
+ * store buffer's drain (nanoseconds; TSO and arm64 both bound it only by
+ * "eventually"), against our system calls (microseconds). This is the one
+ * place where the lock is not exact, and only in a process whose kernel
+ * refuses, after registration, the membarrier it accepted: the alternative
+ * was to spin forever with the mutex held. */
+static void unbias_without_barrier(xm__arena *a)
+{
+    a->unbiased = 1;
+    for (unsigned n = 0; n < XM__BARRIER_TRIES; n++) {
+        wait_owner_out(a);
+        xm__os_yield();
+    }
+    wait_owner_out(a);
 }
 
 static void wait_owner_out(xm__arena *a)
@@ -125,13 +164,16 @@ void xm__arena_lock_slow(xm_heap *h, xm__arena *a)
     pthread_mutex_lock(&a->lock);
     unsigned me = xm__slot ? xm__slot : xm__slot_assign();
     if (revoke_locked(a, me)) {
-        barrier_all(h);
+        if (!barrier_all(h)) {
+            unbias_without_barrier(a);
+            return;
+        }
         wait_owner_out(a);
         if (++a->steals >= XM__STEAL_MAX)
             a->unbiased = 1; /* revoke stays raised from now on */
         return;
     }
-    if (h->bias && !a->unbiased &&
+    if (h->bias && !a->unbiased && me <= XM__SLOT_BIAS_MAX &&
         !atomic_load_explicit(&a->owner, memory_order_relaxed) &&
         a == &h->arenas[(me - 1) % XM__ARENAS])
         atomic_store(&a->owner, me); /* fast from the next lock on */
@@ -157,10 +199,15 @@ void xm__arenas_lock_all(xm_heap *h)
     }
     if (!wait)
         return;
-    barrier_all(h);
-    for (unsigned i = 0; i < XM__ARENAS; i++)
-        if (h->arenas[i].held_revoked)
+    bool ok = barrier_all(h);
+    for (unsigned i = 0; i < XM__ARENAS; i++) {
+        if (!h->arenas[i].held_revoked)
+            continue;
+        if (ok)
             wait_owner_out(&h->arenas[i]);
+        else
+            unbias_without_barrier(&h->arenas[i]);
+    }
 }
 
 void xm__arenas_unlock_all(xm_heap *h)
@@ -182,6 +229,11 @@ int xm__bias_state(xm_heap *h, unsigned *owned, unsigned *unbiased)
 }
 
 unsigned xm__bias_steal_max(void) { return XM__STEAL_MAX; }
+
+/* White-box tests: the slot that owns arena i (0: none), and the highest
+ * slot that may own one. */
+unsigned xm__bias_owner(xm_heap *h, unsigned i) { return atomic_load(&h->arenas[i].owner); }
+unsigned xm__slot_bias_max(void) { return XM__SLOT_BIAS_MAX; }
 
 /* White-box tests: whether xm_alloc, xm_publish and xm_free have their fast
  * paths on this heap (src/fast.h). */

@@ -15,8 +15,24 @@
  * flag before collecting its bits (a request arriving meanwhile re-queues
  * the pack), locks the pack's arena and frees each requested block through
  * the ordinary path, by address.
+ *
+ * Completion. The contract: when any heap call (or xm_purge) returns,
+ * every async free requested before that call began is complete, whatever
+ * thread drains it. A call that finds the stack empty may still find a
+ * drain on another thread holding requests it took (waiting for a busy
+ * arena, say): so drains run one at a time under h->drain_lock, and a drain
+ * raises h->draining before it takes the stack and lowers it when it is
+ * done. A call that sees either the stack or `draining` (xm__drain_needed;
+ * the stack is read first, and whoever emptied it had raised `draining`
+ * before) takes drain_lock, which waits out the drain in flight, and
+ * drains what is left. Until xm_free_async is first used the check is the
+ * gate's one load; after, two more loads while nothing is pending.
  */
 #include "internal.h"
+
+#if XM_DEBUG >= 1
+void (*xm__drain_hook)(xm_heap *h);
+#endif
 
 xm_result xm_free_async(xm_heap *h, void *rx)
 {
@@ -73,7 +89,13 @@ static xm__arena *lock_live_pack(xm_heap *h, xm__pack *p)
 
 void xm__drain(xm_heap *h)
 {
+    pthread_mutex_lock(&h->drain_lock);
+    atomic_store(&h->draining, 1);
     xm__pack *p = atomic_exchange(&h->pending, NULL);
+#if XM_DEBUG >= 1
+    if (p && xm__drain_hook)
+        xm__drain_hook(h);
+#endif
     while (p) {
         xm__pack *next = atomic_load_explicit(&p->next_pending,
                                               memory_order_relaxed);
@@ -111,4 +133,6 @@ void xm__drain(xm_heap *h)
         xm__arena_unlock(a);
         p = next;
     }
+    atomic_store(&h->draining, 0);
+    pthread_mutex_unlock(&h->drain_lock);
 }

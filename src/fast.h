@@ -32,14 +32,14 @@ static inline void fast_fill_traps(void *p, size_t n)
 }
 
 /* The heap's gate: fast paths on, no names to keep in step, no async
- * free waiting for the drain that every general call starts with. *async:
+ * free waiting for the drain that every general call starts with (nor a
+ * drain in flight on another thread, which that drain waits for). *async:
  * whether a pend bit may be set anywhere (xm_free_async was ever used). */
 static inline bool fast_gate(xm_heap *h, bool *async)
 {
     unsigned g = atomic_load_explicit(&h->gate, memory_order_acquire);
     *async = g != 0;
-    return !g || (g == XM__G_ASYNC &&
-                  !atomic_load_explicit(&h->pending, memory_order_acquire));
+    return !g || (g == XM__G_ASYNC && !xm__drain_needed(h, g));
 }
 
 /* The thread's own arena locked the owner's way, its index in *ai; NULL
@@ -53,7 +53,17 @@ static inline xm__arena *fast_own(xm_heap *h, unsigned *ai)
         return NULL;
     *ai = (me - 1) % XM__ARENAS;
     xm__arena *a = &h->arenas[*ai];
-    return xm__arena_own_as(a, me) ? a : NULL;
+    if (!xm__arena_own_as(a, me))
+        return NULL;
+    /* the gate again, now under the lock: an xm_name that completed since
+       fast_gate read it (it sets XM__G_NAMES under this arena's lock)
+       would otherwise leave its name behind a fast free, or unemitted
+       behind a fast publish */
+    if (atomic_load_explicit(&h->gate, memory_order_relaxed) & XM__G_NAMES) {
+        xm__arena_unown(a);
+        return NULL;
+    }
+    return a;
 }
 
 /* The small pack that the page-map entry `slot` names, in *pk, with its
@@ -68,8 +78,11 @@ static inline xm__arena *fast_lock_small(xm_heap *h, _Atomic(xm__pack *) *slot,
     xm__arena *a;
     if (!p || !(a = fast_own(h, &ai)))
         return NULL;
-    if (atomic_load_explicit(&p->arena, memory_order_relaxed) != ai ||
-        atomic_load_explicit(slot, memory_order_acquire) != p || p->large) {
+    /* the slot first, then the arena, as xm__lock_pack_of: a pack that
+       another arena took (its arena stored before its page-map entries,
+       pack.c) and that the slot names again shows that arena */
+    if (atomic_load_explicit(slot, memory_order_acquire) != p ||
+        atomic_load_explicit(&p->arena, memory_order_relaxed) != ai || p->large) {
         xm__arena_unown(a);
         return NULL;
     }

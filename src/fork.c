@@ -23,6 +23,21 @@
  * shared with the child.
  * FLIP heaps hold private memory only; fork's copy-on-write already isolates
  * them, and the child's heap stays usable.
+ *
+ * Locks. Every lock the library owns is taken by prepare, so that no other
+ * thread is inside any of them when fork copies the process, and released
+ * (parent) or unlocked by the forking thread, which took them (child), in
+ * this order, which is also the order in which any call nests them:
+ *   1. fork_lock (the list of heaps);
+ *   2. live_lock (live.c: xm_patch_live takes it before an arena's);
+ *   3. per heap, in list order: drain_lock (deferred.c: a drain takes
+ *      arenas under it), then every arena in index order with its biased
+ *      lock revoked (arena_lock.c), then the heap lock;
+ *   4. sym_lock (sym.c: taken inside arena locks by publish and free).
+ * No call holds one heap's lock while it takes another heap's. The child
+ * also resets what names the threads that did not come along: no arena
+ * keeps an owner's bias (xm__bias_fork_child), membarrier registrations
+ * are made again, and no drain is in flight (drain_lock was held).
  */
 #include "internal.h"
 
@@ -111,7 +126,9 @@ static void unlock_all(xm_heap *h)
 static void fork_prepare(void)
 {
     pthread_mutex_lock(&fork_lock);
+    xm__live_fork_prepare();
     for (xm_heap *h = fork_heaps; h; h = h->gnext) {
+        pthread_mutex_lock(&h->drain_lock);
         lock_all(h);
         h->snaps = NULL;
         h->nsnaps = 0;
@@ -140,7 +157,9 @@ static void fork_parent(void)
         h->snaps = NULL;
         h->nsnaps = 0;
         unlock_all(h);
+        pthread_mutex_unlock(&h->drain_lock);
     }
+    xm__live_fork_parent();
     pthread_mutex_unlock(&fork_lock);
 }
 
@@ -178,6 +197,14 @@ static void fork_child(void)
             if (h->fd >= 0)
                 (void)xm__os_close(&h->osc, h->fd);
             h->fd = h->fd_ro = -1;
+            /* write windows that threads of the parent had open: their
+               writers are not here, and a frozen heap has none to end */
+            for (unsigned k = 0; k < XM__ARENAS; k++) {
+                xm__arena *a = &h->arenas[k];
+                for (size_t i = 0; i < a->nwin; i++)
+                    xm__mem_free(a->win[i].buf);
+                a->nwin = 0;
+            }
             h->forked = 1;
             atomic_store(&h->pending, NULL);
         }
@@ -185,7 +212,9 @@ static void fork_child(void)
         h->snaps = NULL;
         h->nsnaps = 0;
         unlock_all(h);
+        pthread_mutex_unlock(&h->drain_lock);
     }
+    xm__live_fork_child();
     pthread_mutex_unlock(&fork_lock);
 }
 

@@ -193,6 +193,7 @@ static void heap_free_meta(xm_heap *h)
         xm__mem_free(a->win);
         pthread_mutex_destroy(&a->lock);
     }
+    pthread_mutex_destroy(&h->drain_lock);
     for (size_t i = 0; i < h->nall; i++)
         xm__mem_free(h->all[i]);
     xm__mem_free(h->all);
@@ -279,6 +280,7 @@ xm_result xm_heap_create(const xm_options *opt, xm_heap **out)
     for (unsigned i = 0; i < XM__ARENAS; i++)
         pthread_mutex_init(&h->arenas[i].lock, NULL); /* cannot fail (Linux) */
     pthread_mutex_init(&h->lock, NULL);
+    pthread_mutex_init(&h->drain_lock, NULL);
     h->fd = h->fd_ro = -1;
     h->reserve = reserve;
     h->flags = o.flags;
@@ -346,7 +348,10 @@ void xm_heap_destroy(xm_heap *h)
 
 /* ---- arenas ----------------------------------------------------------- */
 
-static _Atomic unsigned next_slot;
+/* Slots handed out so far (see internal.h): 64 bits, so it never wraps
+ * (a 32-bit counter did, after 2^32 threads, and gave a new thread the slot
+ * of a live arena owner: both took the owner's plain-store lock at once). */
+static _Atomic uint64_t next_slot;
 #if defined(__GNUC__)
 __attribute__((tls_model("initial-exec")))
 #endif
@@ -354,10 +359,16 @@ _Thread_local unsigned xm__slot;
 
 unsigned xm__slot_assign(void)
 {
-    if (!xm__slot)
-        xm__slot = atomic_fetch_add_explicit(&next_slot, 1, memory_order_relaxed) + 1;
+    if (!xm__slot) {
+        uint64_t n = atomic_fetch_add_explicit(&next_slot, 1, memory_order_relaxed);
+        xm__slot = n < XM__SLOT_BIAS_MAX
+                       ? (unsigned)n + 1
+                       : XM__SLOT_BIAS_MAX + 1 + (unsigned)(n % XM__ARENAS);
+    }
     return xm__slot;
 }
+
+uint64_t xm__slot_counter_set(uint64_t n) { return atomic_exchange(&next_slot, n); }
 
 /* Every call starts here, before it takes a lock: deferred frees are
  * completed; a frozen fork child refuses what would change the heap. */

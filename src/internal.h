@@ -292,6 +292,11 @@ struct xm_heap {
     uint32_t agehead, agetail, naged;
     size_t nfr; /* runs in the set */
     xm__pack *_Atomic pending; /* packs with async frees (Treiber stack) */
+    /* one drain at a time (deferred.c); `draining` is 1 from before it
+       takes `pending` until it is complete: a call that finds it set waits
+       on drain_lock (lock order: drain_lock, then an arena's) */
+    pthread_mutex_t drain_lock;
+    _Atomic int draining;
     /* what keeps the fast paths (fast.h) off or careful, one word for
        their one check: XM__G_OFF (not DUAL staged with bias, or a fork
        child), XM__G_NAMES (names exist), XM__G_ASYNC (set once, before
@@ -323,15 +328,25 @@ static inline uintptr_t xm__page_addr(const xm_heap *h, uint32_t page)
     return h->base + ((uintptr_t)page << XM__PAGE_SHIFT);
 }
 
-/* A thread's slot: 1, 2, ... in order of its first heap call, never reused
- * (0: not assigned yet). Its arena in every heap is arenas[(slot-1) % N].
+/* A thread's slot: 1, 2, ... in order of its first heap call (0: not
+ * assigned yet), from a 64-bit counter that never wraps. Its arena in every
+ * heap is arenas[(slot-1) % N]. Slots up to XM__SLOT_BIAS_MAX are never
+ * handed out twice, and only they may own an arena (arena_lock.c: an
+ * owner's lock is its slot alone). Past that many threads (2^32 - 9; a
+ * server starting 1,000 threads a second gets there in 50 days), every
+ * new thread gets one of the XM__ARENAS slots above it, shared and never
+ * an owner: it takes the mutex, as on an unbiased arena.
  * initial-exec: no __tls_get_addr call from the shared library (a few
  * bytes of static TLS, as mimalloc does). */
+#define XM__SLOT_BIAS_MAX (0xFFFFFFFFu - XM__ARENAS)
 #if defined(__GNUC__)
 __attribute__((tls_model("initial-exec")))
 #endif
 extern _Thread_local unsigned xm__slot;
 unsigned xm__slot_assign(void);
+/* White-box tests: sets the slot counter (slots handed out so far), returns
+ * the old value. */
+uint64_t xm__slot_counter_set(uint64_t n);
 /* The arena a thread allocates from. */
 static inline xm__arena *xm__my_arena(xm_heap *h)
 {
@@ -393,6 +408,8 @@ void xm__bias_fork_child(xm_heap *h);
 void xm__bias_fork_child_process(void);
 int xm__bias_state(xm_heap *h, unsigned *owned, unsigned *unbiased);
 unsigned xm__bias_steal_max(void);
+unsigned xm__bias_owner(xm_heap *h, unsigned i);
+unsigned xm__slot_bias_max(void);
 int xm__fast_state(xm_heap *h);
 unsigned xm__fast_gate(xm_heap *h); /* white box: h->gate */
 /* pack.c: everything here runs with the block's arena locked. */
@@ -772,13 +789,29 @@ void xm__windows_drop_locked(xm__arena *a, uintptr_t block);
 xm_result xm__enter(xm_heap *h, bool mutating);
 xm_result xm__leave(xm_heap *h, xm__arena *a, xm_result r);
 
-/* deferred.c: completes async frees; called with no lock held. */
+/* deferred.c: completes async frees, after any drain already in flight
+ * (on another thread) is complete; called with no lock held. */
 void xm__drain(xm_heap *h);
+/* Whether an async free may be incomplete: requested and not taken, or
+ * taken by a drain still under way. Until the first request (gate bit
+ * XM__G_ASYNC, set before it) this is one load. */
+static inline bool xm__drain_needed(xm_heap *h, unsigned gate)
+{
+    return (gate & XM__G_ASYNC) &&
+           (atomic_load(&h->pending) || atomic_load(&h->draining));
+}
+/* At the start of every call: when it returns, every async free requested
+ * before (on any thread) is complete (README: xm_free_async). */
 static inline void xm__drain_if_needed(xm_heap *h)
 {
-    if (atomic_load_explicit(&h->pending, memory_order_acquire))
+    if (xm__drain_needed(h, atomic_load_explicit(&h->gate, memory_order_acquire)))
         xm__drain(h);
 }
+#if XM_DEBUG >= 1
+/* White-box tests: called by a drain once it has taken the pending list,
+ * before it frees anything (a drain held up on purpose). */
+extern void (*xm__drain_hook)(xm_heap *h);
+#endif
 
 /* heap.c */
 xm_result xm__os_result(int neg_errno, bool exec);
@@ -818,6 +851,10 @@ int xm__a64_hotpatch_safe(uint32_t insn);
 
 /* fork.c */
 void xm__fork_register(xm_heap *h);
+/* live.c: the live-patch lock across fork (fork.c's lock order). */
+void xm__live_fork_prepare(void);
+void xm__live_fork_parent(void);
+void xm__live_fork_child(void);
 void xm__fork_unregister(xm_heap *h);
 size_t xm__heap_destroy_all(void); /* tests: after a failed test */
 

@@ -53,6 +53,7 @@ int xm__a64_hotpatch_safe(uint32_t insn)
 #if defined(__x86_64__) || defined(__aarch64__)
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static int live_ready;                /* under live_lock */
+static int live_handler;              /* the SIGTRAP handler is installed */
 static _Atomic uintptr_t live_addr;   /* the instruction being patched */
 static _Atomic unsigned long live_seq; /* odd while that patch is in flight */
 
@@ -98,11 +99,25 @@ static xm_result live_init(xm_heap *h)
     if (r)
         return r == -ENOSYS || r == -EINVAL || r == -EPERM ? XM_ENOTSUP : XM_EOS;
 #if defined(__x86_64__)
-    if (xm__os_trap_handler(live_trap, live_old_action))
+    /* once per process image: a fork child inherits it (installing it
+       again would chain it to itself) */
+    if (!live_handler && xm__os_trap_handler(live_trap, live_old_action))
         return XM_EOS;
 #endif
+    live_handler = 1;
     live_ready = 1;
     return XM_OK;
+}
+
+/* fork (fork.c takes this before any heap's locks): no patch is in flight
+ * in the child, and the child registers for membarrier again (as the
+ * arenas' bias does) before its first patch. */
+void xm__live_fork_prepare(void) { pthread_mutex_lock(&live_lock); }
+void xm__live_fork_parent(void) { pthread_mutex_unlock(&live_lock); }
+void xm__live_fork_child(void)
+{
+    live_ready = 0;
+    pthread_mutex_unlock(&live_lock);
 }
 
 #if defined(__x86_64__)
@@ -205,6 +220,10 @@ xm_result xm_patch_live(xm_heap *h, void *dst, const void *src, size_t len)
 }
 
 #else /* neither x86-64 nor arm64 */
+void xm__live_fork_prepare(void) {}
+void xm__live_fork_parent(void) {}
+void xm__live_fork_child(void) {}
+
 xm_result xm_patch_live(xm_heap *h, void *dst, const void *src, size_t len)
 {
     if (!h || !dst || !src || len == 0 || len > 15)

@@ -91,6 +91,9 @@ int xm__os_sync_cores(xm__osc *c);
  * side of the arenas' biased locks, arena_lock.c). 0 or -errno. */
 int xm__os_barrier_register(xm__osc *c);
 int xm__os_barrier_all(xm__osc *c);
+/* Tests: from now on (on != 0) xm__os_barrier_all fails with EPERM on every
+ * call, as after a seccomp filter that forbids membarrier. */
+void xm__os_barrier_break(int on);
 /* sched_yield, for lock waits; counted process-wide only. */
 void xm__os_yield(void);
 /* Installs handler(sig, info, ucontext) for SIGTRAP with SA_SIGINFO and

@@ -3,6 +3,7 @@
 #include "test.h"
 
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,6 +22,20 @@ static struct {
 } tests[MAX_TESTS];
 static int ntests;
 int test_failed;
+static char skip_reason[256]; /* non-empty: the running test skipped */
+
+void test_skip(const char *fmt, ...)
+{
+    size_t n = strlen(skip_reason);
+    if (n && n + 2 < sizeof skip_reason) { /* several configurations */
+        memcpy(skip_reason + n, "; ", 3);
+        n += 2;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(skip_reason + n, sizeof skip_reason - n, fmt, ap);
+    va_end(ap);
+}
 
 void test_register(const char *name, test_fn fn)
 {
@@ -145,7 +160,7 @@ int main(int argc, char **argv)
     /* a fresh process for a test that needs one (test_concurrency.c) */
     if (argc == 2 && !strcmp(argv[1], "--fork-handler-probe"))
         return fork_handler_probe();
-    int passed = 0, failed = 0;
+    int passed = 0, failed = 0, skipped = 0;
     for (int i = 0; i < ntests; i++) {
         bool run = argc < 2;
         for (int k = 1; k < argc; k++)
@@ -154,6 +169,7 @@ int main(int argc, char **argv)
         if (!run)
             continue;
         test_failed = 0;
+        skip_reason[0] = 0;
         tests[i].fn();
         if (test_failed) {
             printf("FAIL %s\n", tests[i].name);
@@ -164,11 +180,14 @@ int main(int argc, char **argv)
             size_t n = xm__heap_destroy_all();
             if (n)
                 printf("    (destroyed %zu heap(s) the failed test left)\n", n);
+        } else if (skip_reason[0]) {
+            printf("SKIP %s: %s\n", tests[i].name, skip_reason);
+            skipped++;
         } else {
             printf("ok   %s\n", tests[i].name);
             passed++;
         }
     }
-    printf("%d passed, %d failed\n", passed, failed);
+    printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
     return failed ? 1 : 0;
 }

@@ -3,7 +3,10 @@
  * test.h: the test registry and helpers. One runner binary; each test
  * registers itself with TEST(name); `runner [substring...]` runs the tests
  * whose names contain one of the substrings. The last line is
- * "N passed, N failed"; the exit status is non-zero on any failure.
+ * "N passed, N failed, N skipped"; the exit status is non-zero on any
+ * failure. A test whose feature is absent here (a kernel without MDWE, no
+ * membarrier SYNC_CORE, valgrind) calls test_skip("reason") and returns: it
+ * is printed "SKIP name: reason" and counted as skipped, never as passed.
  */
 #ifndef XM_TEST_H
 #define XM_TEST_H
@@ -18,6 +21,10 @@
 typedef void (*test_fn)(void);
 void test_register(const char *name, test_fn fn);
 extern int test_failed; /* failures in the running test */
+/* Marks the running test skipped (unless it also failed), with a reason
+ * (printf format); the test then returns. With FOR_CONFIGS, one skipped
+ * configuration marks the whole test skipped, and the reason names it. */
+void test_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #define TEST(name)                                                              \
     static void test_##name(void);                                              \

@@ -181,12 +181,12 @@ static int mdwe_child(void *arg)
 TEST(mdwe_process_gets_dual_and_flip_reports_eperm)
 {
     if (under_valgrind()) { /* valgrind's own JIT cannot run under MDWE */
-        printf("    skipped under valgrind (the native run checks it)\n");
+        test_skip("valgrind's own JIT cannot run under MDWE (the native run checks it)");
         return;
     }
     int st = child_status(mdwe_child, NULL);
     if (st == 100) {
-        printf("    skipped: this kernel has no PR_SET_MDWE\n");
+        test_skip("this kernel has no PR_SET_MDWE");
         return;
     }
     CHECK_EQ(st, 0);
