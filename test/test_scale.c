@@ -289,10 +289,13 @@ static long rss_now(void)
 TEST(large_descriptors_are_small)
 {
 #ifdef SCALE_SANITIZED
-    return; /* the sanitizer's shadow memory moves the resident size */
+    test_skip("a sanitizer's shadow memory moves the resident size");
+    return;
 #endif
-    if (under_valgrind())
-        return; /* valgrind's own bookkeeping moves the resident size */
+    if (under_valgrind()) {
+        test_skip("valgrind's own bookkeeping moves the resident size");
+        return;
+    }
     xm_options o = XM_OPTIONS_INIT;
     o.backend = XM_BACKEND_FLIP;
     xm_heap *h = NULL;
