@@ -64,6 +64,9 @@ int xm__os_chmod(xm__osc *c, int fd, unsigned mode);
 int xm__os_seal_size(xm__osc *c, int fd);
 /* Gives back the file pages under a shared writable mapping (MADV_REMOVE:
  * a hole punched through the mapping, no descriptor needed). */
+/* Allocates and maps the pages of a shared writable range in one call
+ * (MADV_POPULATE_WRITE): -EINVAL where the kernel predates it (5.14). */
+int xm__os_populate(xm__osc *c, void *addr, size_t len);
 int xm__os_remove(xm__osc *c, void *addr, size_t len);
 int xm__os_truncate(xm__osc *c, int fd, uint64_t len);
 int xm__os_close(xm__osc *c, int fd);

@@ -286,6 +286,17 @@ int xm__os_seal_size(xm__osc *c, int fd)
                : 0;
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14; Debian 12's headers have it */
+#endif
+int xm__os_populate(xm__osc *c, void *addr, size_t len)
+{
+    int e = os_enter(c, ENOMEM);
+    if (e)
+        return -e;
+    return madvise(addr, len, MADV_POPULATE_WRITE) ? os_fail() : 0;
+}
+
 int xm__os_remove(xm__osc *c, void *addr, size_t len)
 {
     int e = os_enter(c, EINVAL);
