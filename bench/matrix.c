@@ -190,13 +190,24 @@ static bool run_cell(mct *c, size_t lo, size_t hi, size_t live, uint64_t ops,
                      uint64_t seed, cell_res *out)
 {
     memset(out, 0, sizeof *out);
-    size_t rss0 = rss_bytes();
-    if (!c_create(c))
-        return false;
+    /* the bench's own arrays, touched before the baseline: only the
+       contender's memory counts */
     void **rx = calloc(live, sizeof *rx);
     size_t *len = calloc(live, sizeof *len);
     double *lat = malloc(ops * sizeof *lat);
-    bool ok = rx && len && lat;
+    if (rx && len && lat) {
+        memset(rx, 0, live * sizeof *rx);
+        memset(len, 0, live * sizeof *len);
+        memset(lat, 0, ops * sizeof *lat);
+    }
+    size_t rss0 = rss_bytes();
+    bool ok = rx && len && lat && c_create(c);
+    if (!ok) {
+        free(rx);
+        free(len);
+        free(lat);
+        return false;
+    }
     size_t live_bytes = 0;
     for (size_t i = 0; ok && i < live; i++) {
         len[i] = lo + rng(&seed) % (hi - lo + 1);
