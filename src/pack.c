@@ -630,6 +630,23 @@ static void mag_flush_some(xm_heap *h, xm__arena *ar, const xm__pack *only)
 
 static void mag_flush(xm_heap *h, xm__arena *ar) { mag_flush_some(h, ar, NULL); }
 
+/* The block came out larger than asked (a hole taken whole, a magazine
+ * block of the next size up): *stage (NULL: unstaged) is replaced by a
+ * buffer of `got` bytes. False, with *stage untouched, when there is no
+ * memory for one. */
+static bool stage_regrow(xm__arena *ar, void **stage, size_t usable, size_t got,
+                         size_t align)
+{
+    if (!*stage)
+        return true;
+    void *st2 = xm__stage_buf_get(ar, got, align < 16 ? 16 : align);
+    if (!st2)
+        return false;
+    xm__stage_buf_put(ar, *stage, usable);
+    *stage = st2;
+    return true;
+}
+
 xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *ar, int kind,
                                  size_t size, size_t align, xm_block *out)
 {
@@ -656,15 +673,11 @@ xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *ar, int kind,
         if (r == XM_OK && ((size_t)p->npages << XM__PAGE_SHIFT) > usable) {
             /* it took a hole whole (pack_new): the block is that size */
             size_t big = (size_t)p->npages << XM__PAGE_SHIFT;
-            void *st2 = stage ? xm__stage_buf_get(ar, big, a < 16 ? 16 : a) : NULL;
-            if (stage && !st2) {
+            if (stage_regrow(ar, &stage, usable, big, a)) {
+                usable = big;
+            } else {
                 pack_release(h, p, want_state(h, kind), p->raised);
                 r = XM_ENOMEM;
-            } else {
-                if (stage)
-                    xm__stage_buf_put(ar, stage, usable);
-                stage = st2;
-                usable = big;
             }
         }
         if (r == XM_OK)
@@ -672,15 +685,10 @@ xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *ar, int kind,
     } else if (xm__mag_take(ar, kind, usable, a, &p, &g, &got)) {
         /* a cached block: its granules are still `used`; above 1 KiB it
            may be up to 1/4 larger than asked, and needs that much staging */
-        if (got > usable && stage) {
-            void *st2 = xm__stage_buf_get(ar, got, a < 16 ? 16 : a);
-            if (!st2) {
-                xm__stage_buf_put(ar, stage, usable);
-                give_back(h, ar, p, g, (uint32_t)(got >> XM__GRAN_SHIFT));
-                return XM_ENOMEM;
-            }
+        if (got > usable && !stage_regrow(ar, &stage, usable, got, a)) {
             xm__stage_buf_put(ar, stage, usable);
-            stage = st2;
+            give_back(h, ar, p, g, (uint32_t)(got >> XM__GRAN_SHIFT));
+            return XM_ENOMEM;
         }
         usable = got;
     } else {
