@@ -602,6 +602,7 @@ void xm__check_locked(xm_heap *h)
         if (atomic_load(&h->pagemap[p->page]) != p || p->npages == 0)
             continue; /* spare */
         pages += p->npages;
+        CHECK(p->filled <= p->npages && (p->filled == p->npages || !p->large));
         for (uint32_t k = 0; k < p->npages; k++)
             CHECK(atomic_load(&h->pagemap[p->page + k]) == p);
         uint32_t ngr = p->large ? 1 : XM__PACK_GRANS, used = 0, ncached = 0;
@@ -634,7 +635,11 @@ void xm__check_locked(xm_heap *h)
                     CHECK(xm__stage_get(&h->arenas[atomic_load(&p->arena)],
                                         xm__block_addr(p, g)));
             }
-            if (!u && !p->large && p->kind == XM__K_CODE) {
+            /* pages the pack has not reached (pack_reach) hold no block
+               and are file holes; the rest of a code pack is traps */
+            bool reached = g >> (XM__PAGE_SHIFT - XM__GRAN_SHIFT) < p->filled;
+            CHECK(reached || !u);
+            if (!u && !p->large && p->kind == XM__K_CODE && reached) {
                 const unsigned char *b =
                     (const unsigned char *)p->base + ((size_t)g << XM__GRAN_SHIFT);
                 for (unsigned k = 0; k < XM__GRAN; k++)

@@ -133,6 +133,8 @@ typedef struct xm__pack {
     uint32_t ncached;     /* granules of its blocks on a magazine */
     uint32_t binmask;     /* bins of runs[] that are not empty */
     uint32_t maxrun;      /* longest free run, in granules (small packs) */
+    uint32_t filled;      /* pages trap-filled from the first (pack.c,
+                             pack_reach): the rest are file holes */
     struct xm__pack *prev, *next; /* class list, or spare list */
     _Atomic int queued;   /* on h->pending */
     struct xm__pack *_Atomic next_pending;

@@ -397,9 +397,32 @@ static int want_state(const xm_heap *h, int kind)
     return kind == XM__K_CODE ? XM__FR_CODE : XM__FR_DATA;
 }
 
-/* Makes fresh reserve pages usable: DUAL fills the file range with traps and
- * maps the executable (or read-only) view over it; FLIP maps RW pages. */
-static xm_result map_fresh(xm_heap *h, int kind, uint32_t page, uint32_t n)
+/* Fills pages [page, page+n) of DUAL's file with traps: through the alias
+ * when there is one, else by pwrite. */
+static xm_result fill_traps(xm_heap *h, uint32_t page, uint32_t n)
+{
+    uint64_t off = (uint64_t)page << XM__PAGE_SHIFT;
+    size_t len = (size_t)n << XM__PAGE_SHIFT;
+    if (h->alias) { /* no writable descriptor is kept (heap.c) */
+        /* the pages in one call, not a fault each (a 128 KiB pack: 500 us
+           of faults on this VM), and a shortage is an error here rather
+           than SIGBUS in the memset */
+        int r = xm__os_populate(&h->osc, h->alias + off, len);
+        if (r && r != -EINVAL)
+            return xm__os_result(r, false);
+        memset(h->alias + off, XM__TRAP_BYTE, len);
+        return XM_OK;
+    }
+    int r = xm__os_pwrite_traps(&h->osc, h->fd, len, off);
+    return r ? xm__os_result(r, false) : XM_OK;
+}
+
+/* Makes fresh reserve pages usable: DUAL fills the first `fill` pages of the
+ * file range with traps and maps the executable (or read-only) view over
+ * all n (the others stay file holes until pack_reach fills them); FLIP maps
+ * RW pages. */
+static xm_result map_fresh(xm_heap *h, int kind, uint32_t page, uint32_t n,
+                           uint32_t fill)
 {
     void *addr = (void *)xm__page_addr(h, page);
     size_t len = (size_t)n << XM__PAGE_SHIFT;
@@ -409,19 +432,9 @@ static xm_result map_fresh(xm_heap *h, int kind, uint32_t page, uint32_t n)
             return xm__os_result(r, false);
     } else {
         uint64_t off = (uint64_t)page << XM__PAGE_SHIFT;
-        if (h->alias) { /* no writable descriptor is kept (heap.c) */
-            /* the pages in one call, not a fault each (a 128 KiB pack:
-               500 us of faults on this VM), and a shortage is an error
-               here rather than SIGBUS in the memset */
-            int r = xm__os_populate(&h->osc, h->alias + off, len);
-            if (r && r != -EINVAL)
-                return xm__os_result(r, false);
-            memset(h->alias + off, XM__TRAP_BYTE, len);
-        } else {
-            int r = xm__os_pwrite_traps(&h->osc, h->fd, len, off);
-            if (r)
-                return xm__os_result(r, false);
-        }
+        xm_result fr = fill ? fill_traps(h, page, fill) : XM_OK;
+        if (fr != XM_OK)
+            return fr;
         int prot = kind == XM__K_CODE ? (XM__P_R | XM__P_X) : XM__P_R;
         int err = 0;
         if (!xm__os_map_fd(&h->osc, addr, len, prot, h->fd_ro, off, &err)) {
@@ -431,6 +444,25 @@ static xm_result map_fresh(xm_heap *h, int kind, uint32_t page, uint32_t n)
     }
     atomic_fetch_add(&h->resident_bytes, len);
     return XM_OK;
+}
+
+/* A small DUAL pack fresh from the reserve is trap-filled as allocations
+ * first reach its pages, in doubling steps (1, 2, 4, ... pages): a heap
+ * that publishes one function fills one page, not the pack's 32, and a
+ * pack's first-use cost follows its use. Makes pages up to the one holding
+ * granule endg - 1 filled. */
+static xm_result pack_reach(xm_heap *h, xm__pack *p, uint32_t endg)
+{
+    uint32_t need = (endg * XM__GRAN + XM__PAGE - 1) >> XM__PAGE_SHIFT;
+    if (need <= p->filled)
+        return XM_OK;
+    uint32_t to = p->filled ? p->filled * 2 : 1;
+    to = to > p->npages ? p->npages : to;
+    to = to < need ? need : to;
+    xm_result r = fill_traps(h, p->page + p->filled, to - p->filled);
+    if (r == XM_OK)
+        p->filled = to;
+    return r;
 }
 
 /* Takes a descriptor and npages pages for arena a (a locked, the heap lock
@@ -487,13 +519,18 @@ static xm_result pack_new(xm_heap *h, xm__arena *a, int kind, uint32_t npages,
             return XM_ENOMEM;
         }
     }
+    uint32_t filled = npages;
     if (state != want) {
         XM_ASSERT(state == XM__FR_NONE);
-        xm_result r = map_fresh(h, kind, page, taken);
+        /* alone, a small pack is filled as used (pack_reach); the pages of
+           a chunk mapped ahead go to the free ranges, trap-filled */
+        filled = large || taken > npages || flip(h) ? taken : 0;
+        xm_result r = map_fresh(h, kind, page, taken, filled);
         if (r != XM_OK && taken > npages) { /* the chunk: try the block alone */
             xm__range_put(h, page + npages, taken - npages, XM__FR_NONE, 0);
             taken = npages;
-            r = map_fresh(h, kind, page, npages);
+            filled = large || flip(h) ? npages : 0;
+            r = map_fresh(h, kind, page, npages, filled);
         }
         if (r != XM_OK) {
             xm__range_put(h, page, npages, XM__FR_NONE, 0);
@@ -506,7 +543,7 @@ static xm_result pack_new(xm_heap *h, xm__arena *a, int kind, uint32_t npages,
             xm__range_put(h, page + npages, taken - npages, want, 0);
         raised = 0;
     } else {
-        npages = taken; /* with the sliver */
+        npages = filled = taken; /* with the sliver */
     }
     /* the descriptor may be recycled, and the pages' state words be left
        from an earlier pack: reset everything a reader looks at (a large
@@ -525,6 +562,7 @@ static xm_result pack_new(xm_heap *h, xm__arena *a, int kind, uint32_t npages,
     p->base = xm__page_addr(h, page);
     p->page = page;
     p->npages = npages;
+    p->filled = filled < npages ? filled : npages;
     p->nfree = large ? 0 : XM__PACK_GRANS;
     p->ncached = 0;
     p->binmask = 0;
@@ -558,6 +596,14 @@ static void pack_release(xm_heap *h, xm__pack *p, int state, int raised)
         list_del(a, p);
     if (!p->large && a->keep[p->kind] == p)
         a->keep[p->kind] = NULL;
+    /* the free ranges hold trap-filled pages: fill what the pack never
+       reached; if that fails, the pages are dropped at the next purge */
+    if (p->filled < p->npages && state != XM__FR_DEAD) {
+        if (fill_traps(h, p->page + p->filled, p->npages - p->filled) == XM_OK)
+            p->filled = p->npages;
+        else
+            state = XM__FR_DEAD;
+    }
     pthread_mutex_lock(&h->lock);
     for (uint32_t i = 0; i < p->npages; i++)
         atomic_store_explicit(&h->pagemap[p->page + i], NULL,
@@ -705,6 +751,8 @@ xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *ar, int kind,
         if (r == XM_OK) {
             p->glen[g] = (uint8_t)(n - 1);
             p->nfree -= n;
+            if (p->filled < p->npages && (r = pack_reach(h, p, g + n)) != XM_OK)
+                give_back(h, ar, p, g, n); /* nothing changed */
         }
     }
     if (r != XM_OK) {

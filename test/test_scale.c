@@ -210,6 +210,7 @@ TEST(automatic_purge_is_bounded_per_call)
  * allocation that takes from that class fits in it, and an allocation
  * takes from the lowest such class (white box: internal.h). */
 #include "internal.h"
+#include "arch.h"
 TEST(magazine_classes_fit)
 {
     for (uint32_t n = 1; n <= 256; n++) {
@@ -264,6 +265,67 @@ static void mid_mags(const config *c)
     xm_heap_destroy(h);
 }
 TEST(mid_size_blocks_through_magazines) { FOR_CONFIGS(mid_mags); }
+
+/* A fresh pack is trap-filled as allocations first reach its pages
+ * (pack.c, pack_reach): a heap's first block fills one page of its pack,
+ * not 32; every block handed out, wherever it lies, reads as traps at rx
+ * until published; code published in the reached pages runs. */
+static bool all_traps(const void *rx, size_t n)
+{
+    const unsigned char *q = rx;
+    for (size_t i = 0; i < n; i++)
+        if (q[i] != XM__TRAP_BYTE)
+            return false;
+    return true;
+}
+static void fill_as_reached(const config *c)
+{
+    enum { N = 300 };
+    xm_heap *h = make_heap(c, 0, SIZE_MAX);
+    CHECK(h);
+    static xm_block b[N];
+    static uint64_t val[N];
+    xm_block first;
+    CHECK_OK(xm_alloc(h, 64, 0, &first));
+    CHECK(all_traps(first.rx, first.size));
+    xm__pack *p = xm__pack_of(h, (uintptr_t)first.rx);
+    CHECK(p);
+    if (c->backend == XM_BACKEND_DUAL)
+        CHECK_EQ(p->filled, 1);
+    else
+        CHECK_EQ(p->filled, p->npages); /* FLIP: private pages, no holes */
+    uint64_t s = 11;
+    for (int i = 0; i < N; i++) {
+        size_t sz = 16 + (size_t)(rnd(&s) % (i % 10 == 9 ? 12000 : 700));
+        xm_block t;
+        CHECK_OK(xm_alloc(h, sz, 0, &t));
+        CHECK(all_traps(t.rx, t.size)); /* NX until published: traps */
+        CHECK_OK(xm_free(h, t.rx));
+        val[i] = rnd(&s);
+        CHECK_OK(make_fn(h, sz, val[i], &b[i]));
+        if (i % 3 == 0 && i > 0) { /* holes for later blocks to reuse */
+            CHECK_EQ(call_at(b[i - 1].rx), val[i - 1]);
+            CHECK_OK(xm_free(h, b[i - 1].rx));
+            b[i - 1].rx = NULL;
+        }
+    }
+    CHECK_EQ(p->filled, p->npages); /* reached everywhere by now */
+    xm__heap_check(h);
+    for (int i = 0; i < N; i++)
+        if (b[i].rx) {
+            CHECK_EQ(call_at(b[i].rx), val[i]);
+            CHECK_OK(xm_free(h, b[i].rx));
+        }
+    CHECK_OK(xm_free(h, first.rx));
+    xm__heap_check(h);
+    CHECK_OK(xm_purge(h));
+    xm_stats st;
+    CHECK_OK(xm_heap_stats(h, &st));
+    CHECK_EQ(st.live_blocks, 0);
+    CHECK_EQ(st.quarantine_bytes, 0);
+    xm_heap_destroy(h);
+}
+TEST(fresh_packs_fill_pages_as_reached) { FOR_CONFIGS(fill_as_reached); }
 
 /* A large block's descriptor is a few cache lines (no run index): 3,000
  * FLIP blocks (each its own page run) published, freed and purged leave
