@@ -159,9 +159,18 @@ static bool revoke_locked(xm__arena *a, unsigned me)
     return true;
 }
 
+/* Marks arena a of h as used (its first lock always comes here). */
+static void mark_used(xm_heap *h, const xm__arena *a)
+{
+    unsigned bit = 1u << (a - h->arenas);
+    if (!(atomic_load_explicit(&h->arenas_used, memory_order_relaxed) & bit))
+        atomic_fetch_or_explicit(&h->arenas_used, bit, memory_order_relaxed);
+}
+
 void xm__arena_lock_slow(xm_heap *h, xm__arena *a)
 {
     pthread_mutex_lock(&a->lock);
+    mark_used(h, a);
     unsigned me = xm__slot ? xm__slot : xm__slot_assign();
     if (revoke_locked(a, me)) {
         if (!barrier_all(h)) {
@@ -195,6 +204,7 @@ void xm__arenas_lock_all(xm_heap *h)
     bool wait = false;
     for (unsigned i = 0; i < XM__ARENAS; i++) {
         pthread_mutex_lock(&h->arenas[i].lock);
+        mark_used(h, &h->arenas[i]);
         wait |= revoke_locked(&h->arenas[i], me);
     }
     if (!wait)

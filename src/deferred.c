@@ -76,7 +76,7 @@ static xm__arena *lock_live_pack(xm_heap *h, xm__pack *p)
         pthread_mutex_lock(&h->lock);
         bool moved = atomic_load_explicit(&p->arena, memory_order_relaxed) != ai;
         bool live = !moved && p->npages &&
-                    atomic_load_explicit(&h->pagemap[p->page],
+                    atomic_load_explicit(&h->ps[p->page].pm,
                                          memory_order_relaxed) == p;
         pthread_mutex_unlock(&h->lock);
         if (live)

@@ -115,8 +115,7 @@ static XM__FAST bool xm__alloc_fast(xm_heap *h, int kind, size_t size, size_t al
         return false;
     size_t usable = (size + XM__GRAN - 1) & ~(size_t)(XM__GRAN - 1);
     size_t c = (usable >> XM__GRAN_SHIFT) - 1, a16 = align < 16 ? 16 : align;
-    _Atomic uint64_t *start_all = h->start_all;
-    uint64_t *cached_all = h->cached_all;
+    xm__pstate *ps = h->ps;
     uintptr_t base = h->base;
     unsigned ai;
     xm__arena *ar = fast_own(h, &ai);
@@ -134,10 +133,10 @@ static XM__FAST bool xm__alloc_fast(xm_heap *h, int kind, size_t size, size_t al
     ar->stbuf_bytes -= usable;
     size_t pg = (rx - base) >> XM__PAGE_SHIFT;
     uint64_t m = 1ull << ((rx >> XM__GRAN_SHIFT) & 63);
-    xm__mag_unmark_bits(p, &cached_all[pg], m, (uint32_t)c + 1);
+    xm__mag_unmark_bits(p, &ps[pg].cached, m, (uint32_t)c + 1);
     if (async)
         xm__clear_pend(p, (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT));
-    xm__start_bits(&start_all[pg], m, true);
+    xm__start_bits(&ps[pg].start, m, true);
     xm__stage_put(ar, rx, stage, p);
     ar->staging_bytes += usable;
     ar->live_bytes += usable;
@@ -159,8 +158,7 @@ static XM__FAST bool xm__publish_fast(xm_heap *h, uintptr_t rx, int prot)
         return false;
     uintptr_t off = rx - h->base;
     char *alias = h->alias;
-    uint64_t *pub_all = h->pub_all;
-    const uint8_t *glen_all = h->glen_all;
+    xm__pstate *ps = h->ps;
     uint64_t m = 1ull << ((rx >> XM__GRAN_SHIFT) & 63);
     unsigned ai;
     xm__arena *ar = fast_own(h, &ai);
@@ -170,13 +168,13 @@ static XM__FAST bool xm__publish_fast(xm_heap *h, uintptr_t rx, int prot)
     /* (rx is in the reserve once it is st1's) */
     if (ar->st1.rx != rx || p->large ||
         (p->kind == XM__K_CODE) != (prot == XM_PROT_RX) ||
-        (pub_all[off >> XM__PAGE_SHIFT] & m)) {
+        (ps[off >> XM__PAGE_SHIFT].pub & m)) {
         xm__arena_unown(ar);
         return false;
     }
     char *dst = alias + off;
-    uint64_t *pubw = &pub_all[off >> XM__PAGE_SHIFT];
-    const uint8_t *glen = &glen_all[off >> XM__GRAN_SHIFT];
+    uint64_t *pubw = &ps[off >> XM__PAGE_SHIFT].pub;
+    const uint8_t *glen = &ps[off >> XM__PAGE_SHIFT].glen[(off >> XM__GRAN_SHIFT) & 63];
     void *stage = ar->st1.rw;
     ar->st1.rx = 0;
     ar->stcount--;
@@ -204,12 +202,12 @@ static XM__FAST bool xm__free_fast(xm_heap *h, uintptr_t rx)
         return false;
     char *dst = h->alias + off;
     size_t pg = off >> XM__PAGE_SHIFT;
-    _Atomic uint64_t *startw = &h->start_all[pg];
-    uint64_t *pubw = &h->pub_all[pg];
-    const uint8_t *glen = &h->glen_all[off >> XM__GRAN_SHIFT];
+    _Atomic uint64_t *startw = &h->ps[pg].start;
+    uint64_t *pubw = &h->ps[pg].pub;
+    const uint8_t *glen = &h->ps[pg].glen[(off >> XM__GRAN_SHIFT) & 63];
     uint64_t m = 1ull << ((rx >> XM__GRAN_SHIFT) & 63);
     xm__pack *p;
-    xm__arena *ar = fast_lock_small(h, &h->pagemap[pg], &p);
+    xm__arena *ar = fast_lock_small(h, &h->ps[pg].pm, &p);
     if (!ar)
         return false;
     uint32_t n = (uint32_t)*glen + 1, c = xm__mag_put_class(n);

@@ -83,7 +83,7 @@ static void snap_collect(xm_heap *h)
     h->snaps = NULL;
     h->nsnaps = 0;
     for (uint32_t pg = 0; pg < h->npages;) {
-        xm__pack *p = atomic_load(&h->pagemap[pg]);
+        xm__pack *p = atomic_load(&h->ps[pg].pm);
         uint32_t n;
         int prot;
         if (p) {

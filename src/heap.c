@@ -179,8 +179,11 @@ static xm_result probe_flip(xm_heap *h)
 
 static void heap_free_meta(xm_heap *h)
 {
+    unsigned used = atomic_load(&h->arenas_used);
     for (unsigned k = 0; k < XM__ARENAS; k++) {
         xm__arena *a = &h->arenas[k];
+        if (!((used >> k) & 1))
+            continue; /* never locked: nothing held, pages untouched */
         for (size_t i = 0; i < a->stcap; i++)
             if (a->st[i].rx)
                 xm__mem_free(a->st[i].rw);
@@ -207,20 +210,26 @@ static void heap_free_meta(xm_heap *h)
  * (malloc would memset what it reuses: glibc's mmap threshold grows after
  * the first free of a large block, so a second heap's 25 MB calloc came
  * from the brk heap, memset whole: 0.7-5 ms per heap creation). */
+static bool mutex_zero_is_init(void)
+{
+    static const pthread_mutex_t init = PTHREAD_MUTEX_INITIALIZER;
+    static const unsigned char zero[sizeof init];
+    return memcmp(&init, zero, sizeof init) == 0;
+}
+
 static xm_heap *heap_map_meta(size_t reserve, xm__osc *osc)
 {
     uint32_t npages = (uint32_t)(reserve >> XM__PAGE_SHIFT);
-    size_t words = ((size_t)npages + 15) & ~(size_t)15;
     size_t frcap = xm__range_pool_size(npages);
 #define XM__UP(x) (((x) + XM__LINE_PAIR - 1) & ~(size_t)(XM__LINE_PAIR - 1))
-    size_t o_pagemap = XM__UP(sizeof(xm_heap));
-    size_t o_frtag = o_pagemap + XM__UP((size_t)npages * sizeof(xm__pack *));
-    size_t o_fr = o_frtag + XM__UP((size_t)npages * sizeof(uint32_t));
-    /* the block state, 4 words and 64 bytes per page, each array on whole
-       line pairs: a line shared by two arenas' packs would ping-pong
-       between their threads */
-    size_t o_state = o_fr + XM__UP(frcap * sizeof(xm__frange));
-    size_t len = o_state + words * (4 * sizeof(uint64_t) + XM__PAGE / XM__GRAN);
+    /* heap, page state, free-run nodes: what a small heap touches of each
+       (the heap, the first pages' state, the first nodes) is within a few
+       hundred KiB of the start; the page state on whole line pairs (a line
+       shared by two arenas' packs would ping-pong between their threads) */
+    size_t o_ps = XM__UP(sizeof(xm_heap));
+    size_t o_fr = o_ps + XM__UP((size_t)npages * sizeof(xm__pstate));
+    size_t len = o_fr + frcap * sizeof(xm__frange);
+    _Static_assert(sizeof(xm__pstate) == XM__LINE_PAIR, "a page's state: a line pair");
     len = (len + XM__PAGE - 1) & ~(size_t)(XM__PAGE - 1);
 #undef XM__UP
     int err = 0;
@@ -231,14 +240,8 @@ static xm_heap *heap_map_meta(size_t reserve, xm__osc *osc)
     h->meta_len = len;
     h->npages = npages;
     h->frcap = (uint32_t)frcap;
-    h->pagemap = (_Atomic(xm__pack *) *)(void *)(m + o_pagemap);
-    h->frtag = (uint32_t *)(void *)(m + o_frtag);
+    h->ps = (xm__pstate *)(void *)(m + o_ps);
     h->fr = (xm__frange *)(void *)(m + o_fr);
-    h->start_all = (_Atomic uint64_t *)(void *)(m + o_state);
-    h->used_all = (uint64_t *)(h->start_all + words);
-    h->pub_all = h->used_all + words;
-    h->cached_all = h->pub_all + words;
-    h->glen_all = (uint8_t *)(h->cached_all + words);
     return h;
 }
 
@@ -277,8 +280,11 @@ xm_result xm_heap_create(const xm_options *opt, xm_heap **out)
     if (!h)
         return XM_ENOMEM;
     h->osc = osc;
-    for (unsigned i = 0; i < XM__ARENAS; i++)
-        pthread_mutex_init(&h->arenas[i].lock, NULL); /* cannot fail (Linux) */
+    /* zero-filled: where that is PTHREAD_MUTEX_INITIALIZER (glibc, musl),
+       the arenas' locks are ready and their pages untouched until used */
+    if (!mutex_zero_is_init())
+        for (unsigned i = 0; i < XM__ARENAS; i++)
+            pthread_mutex_init(&h->arenas[i].lock, NULL); /* cannot fail */
     pthread_mutex_init(&h->lock, NULL);
     pthread_mutex_init(&h->drain_lock, NULL);
     h->fd = h->fd_ro = -1;
@@ -599,12 +605,12 @@ void xm__check_locked(xm_heap *h)
     size_t blocks = 0, bytes = 0, pages = 0, mag_blocks = 0;
     for (size_t i = 0; i < h->nall; i++) {
         xm__pack *p = h->all[i];
-        if (atomic_load(&h->pagemap[p->page]) != p || p->npages == 0)
+        if (atomic_load(&h->ps[p->page].pm) != p || p->npages == 0)
             continue; /* spare */
         pages += p->npages;
         CHECK(p->filled <= p->npages && (p->filled == p->npages || !p->large));
         for (uint32_t k = 0; k < p->npages; k++)
-            CHECK(atomic_load(&h->pagemap[p->page + k]) == p);
+            CHECK(atomic_load(&h->ps[p->page + k].pm) == p);
         uint32_t ngr = p->large ? 1 : XM__PACK_GRANS, used = 0, ncached = 0;
         for (uint32_t g = 0; g < ngr; g++) {
             bool u = xm__bit_get(p->used, g);

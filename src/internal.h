@@ -100,6 +100,32 @@ enum { XM__FR_NONE = 0, XM__FR_CODE, XM__FR_DATA, XM__FR_RW, XM__FR_DEAD, XM__FR
  * with one ctz on a mask: no walk over packs. */
 #define XM__RCLASSES 48u
 
+/* The state of one page of the reserve: its pack, its blocks' bits and
+ * sizes, its free-run tag. One array for the whole reserve in the heap's
+ * metadata mapping, committed as packs touch it. A page's state is
+ * together (two lines of its own): a small heap's lies in a few pages of
+ * one 2 MiB region, where separate arrays for each field spread it over
+ * eight, and a page table costs 60-300 us to populate in this VM. A pack's
+ * bitmap word i is page `page + i`'s: XM__BW strides over them. */
+typedef struct xm__pstate {
+    _Atomic uint64_t start; /* bit k: a block starts at granule k */
+    uint64_t used;          /* granule k is in a block (or cached one) */
+    uint64_t pub;           /* the block starting at granule k is published */
+    uint64_t cached;        /* ... waits on its arena's magazine (traps) */
+    struct xm__pack *_Atomic pm; /* the pack that holds the page, or NULL */
+    uint32_t frtag; /* range.c: the free run starting or ending here (0: none) */
+    uint32_t pad_;
+    /* granules - 1 of the block (live or cached) that starts at each
+       granule: sizes in O(1) (a small block is at most 256 granules) */
+    uint8_t glen[XM__PAGE / XM__GRAN];
+    uint8_t pad2_[16];
+} xm__pstate;
+#define XM__PSW (sizeof(xm__pstate) / sizeof(uint64_t))
+/* Word w of the pack bitmap whose word 0 is *bm (a field of the pack's first
+ * page state), and granule g's size byte from the pack's first. */
+#define XM__BW(bm, w) ((bm)[(size_t)(w) * XM__PSW])
+#define XM__GL(gl, g) ((gl)[(size_t)((g) >> 6) * sizeof(xm__pstate) + ((g) & 63u)])
+
 /* The free-run index of a small pack (pack.c): only small packs have one,
  * so a large block's descriptor stays a few lines. */
 typedef struct xm__packx {
@@ -138,15 +164,13 @@ typedef struct xm__pack {
     struct xm__pack *prev, *next; /* class list, or spare list */
     _Atomic int queued;   /* on h->pending */
     struct xm__pack *_Atomic next_pending;
-    /* the pack's slices of the heap's block state (struct xm_heap), set
-       when the pack takes its pages: word i is page `page + i` */
+    /* the pack's first page's fields of the heap's page state (ps), set
+       when the pack takes its pages: word i (XM__BW) is page `page + i` */
     _Atomic uint64_t *start;
     uint64_t *used, *pub;
     uint64_t *cached;     /* first granule of a block in its arena's
                              magazine (freed, traps) */
-    /* granules - 1 of the block (live or cached) that starts at each
-       granule: sizes in O(1) (small packs; a block is at most 256) */
-    uint8_t *glen;
+    uint8_t *glen; /* sizes (XM__GL) */
     /* async requests stay with the descriptor: the drain collects them
        without a lock, from a pack that may be recycled meanwhile (small:
        x->pend, XM__PACK_WORDS words; large: pend1) */
@@ -270,24 +294,18 @@ struct xm_heap {
                       closed once the alias is mapped), and its O_RDONLY
                       reopen; else -1. Mode 0, size sealed, close-on-exec */
     size_t lazy_limit; /* SIZE_MAX: only xm_purge; 0: automatic (range.c) */
-    _Atomic(xm__pack *) *pagemap;
-    /* block state by address, one 64-bit word per page (bit k: granule k
-       of the page) and one byte per granule, for the whole reserve (one
-       allocation, touched where packs are): a call finds a block's state
-       from its address alone, in parallel with its pack */
-    _Atomic uint64_t *start_all;
-    uint64_t *used_all, *pub_all, *cached_all;
-    uint8_t *glen_all;
+    /* the state of every page of the reserve (xm__pstate): a call finds a
+       block's state from its address alone, in parallel with its pack */
+    xm__pstate *ps;
     size_t meta_len; /* the mapping that holds the heap and these arrays */
     xm__pack *spare, *spare_large; /* recycled descriptors, by size */
     xm__pack **all; /* every descriptor ever made */
     size_t nall, capall;
     /* free page runs (range.c): a pool of nodes (capacity npages / 2 + 2,
        touched as used), the node of the run that starts or ends at each
-       page (frtag, 0: none), lists by state and class with their masks,
+       page (ps[].frtag, 0: none), lists by state and class with their masks,
        and the age list of mapped runs (oldest first) */
     xm__frange *fr;
-    uint32_t *frtag;
     uint32_t frfree, frcap, frused; /* free node list, pool size, high mark */
     uint32_t frhead[XM__FR_STATES][XM__FR_CLASSES];
     uint64_t frmask[XM__FR_STATES][2];
@@ -304,6 +322,9 @@ struct xm_heap {
        child), XM__G_NAMES (names exist), XM__G_ASYNC (set once, before
        the first async request sets a pend bit: until then none is set) */
     _Atomic unsigned gate;
+    /* arenas ever locked (bit i: arenas[i]): the others' pages (an arena
+       is 50 KB) were never touched, and destroy leaves them so */
+    _Atomic unsigned arenas_used;
     _Atomic uint64_t async_frees;
     xm__osc osc;
     size_t quarantine_bytes;
@@ -426,7 +447,7 @@ static inline xm__pack *xm__pack_of(xm_heap *h, uintptr_t addr)
 {
     if (addr < h->base || addr - h->base >= h->reserve)
         return NULL;
-    return atomic_load_explicit(&h->pagemap[(addr - h->base) >> XM__PAGE_SHIFT],
+    return atomic_load_explicit(&h->ps[(addr - h->base) >> XM__PAGE_SHIFT].pm,
                                 memory_order_acquire);
 }
 
@@ -435,7 +456,7 @@ static inline xm__pack *xm__pack_of(xm_heap *h, uintptr_t addr)
  * (addr >> 6) & 63 is addr's granule. */
 static inline uint64_t xm__start_at(const xm_heap *h, uintptr_t addr)
 {
-    return atomic_load_explicit(&h->start_all[(addr - h->base) >> XM__PAGE_SHIFT],
+    return atomic_load_explicit(&h->ps[(addr - h->base) >> XM__PAGE_SHIFT].start,
                                 memory_order_acquire);
 }
 
@@ -456,7 +477,7 @@ static inline xm_result xm__block_at(const xm_heap *h, const xm__pack *p,
 /* Bits of the block state (pack.c and the fast paths), arena locked. */
 static inline uint64_t xm__start_word(const xm__pack *p, uint32_t g)
 {
-    return atomic_load_explicit(&p->start[g >> 6], memory_order_acquire) >> (g & 63);
+    return atomic_load_explicit(&XM__BW(p->start, g >> 6), memory_order_acquire) >> (g & 63);
 }
 
 /* `start` bits change only under the arena lock and are read lock-free, so
@@ -468,7 +489,7 @@ static inline void xm__start_bits(_Atomic uint64_t *w, uint64_t m, bool on)
 }
 static inline void xm__set_start(xm__pack *p, uint32_t g, bool on)
 {
-    xm__start_bits(&p->start[g >> 6], 1ull << (g & 63), on);
+    xm__start_bits(&XM__BW(p->start, g >> 6), 1ull << (g & 63), on);
 }
 
 /* `pend` bits are set by lock-free requests at any time: clearing needs an
@@ -492,7 +513,7 @@ static inline void xm__mag_unmark_bits(xm__pack *p, uint64_t *cached_word,
 static inline uint32_t xm__mag_unmark(xm__pack *p, uintptr_t rx, uint32_t n)
 {
     uint32_t g = (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT);
-    xm__mag_unmark_bits(p, &p->cached[g >> 6], 1ull << (g & 63), n);
+    xm__mag_unmark_bits(p, &XM__BW(p->cached, g >> 6), 1ull << (g & 63), n);
     return g;
 }
 
@@ -501,7 +522,7 @@ static inline size_t xm__block_size(const xm__pack *p, uint32_t g)
 {
     if (p->large)
         return (size_t)p->npages << XM__PAGE_SHIFT;
-    return ((size_t)p->glen[g] + 1) << XM__GRAN_SHIFT;
+    return ((size_t)XM__GL(p->glen, g) + 1) << XM__GRAN_SHIFT;
 }
 _Static_assert(XM__SMALL_MAX / XM__GRAN <= 256, "glen holds granules - 1 in a byte");
 size_t xm__block_size_slow(const xm__pack *p, uint32_t g);
@@ -566,7 +587,7 @@ static inline bool xm__mag_room(const xm__arena *ar, const xm__pack *p, uint32_t
 static inline void xm__mag_push(xm__arena *ar, xm__pack *p, uint32_t g, uint32_t c,
                                 uint32_t n, uintptr_t rx)
 {
-    p->cached[g >> 6] |= 1ull << (g & 63);
+    XM__BW(p->cached, g >> 6) |= 1ull << (g & 63);
     p->ncached += n;
     if (c >= XM__MAG_EXACT)
         ar->mag_mid_bytes[p->kind] += (size_t)n << XM__GRAN_SHIFT;
@@ -610,7 +631,7 @@ static inline bool xm__mag_take(xm__arena *ar, int kind, size_t usable,
     if (!xm__mag_pop(ar, kind, c, align, &rx, pk))
         return false;
     uint32_t gi = (uint32_t)((rx - (*pk)->base) >> XM__GRAN_SHIFT);
-    uint32_t have = (uint32_t)(*pk)->glen[gi] + 1;
+    uint32_t have = (uint32_t)XM__GL((*pk)->glen, gi) + 1;
     if (c >= XM__MAG_EXACT)
         ar->mag_mid_bytes[kind] -= (size_t)have << XM__GRAN_SHIFT;
     *g = xm__mag_unmark(*pk, rx, have);
@@ -624,7 +645,7 @@ static inline xm__arena *xm__lock_pack_of(xm_heap *h, uintptr_t addr, xm__pack *
 {
     if (addr < h->base || addr - h->base >= h->reserve)
         return NULL;
-    _Atomic(xm__pack *) *slot = &h->pagemap[(addr - h->base) >> XM__PAGE_SHIFT];
+    _Atomic(xm__pack *) *slot = &h->ps[(addr - h->base) >> XM__PAGE_SHIFT].pm;
     for (;;) {
         xm__pack *p = atomic_load_explicit(slot, memory_order_acquire);
         if (!p)

@@ -26,12 +26,12 @@
 
 int xm__bit_get(const uint64_t *bm, uint32_t i)
 {
-    return (int)((bm[i >> 6] >> (i & 63)) & 1u);
+    return (int)((XM__BW(bm, i >> 6) >> (i & 63)) & 1u);
 }
 
 uint64_t xm__abit_word(const _Atomic uint64_t *bm, uint32_t i)
 {
-    return atomic_load_explicit(&bm[i >> 6], memory_order_acquire);
+    return atomic_load_explicit(&XM__BW(bm, i >> 6), memory_order_acquire);
 }
 
 static void bits_set(uint64_t *bm, uint32_t i, uint32_t n, bool on)
@@ -39,16 +39,16 @@ static void bits_set(uint64_t *bm, uint32_t i, uint32_t n, bool on)
     uint32_t b = i & 63;
     if (b + n <= 64) { /* the common case: one word */
         uint64_t m = (n == 64 ? ~0ull : ((1ull << n) - 1)) << b;
-        bm[i >> 6] = on ? bm[i >> 6] | m : bm[i >> 6] & ~m;
+        XM__BW(bm, i >> 6) = on ? XM__BW(bm, i >> 6) | m : XM__BW(bm, i >> 6) & ~m;
         return;
     }
     while (n) {
         uint32_t k = 64 - b < n ? 64 - b : n;
         uint64_t m = (k == 64 ? ~0ull : ((1ull << k) - 1)) << b;
         if (on)
-            bm[i >> 6] |= m;
+            XM__BW(bm, i >> 6) |= m;
         else
-            bm[i >> 6] &= ~m;
+            XM__BW(bm, i >> 6) &= ~m;
         i += k;
         n -= k;
         b = i & 63;
@@ -59,7 +59,7 @@ static void bits_set(uint64_t *bm, uint32_t i, uint32_t n, bool on)
 static uint32_t bits_next(const uint64_t *bm, uint32_t i, uint32_t end, int val)
 {
     while (i < end) {
-        uint64_t w = bm[i >> 6];
+        uint64_t w = XM__BW(bm, i >> 6);
         if (!val)
             w = ~w;
         w &= ~0ull << (i & 63);
@@ -114,7 +114,7 @@ static uint32_t run_start_before(const uint64_t *bm, uint32_t g)
 {
     uint32_t s = g;
     while (s > 0) {
-        uint64_t w = bm[(s - 1) >> 6] & (~0ull >> (63 - ((s - 1) & 63)));
+        uint64_t w = XM__BW(bm, (s - 1) >> 6) & (~0ull >> (63 - ((s - 1) & 63)));
         if (w)
             return ((s - 1) & ~63u) + 64u - (uint32_t)__builtin_clzll(w);
         s = (s - 1) & ~63u;
@@ -242,8 +242,8 @@ size_t xm__block_size_slow(const xm__pack *p, uint32_t g)
         return (size_t)p->npages << XM__PAGE_SHIFT;
     uint32_t end = XM__PACK_GRANS;
     for (uint32_t i = g + 1; i < end;) {
-        uint64_t w = atomic_load_explicit(&p->start[i >> 6], memory_order_relaxed) |
-                     p->cached[i >> 6] | ~p->used[i >> 6];
+        uint64_t w = atomic_load_explicit(&XM__BW(p->start, i >> 6), memory_order_relaxed) |
+                     XM__BW(p->cached, i >> 6) | ~XM__BW(p->used, i >> 6);
         w &= ~0ull << (i & 63);
         if (w) {
             uint32_t r = (i & ~63u) + (uint32_t)__builtin_ctzll(w);
@@ -278,7 +278,7 @@ xm_result xm__block_containing(const xm__pack *p, uintptr_t addr, uint32_t *g)
     for (;;) { /* nearest start (or cached block) at or below i */
         uint64_t m = (i & 63) == 63 ? ~0ull : ((1ull << ((i & 63) + 1)) - 1);
         uint64_t w = xm__abit_word(p->start, i) & m;
-        uint64_t c = p->cached[i >> 6] & m;
+        uint64_t c = XM__BW(p->cached, i >> 6) & m;
         if (w | c) {
             uint32_t top = 63u - (uint32_t)__builtin_clzll(w | c);
             if ((c >> top) & 1)
@@ -548,14 +548,14 @@ static xm_result pack_new(xm_heap *h, xm__arena *a, int kind, uint32_t npages,
     /* the descriptor may be recycled, and the pages' state words be left
        from an earlier pack: reset everything a reader looks at (a large
        pack has one block: bit 0 of its first page's words) */
-    p->start = &h->start_all[page];
-    p->used = &h->used_all[page];
-    p->pub = &h->pub_all[page];
-    p->cached = &h->cached_all[page];
-    p->glen = &h->glen_all[(size_t)page << (XM__PAGE_SHIFT - XM__GRAN_SHIFT)];
+    p->start = &h->ps[page].start;
+    p->used = &h->ps[page].used;
+    p->pub = &h->ps[page].pub;
+    p->cached = &h->ps[page].cached;
+    p->glen = h->ps[page].glen;
     for (unsigned w = 0; w < (large ? 1 : XM__PACK_WORDS); w++) {
-        atomic_store_explicit(&p->start[w], 0, memory_order_relaxed);
-        p->used[w] = p->pub[w] = p->cached[w] = 0;
+        atomic_store_explicit(&XM__BW(p->start, w), 0, memory_order_relaxed);
+        XM__BW(p->used, w) = XM__BW(p->pub, w) = XM__BW(p->cached, w) = 0;
     }
     for (unsigned w = 0; w < xm__pend_words(p); w++)
         atomic_store_explicit(&p->pend[w], 0, memory_order_relaxed);
@@ -581,7 +581,7 @@ static xm_result pack_new(xm_heap *h, xm__arena *a, int kind, uint32_t npages,
     p->prev = p->next = NULL;
     atomic_store_explicit(&p->arena, (uint8_t)(a - h->arenas), memory_order_relaxed);
     for (uint32_t i = 0; i < npages; i++)
-        atomic_store_explicit(&h->pagemap[page + i], p, memory_order_release);
+        atomic_store_explicit(&h->ps[page + i].pm, p, memory_order_release);
     pthread_mutex_unlock(&h->lock);
     *out = p;
     return XM_OK;
@@ -606,7 +606,7 @@ static void pack_release(xm_heap *h, xm__pack *p, int state, int raised)
     }
     pthread_mutex_lock(&h->lock);
     for (uint32_t i = 0; i < p->npages; i++)
-        atomic_store_explicit(&h->pagemap[p->page + i], NULL,
+        atomic_store_explicit(&h->ps[p->page + i].pm, NULL,
                               memory_order_release);
     xm__range_put(h, p->page, p->npages, state, raised);
     if (state == XM__FR_DEAD)
@@ -664,7 +664,7 @@ static void mag_flush_some(xm_heap *h, xm__arena *ar, const xm__pack *only)
                     continue;
                 }
                 uint32_t gi = (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT);
-                uint32_t n = (uint32_t)p->glen[gi] + 1;
+                uint32_t n = (uint32_t)XM__GL(p->glen, gi) + 1;
                 if (c >= XM__MAG_EXACT)
                     ar->mag_mid_bytes[k] -= (size_t)n << XM__GRAN_SHIFT;
                 give_back(h, ar, p, xm__mag_unmark(p, rx, n), n);
@@ -727,7 +727,7 @@ xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *ar, int kind,
             }
         }
         if (r == XM_OK)
-            p->used[0] = 1;
+            XM__BW(p->used, 0) = 1;
     } else if (xm__mag_take(ar, kind, usable, a, &p, &g, &got)) {
         /* a cached block: its granules are still `used`; above 1 KiB it
            may be up to 1/4 larger than asked, and needs that much staging */
@@ -749,7 +749,7 @@ xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *ar, int kind,
             }
         }
         if (r == XM_OK) {
-            p->glen[g] = (uint8_t)(n - 1);
+            XM__GL(p->glen, g) = (uint8_t)(n - 1);
             p->nfree -= n;
             if (p->filled < p->npages && (r = pack_reach(h, p, g + n)) != XM_OK)
                 give_back(h, ar, p, g, n); /* nothing changed */
@@ -825,7 +825,7 @@ xm_result xm__block_free_locked(xm_heap *h, xm__pack *p, uint32_t g)
     uint64_t m = 1ull << (g & 63);
     xm__set_start(p, g, false);
     xm__clear_pend(p, g); /* a late async request is void */
-    p->pub[g >> 6] &= ~m;
+    XM__BW(p->pub, g >> 6) &= ~m;
     if (!pub && staged(h)) {
         xm__stage_buf_put(ar, xm__stage_take(ar, rx), sz);
         ar->staging_bytes -= sz;
@@ -837,7 +837,7 @@ xm_result xm__block_free_locked(xm_heap *h, xm__pack *p, uint32_t g)
     ar->live_bytes -= sz;
     ar->frees++;
     if (p->large) {
-        p->used[0] = 0;
+        XM__BW(p->used, 0) = 0;
         if (dead)
             pack_release(h, p, XM__FR_DEAD, 1);
         else if (flip(h))
@@ -889,7 +889,7 @@ xm_result xm__block_publish_locked(xm_heap *h, xm__pack *p, uint32_t g,
     if (code)
         xm__icache_sync((void *)rx, sz);
     xm__valgrind_discard(h, (void *)rx, sz);
-    p->pub[g >> 6] |= 1ull << (g & 63);
+    XM__BW(p->pub, g >> 6) |= 1ull << (g & 63);
     p->raised = 1;
     arena_of(h, p)->publishes++;
     if (xm__sym_any(h))

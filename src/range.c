@@ -156,8 +156,12 @@ static void age_del(xm_heap *h, uint32_t t)
 static void run_insert(xm_heap *h, uint32_t t)
 {
     xm__frange *r = &h->fr[t];
-    h->frtag[r->page] = t;
-    h->frtag[r->page + r->npages - 1] = t;
+    uint32_t last = r->page + r->npages - 1;
+    h->ps[r->page].frtag = t;
+    /* the reserve's last page is nobody's left neighbour: no end tag there
+       (a new heap's one run would touch the far end of the page state) */
+    if (last + 1 < h->npages)
+        h->ps[last].frtag = t;
     class_add(h, t);
     if (mapped(r->state))
         age_add(h, t);
@@ -171,23 +175,24 @@ static void run_remove(xm_heap *h, uint32_t t)
     class_del(h, t);
     if (mapped(r->state))
         age_del(h, t);
-    if (h->frtag[r->page] == t)
-        h->frtag[r->page] = 0;
-    if (h->frtag[r->page + r->npages - 1] == t)
-        h->frtag[r->page + r->npages - 1] = 0;
+    if (h->ps[r->page].frtag == t)
+        h->ps[r->page].frtag = 0;
+    uint32_t last = r->page + r->npages - 1;
+    if (last + 1 < h->npages && h->ps[last].frtag == t)
+        h->ps[last].frtag = 0;
     h->nfr--;
 }
 
 /* The run that ends at page `last` / starts at page `first`, or 0. */
 static uint32_t run_ending(const xm_heap *h, uint32_t last)
 {
-    uint32_t t = h->frtag[last];
+    uint32_t t = h->ps[last].frtag;
     return t && h->fr[t].npages && h->fr[t].page + h->fr[t].npages - 1 == last ? t : 0;
 }
 
 static uint32_t run_starting(const xm_heap *h, uint32_t first)
 {
-    uint32_t t = h->frtag[first];
+    uint32_t t = h->ps[first].frtag;
     return t && h->fr[t].page == first ? t : 0;
 }
 
@@ -258,10 +263,10 @@ static void take_front(xm_heap *h, uint32_t t, uint32_t npages)
     }
     /* the front goes; the rest keeps the node (and its age) */
     class_del(h, t);
-    h->frtag[r->page] = 0;
+    h->ps[r->page].frtag = 0;
     r->page += npages;
     r->npages -= npages;
-    h->frtag[r->page] = t;
+    h->ps[r->page].frtag = t;
     class_add(h, t);
 }
 
@@ -487,7 +492,7 @@ size_t xm__range_check(const xm_heap *h)
 {
     size_t q = 0, runs = 0, aged = 0, dead = 0;
     for (uint32_t pg = 0; pg < h->npages;) {
-        xm__pack *p = atomic_load(&h->pagemap[pg]);
+        xm__pack *p = atomic_load(&h->ps[pg].pm);
         if (p) {
             pg = p->page + p->npages;
             continue;
@@ -496,7 +501,8 @@ size_t xm__range_check(const xm_heap *h)
         XM_ASSERT(t && t <= h->frused);
         const xm__frange *r = &h->fr[t];
         XM_ASSERT(r->npages > 0 && r->page + r->npages <= h->npages);
-        XM_ASSERT(run_ending(h, r->page + r->npages - 1) == t);
+        XM_ASSERT(r->page + r->npages == h->npages ||
+                  run_ending(h, r->page + r->npages - 1) == t);
         XM_ASSERT(r->rclass == fr_class(r->npages));
         /* page by page for mapped runs; the reserve's NONE runs can be
            huge, and walking them after every call of a check-debug run
@@ -504,9 +510,9 @@ size_t xm__range_check(const xm_heap *h)
         for (uint32_t k = 0; k < r->npages; k++) {
             if (!mapped(r->state) && k == 1 && r->npages > 2)
                 k = r->npages - 1;
-            XM_ASSERT(atomic_load(&h->pagemap[r->page + k]) == NULL);
+            XM_ASSERT(atomic_load(&h->ps[r->page + k].pm) == NULL);
             if (k && k + 1 < r->npages)
-                XM_ASSERT(h->frtag[r->page + k] == 0);
+                XM_ASSERT(h->ps[r->page + k].frtag == 0);
         }
         /* maximal: no same-state neighbour run */
         if (r->page > 0) {
