@@ -160,11 +160,13 @@ static bool revoke_locked(xm__arena *a, unsigned me)
 }
 
 /* Marks arena a of h as used (its first lock always comes here). */
-static void mark_used(xm_heap *h, const xm__arena *a)
+static void mark_used(xm_heap *h, xm__arena *a)
 {
-    unsigned bit = 1u << (a - h->arenas);
-    if (!(atomic_load_explicit(&h->arenas_used, memory_order_relaxed) & bit))
-        atomic_fetch_or_explicit(&h->arenas_used, bit, memory_order_relaxed);
+    if (a->used) /* its first line is the lock's: no other line read */
+        return;
+    a->used = 1;
+    atomic_fetch_or_explicit(&h->arenas_used, 1u << (a - h->arenas),
+                             memory_order_relaxed);
 }
 
 void xm__arena_lock_slow(xm_heap *h, xm__arena *a)

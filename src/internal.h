@@ -255,6 +255,7 @@ typedef struct xm__arena {
     _Atomic unsigned owner;
     _Atomic uint8_t busy, revoke;
     uint8_t held_revoked, unbiased;
+    uint8_t used; /* locked once: its bit is in h->arenas_used (under lock) */
     uint32_t steals;
     /* small packs with room, by class of their longest free run; mask: the
        classes whose list is not empty; keep: the one empty pack kept hot */
