@@ -319,6 +319,11 @@ struct xm_heap {
     /* fork snapshots (prepare -> parent/child handlers) */
     struct xm__snap *snaps;
     size_t nsnaps;
+    /* XM_INPLACE under XM_STRICT or FLIP (inplace.c): the private copies,
+       a reserve of `reserve` bytes (PROT_NONE) whose page i is RW exactly
+       while page i of the code reserve is mapped; never executable.
+       rw = shadow + (rx - base). NULL otherwise. */
+    char *shadow;
 };
 
 enum { XM__G_OFF = 1, XM__G_NAMES = 2, XM__G_ASYNC = 4 };
@@ -780,6 +785,17 @@ size_t xm__range_check(const xm_heap *h);    /* debug walk: mapped bytes */
  * the alias, MADV_REMOVE, or under XM_STRICT the descriptor, fallocate
  * PUNCH_HOLE). 0 or -errno. */
 int xm__file_release(xm_heap *h, uint64_t off, size_t len);
+
+/* inplace.c: the private copies of XM_INPLACE under XM_STRICT or FLIP.
+ * commit: makes pages [page, page+n) of the shadow RW (map_fresh);
+ * release: back to reserve (purge, FLIP free). 0 or -errno. */
+int xm__shadow_commit(xm_heap *h, uint32_t page, uint32_t n);
+int xm__shadow_release(xm_heap *h, uintptr_t rx, size_t len);
+/* Debug builds (XM_DEBUG >= 2): the bytes a new block's rw and rx start
+ * from must be what free left (traps, or a fresh page's zeros): anything
+ * else was written through a dead rw. Reports it and aborts. */
+void xm__dead_rw_check(xm_heap *h, uintptr_t rx, size_t sz);
+void xm__dead_rw_report(const char *what, const void *at);
 
 /* window.c: closes the block's write windows without writing them back
  * (xm_free), arena locked. */
