@@ -82,7 +82,8 @@ MAN3_LINKS := xm_heap_destroy:xm_heap_create xm_options:xm_heap_create \
 	xm_write_begin:xm_patch xm_write_end:xm_patch \
 	xm_heap_stats:xm_query xm_stats:xm_query \
 	xm_audit_ex:xm_audit xm_audit_report:xm_audit \
-	xm_last_errno:xm_strerror xm_version:xm_strerror
+	xm_last_errno:xm_strerror xm_version:xm_strerror \
+	xm_alias_offset:xm_commit xm_block_state:xm_commit
 $(O)/execmem.pc: execmem.pc.in include/execmem.h
 	$(PC_SED) $< > $@
 
