@@ -145,6 +145,13 @@ ifneq ($(LLVM_VERSION),)
 else
 	@echo "llvm: SKIP: $(LLVM_CONFIG) not found (Debian: apt-get install llvm-14-dev)"
 endif
+# sljit's own test suite (138 tests) on execmem through adapters/sljit, once
+# per XM_INPLACE mode (test/sljit_check.sh); SLJIT_DIR: a sljit source tree
+# (never copied into this repository; built under $(O)/sljit).
+SLJIT_DIR ?= ../shared/third_party/sljit
+check-sljit: $(O)/libexecmem.a
+	sh test/sljit_check.sh $(O) $(SLJIT_DIR)
+
 # The same under AddressSanitizer and UBSan (the adapter, the example, the
 # tests and the library instrumented; LLVM's shared library is not).
 check-llvm-asan:
@@ -314,4 +321,4 @@ man-check:
 clean:
 	rm -rf build build-*
 
-.PHONY: uninstall man-check check-llvm check-llvm-asan bench-llvm check-arm64 bench bench-deps asmjit-example stress fuzz fuzz-merge all run check check-asan check-ubsan check-tsan check-valgrind check-run check-debug install clean
+.PHONY: uninstall man-check check-sljit check-llvm check-llvm-asan bench-llvm check-arm64 bench bench-deps asmjit-example stress fuzz fuzz-merge all run check check-asan check-ubsan check-tsan check-valgrind check-run check-debug install clean
