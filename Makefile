@@ -98,8 +98,8 @@ $(O)/execmem: tools/execmem.c tools/proc_tlb.h $(O)/libexecmem.a include/execmem
 ASMJIT_LIB := $(firstword $(wildcard /usr/lib/*/libasmjit.a /usr/lib/libasmjit.a /usr/local/lib/libasmjit.a))
 ASMJIT_INC := $(wildcard /usr/include/asmjit/x86.h /usr/local/include/asmjit/x86.h)
 CXX ?= c++
-$(O)/asmjit_client: examples/asmjit_client.cpp $(O)/libexecmem.a include/execmem.h
-	$(CXX) -std=c++17 -O2 -g -Wall -Wextra -Werror -Iinclude $< -o $@ \
+$(O)/asmjit_client: examples/asmjit_client.cpp adapters/asmjit/execmem_jitruntime.h $(O)/libexecmem.a include/execmem.h
+	$(CXX) -std=c++17 -O2 -g -Wall -Wextra -Werror -Iinclude -Iadapters/asmjit $< -o $@ \
 	    $(O)/libexecmem.a $(ASMJIT_LIB) -lpthread -lrt
 asmjit-example:
 ifneq ($(and $(ASMJIT_LIB),$(ASMJIT_INC)),)
