@@ -180,11 +180,27 @@ $(O)/bench: bench/bench.c bench/floor_model.h tools/proc_tlb.h $(O)/libexecmem.a
 	$(CC) $(ALL_CFLAGS) $(BENCH_DEFS) -Iinclude $< -o $@ $(O)/libexecmem.a $(BENCH_ASMJIT) $(LDLIBS)
 $(O)/bench_matrix: bench/matrix.c $(O)/libexecmem.a include/execmem.h $(if $(BENCH_DEFS),$(O)/asmjit_shim.o)
 	$(CC) $(ALL_CFLAGS) $(BENCH_DEFS) -Iinclude $< -o $@ $(O)/libexecmem.a $(BENCH_ASMJIT) $(LDLIBS)
+# sljit rows (bench/sljit_bench.c): one file compiled per allocator, each
+# part with a private static copy of sljit from SLJIT_DIR; skipped without it.
+SLJIT_BENCH_CFLAGS = -std=gnu11 -D_GNU_SOURCE -g -O2 -w -I$(SLJIT_DIR)/sljit_src
+$(O)/sljit/bench_part%.o: bench/sljit_bench.c adapters/sljit/sljit_execmem.h
+	@mkdir -p $(dir $@)
+	$(CC) $(SLJIT_BENCH_CFLAGS) -DSLJIT_BENCH_PART=$* \
+	    $(if $(filter 3,$*),-include adapters/sljit/sljit_execmem.h) -c $< -o $@
+$(O)/sljit/sljit_execmem_bench.o: adapters/sljit/sljit_execmem.c adapters/sljit/sljit_execmem.h include/execmem.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Iinclude -Iadapters/sljit -c $< -o $@
+$(O)/bench_sljit: bench/sljit_bench.c $(O)/sljit/bench_part1.o $(O)/sljit/bench_part2.o \
+	    $(O)/sljit/bench_part3.o $(O)/sljit/sljit_execmem_bench.o $(O)/libexecmem.a
+	$(CC) $(ALL_CFLAGS) -Iinclude -Iadapters/sljit $< -o $@ $(filter %.o,$^) $(O)/libexecmem.a $(LDLIBS)
 BENCH_ARGS ?=
 bench: $(O)/bench $(O)/bench_matrix
 	@test -n "$(ASMJIT_LIB)" || echo "note: libasmjit-dev is not installed; asmjit rows will say so (make bench-deps)"
 	./$(O)/bench $(BENCH_ARGS)
 	./$(O)/bench_matrix $(BENCH_ARGS)
+	@if [ -f $(SLJIT_DIR)/sljit_src/sljitLir.c ]; then $(MAKE) -s O=$(O) $(O)/bench_sljit && \
+	    ./$(O)/bench_sljit $(BENCH_ARGS); \
+	else echo "bench_sljit: SKIP: no sljit source tree at SLJIT_DIR=$(SLJIT_DIR)"; fi
 bench-deps:
 	apt-get install -y libasmjit-dev
 
