@@ -48,7 +48,7 @@ void xm__dead_rw_report(const char *what, const void *at)
     char msg[256];
     int n = snprintf(msg, sizeof msg,
                      "execmem: write through a dead rw detected at %p (%s): "
-                     "a block's rw was used after xm_free%s\n",
+                     "a block's rw was used after it died (xm_publish of a staged block, xm_free)%s\n",
                      at, what, " (XM_DEBUG >= 2 check)");
     if (n > 0)
         (void)!write(2, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg);

@@ -184,6 +184,13 @@ typedef struct xm__frange {
 #define XM__STAGE_BIG 4u
 #define XM__STAGE_BIG_KEEP ((size_t)4 << 20)
 
+/* Debug builds (XM_DEBUG >= 2): the staging buffers of the last
+ * XM__STAGE_DEAD published or freed blocks per arena are not recycled but
+ * trap-filled and kept; one whose bytes changed when it leaves (or at
+ * destroy) was written through a dead rw: reported, abort. Trade-off: a
+ * stale write later than that goes unseen. */
+#define XM__STAGE_DEAD 64u
+
 typedef struct xm__stage {
     uintptr_t rx; /* 0: empty slot */
     void *rw;
@@ -253,6 +260,11 @@ typedef struct xm__arena {
     /* live blocks: allocs - frees (the two always change with them) */
     size_t live_bytes, staging_bytes;
     uint64_t allocs, frees, publishes, patches;
+    /* XM_DEBUG >= 2: staging buffers of published or freed blocks (dead
+       rw), trap-filled and kept out of use, oldest first (stage.c) */
+    void *dead[XM__STAGE_DEAD];
+    size_t dead_sz[XM__STAGE_DEAD];
+    unsigned ndead, dead_next;
 } xm__arena;
 
 struct xm_heap {
@@ -701,6 +713,8 @@ void *xm__stage_buf_new(size_t usable, size_t align);
 void *xm__stage_big_get(xm__arena *a, size_t usable);
 void xm__stage_big_put(xm__arena *a, void *buf, size_t usable);
 void xm__stage_buf_drop_all(xm__arena *a);
+/* XM_DEBUG >= 2: keeps a released staging buffer out of use (above). */
+void xm__stage_dead_put(xm__arena *a, void *buf, size_t usable);
 /* Makes room for one more entry; -1 when out of memory. */
 static inline int xm__stage_reserve(xm__arena *a)
 {
@@ -732,6 +746,10 @@ static inline void *xm__stage_buf_get(xm__arena *a, size_t usable, size_t align)
 {
     size_t c = (usable >> XM__GRAN_SHIFT) - 1;
     void *b;
+#if XM_DEBUG >= 2 /* no recycling: released buffers wait in a->dead */
+    if (c < XM__STAGE_CLASSES)
+        return xm__stage_buf_new(usable, align);
+#endif
     if (c < XM__STAGE_CLASSES && align <= XM__LINE_PAIR && (b = a->stbuf[c])) {
         memcpy(&a->stbuf[c], b, sizeof b); /* the link lives in the buffer */
         a->stbuf_bytes -= usable;
@@ -746,6 +764,10 @@ static inline void xm__stage_buf_put(xm__arena *a, void *buf, size_t usable)
     size_t c = (usable >> XM__GRAN_SHIFT) - 1;
     if (!buf)
         return;
+#if XM_DEBUG >= 2
+    xm__stage_dead_put(a, buf, usable);
+    return;
+#endif
     if (c >= XM__STAGE_CLASSES) {
         xm__stage_big_put(a, buf, usable);
         return;

@@ -225,3 +225,32 @@ TEST(inplace_dead_rw_reported_in_debug_builds)
     test_skip("XM_DEBUG < 2 (make check-debug runs it)");
 #endif
 }
+
+#if XM_DEBUG >= 2
+/* The issue's report: a JIT patches function A through its rw after
+ * publish; A's staging buffer was recycled as B's, so B ran A's bytes. */
+static void stale_staged_rw(void *arg)
+{
+    (void)arg;
+    const config c = {"dual", XM_BACKEND_DUAL, 0};
+    xm_heap *h = make_heap(&c, 0, SIZE_MAX);
+    xm_block a, b;
+    if (!h || make_fn(h, 64, 1, &a) != XM_OK || xm_alloc(h, 64, 0, &b) != XM_OK)
+        exit(2);
+    emit_ret(b.rw, 2);
+    emit_ret(a.rw, 666); /* through A's dead rw */
+    if (xm_publish(h, b.rx, XM_PROT_RX) != XM_OK || call_at(b.rx) != 2)
+        exit(5); /* B corrupted */
+    xm_heap_destroy(h); /* the kept buffer is checked: reported */
+    exit(3);
+}
+#endif
+
+TEST(staged_dead_rw_reported_not_corrupting_in_debug_builds)
+{
+#if XM_DEBUG >= 2
+    CHECK_EQ(child_signal(stale_staged_rw, NULL), SIGABRT);
+#else
+    test_skip("XM_DEBUG < 2 (make check-debug runs it)");
+#endif
+}
