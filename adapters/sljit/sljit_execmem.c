@@ -83,13 +83,23 @@ long sljit_execmem_exec_offset(void *rw)
 }
 
 /* enable_exec 1: the bytes [from, to) are final: publish the block the
- * first time (the end of sljit_generate_code), copy them in after. 0:
- * nothing to do, rw is always writable. Addresses may be rx or rw. */
+ * first time (the end of sljit_generate_code: from is the block's rx),
+ * copy them in after. 0: nothing to do, rw is always writable. Addresses
+ * may be rx or rw (x86: sljit patches through rw). */
 void sljit_execmem_update_wx(void *from, void *to, int enable_exec)
 {
     unsigned st;
     if (!enable_exec || !heap || (uintptr_t)to <= (uintptr_t)from)
         return;
+    size_t len = (size_t)((uintptr_t)to - (uintptr_t)from);
+    /* the common case first: one call */
+    xm_result r = xm_publish(heap, from, XM_PROT_RX);
+    if (r == XM_OK)
+        return;
+    if (r == XM_ESTATE) {
+        (void)xm_commit(heap, from, len);
+        return;
+    }
     char *rx = from;
     if (xm_block_state(heap, rx, &st) != XM_OK) {
         rx = (char *)from - offset;
@@ -97,7 +107,7 @@ void sljit_execmem_update_wx(void *from, void *to, int enable_exec)
             return; /* not execmem's (a caller's code buffer) */
     }
     if (st & XM_BLOCK_PUBLISHED) {
-        (void)xm_commit(heap, rx, (size_t)((uintptr_t)to - (uintptr_t)from));
+        (void)xm_commit(heap, rx, len);
         return;
     }
     xm_block b;
