@@ -8,7 +8,9 @@
  *   xm_alloc()    -> bytes at `rx` hold traps and do not run; the caller writes
  *                    the code into `rw` (a separate staging buffer in DUAL),
  *                    computing addresses against `rx`.
- *   xm_publish()  -> the code appears at `rx` and runs; `rw` is gone.
+ *   xm_publish()  -> the code appears at `rx` and runs; `rw` is gone
+ *                    (XM_INPLACE: `rw` stays until free; what is written
+ *                    there later reaches `rx` with xm_commit()).
  *   xm_patch()    -> rewrites bytes of a published block (not safe against a
  *                    thread executing those very bytes at that moment).
  *   xm_free()     -> every byte at `rx` traps at once (INT3 fill on x86-64);
