@@ -82,7 +82,8 @@ MAN3_LINKS := xm_heap_destroy:xm_heap_create xm_options:xm_heap_create \
 	xm_write_begin:xm_patch xm_write_end:xm_patch \
 	xm_heap_stats:xm_query xm_stats:xm_query \
 	xm_audit_ex:xm_audit xm_audit_report:xm_audit \
-	xm_last_errno:xm_strerror xm_version:xm_strerror
+	xm_last_errno:xm_strerror xm_version:xm_strerror \
+	xm_alias_offset:xm_commit xm_block_state:xm_commit
 $(O)/execmem.pc: execmem.pc.in include/execmem.h
 	$(PC_SED) $< > $@
 
@@ -97,8 +98,8 @@ $(O)/execmem: tools/execmem.c tools/proc_tlb.h $(O)/libexecmem.a include/execmem
 ASMJIT_LIB := $(firstword $(wildcard /usr/lib/*/libasmjit.a /usr/lib/libasmjit.a /usr/local/lib/libasmjit.a))
 ASMJIT_INC := $(wildcard /usr/include/asmjit/x86.h /usr/local/include/asmjit/x86.h)
 CXX ?= c++
-$(O)/asmjit_client: examples/asmjit_client.cpp $(O)/libexecmem.a include/execmem.h
-	$(CXX) -std=c++17 -O2 -g -Wall -Wextra -Werror -Iinclude $< -o $@ \
+$(O)/asmjit_client: examples/asmjit_client.cpp adapters/asmjit/execmem_jitruntime.h $(O)/libexecmem.a include/execmem.h
+	$(CXX) -std=c++17 -O2 -g -Wall -Wextra -Werror -Iinclude -Iadapters/asmjit $< -o $@ \
 	    $(O)/libexecmem.a $(ASMJIT_LIB) -lpthread -lrt
 asmjit-example:
 ifneq ($(and $(ASMJIT_LIB),$(ASMJIT_INC)),)
@@ -144,6 +145,13 @@ ifneq ($(LLVM_VERSION),)
 else
 	@echo "llvm: SKIP: $(LLVM_CONFIG) not found (Debian: apt-get install llvm-14-dev)"
 endif
+# sljit's own test suite (138 tests) on execmem through adapters/sljit, once
+# per XM_INPLACE mode (test/sljit_check.sh); SLJIT_DIR: a sljit source tree
+# (never copied into this repository; built under $(O)/sljit).
+SLJIT_DIR ?= ../shared/third_party/sljit
+check-sljit: $(O)/libexecmem.a
+	sh test/sljit_check.sh $(O) $(SLJIT_DIR)
+
 # The same under AddressSanitizer and UBSan (the adapter, the example, the
 # tests and the library instrumented; LLVM's shared library is not).
 check-llvm-asan:
@@ -172,11 +180,27 @@ $(O)/bench: bench/bench.c bench/floor_model.h tools/proc_tlb.h $(O)/libexecmem.a
 	$(CC) $(ALL_CFLAGS) $(BENCH_DEFS) -Iinclude $< -o $@ $(O)/libexecmem.a $(BENCH_ASMJIT) $(LDLIBS)
 $(O)/bench_matrix: bench/matrix.c $(O)/libexecmem.a include/execmem.h $(if $(BENCH_DEFS),$(O)/asmjit_shim.o)
 	$(CC) $(ALL_CFLAGS) $(BENCH_DEFS) -Iinclude $< -o $@ $(O)/libexecmem.a $(BENCH_ASMJIT) $(LDLIBS)
+# sljit rows (bench/sljit_bench.c): one file compiled per allocator, each
+# part with a private static copy of sljit from SLJIT_DIR; skipped without it.
+SLJIT_BENCH_CFLAGS = -std=gnu11 -D_GNU_SOURCE -g -O2 -w -I$(SLJIT_DIR)/sljit_src
+$(O)/sljit/bench_part%.o: bench/sljit_bench.c adapters/sljit/sljit_execmem.h
+	@mkdir -p $(dir $@)
+	$(CC) $(SLJIT_BENCH_CFLAGS) -DSLJIT_BENCH_PART=$* \
+	    $(if $(filter 3,$*),-include adapters/sljit/sljit_execmem.h) -c $< -o $@
+$(O)/sljit/sljit_execmem_bench.o: adapters/sljit/sljit_execmem.c adapters/sljit/sljit_execmem.h include/execmem.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Iinclude -Iadapters/sljit -c $< -o $@
+$(O)/bench_sljit: bench/sljit_bench.c $(O)/sljit/bench_part1.o $(O)/sljit/bench_part2.o \
+	    $(O)/sljit/bench_part3.o $(O)/sljit/sljit_execmem_bench.o $(O)/libexecmem.a
+	$(CC) $(ALL_CFLAGS) -Iinclude -Iadapters/sljit $< -o $@ $(filter %.o,$^) $(O)/libexecmem.a $(LDLIBS)
 BENCH_ARGS ?=
 bench: $(O)/bench $(O)/bench_matrix
 	@test -n "$(ASMJIT_LIB)" || echo "note: libasmjit-dev is not installed; asmjit rows will say so (make bench-deps)"
 	./$(O)/bench $(BENCH_ARGS)
 	./$(O)/bench_matrix $(BENCH_ARGS)
+	@if [ -f $(SLJIT_DIR)/sljit_src/sljitLir.c ]; then $(MAKE) -s O=$(O) $(O)/bench_sljit && \
+	    ./$(O)/bench_sljit $(BENCH_ARGS); \
+	else echo "bench_sljit: SKIP: no sljit source tree at SLJIT_DIR=$(SLJIT_DIR)"; fi
 bench-deps:
 	apt-get install -y libasmjit-dev
 
@@ -313,4 +337,4 @@ man-check:
 clean:
 	rm -rf build build-*
 
-.PHONY: uninstall man-check check-llvm check-llvm-asan bench-llvm check-arm64 bench bench-deps asmjit-example stress fuzz fuzz-merge all run check check-asan check-ubsan check-tsan check-valgrind check-run check-debug install clean
+.PHONY: uninstall man-check check-sljit check-llvm check-llvm-asan bench-llvm check-arm64 bench bench-deps asmjit-example stress fuzz fuzz-merge all run check check-asan check-ubsan check-tsan check-valgrind check-run check-debug install clean

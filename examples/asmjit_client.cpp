@@ -1,13 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 // asmjit_client.cpp: a JIT that nobody here wrote, running on the execmem
-// heap. asmjit (Debian's libasmjit-dev) assembles functions; each is
-// relocated to the rx address of an execmem block, copied through the
-// block's rw pointer, published and called. The heap is created `near` this
-// program, so asmjit's calls into the host program are plain rel32 calls.
+// heap through adapters/asmjit/execmem_jitruntime.h, a drop-in with
+// asmjit's JitRuntime shape (add(&fn, &code), release(fn)). asmjit
+// (Debian's libasmjit-dev) assembles functions; the runtime relocates each
+// to the rx address of an execmem block, copies it through rw and
+// publishes it. Then a constant of published code is patched the way
+// offset-based JITs do: write through rw (rx + offset), xm_commit. Runs in
+// every backend: DUAL, DUAL + XM_STRICT, FLIP (argument dual|strict|flip;
+// none: all three). The heap is created `near` this program, so calls
+// into the host program are plain rel32 calls.
 //
 // Built and run by `make check` when libasmjit-dev is installed.
 #include <asmjit/x86.h>
 #include <execmem.h>
+#include <execmem_jitruntime.h>
 
 #include <cstdint>
 #include <cstdio>
@@ -17,14 +23,14 @@ using namespace asmjit;
 
 static int64_t host_scale(int64_t x) { return x * 10; }
 
-// Assembles one function into `code` (not yet relocated).
 typedef void (*build_fn)(x86::Assembler &a);
 
-// int64 f(int64 x) { return 3 * x + 7; }
+// int64 f(int64 x) { return 3 * x + 7; } (the 7 a 32-bit immediate at the
+// end of the add: patched below)
 static void build_affine(x86::Assembler &a)
 {
     a.imul(x86::rax, x86::rdi, 3);
-    a.add(x86::rax, 7);
+    a.long_().add(x86::rax, 7);
     a.ret();
 }
 
@@ -53,39 +59,17 @@ static void build_call(x86::Assembler &a)
     a.ret();
 }
 
-static void *jit(xm_heap *h, build_fn build, size_t *size_out)
-{
-    CodeHolder code;
-    code.init(Environment::host());
-    x86::Assembler a(&code);
-    build(a);
-    if (code.flatten() || code.resolveUnresolvedLinks())
-        return nullptr;
-    // The size can only grow with relocation (address tables), so allocate
-    // for the upper bound, then relocate to where the code will run.
-    size_t bound = code.codeSize() + 64;
-    xm_block b;
-    if (xm_alloc(h, bound, 0, &b) != XM_OK)
-        return nullptr;
-    if (code.relocateToBase(reinterpret_cast<uint64_t>(b.rx)) ||
-        code.codeSize() > b.size ||
-        code.copyFlattenedData(b.rw, code.codeSize(), CopySectionFlags::kPadSectionBuffer) ||
-        xm_publish(h, b.rx, XM_PROT_RX) != XM_OK) {
-        xm_free(h, b.rx);
-        return nullptr;
-    }
-    *size_out = code.codeSize();
-    return b.rx;
-}
-
-int main()
+static int run(const char *mode)
 {
     xm_options o = XM_OPTIONS_INIT;
     o.near = reinterpret_cast<const void *>(&host_scale);
-    xm_heap *h = nullptr;
-    xm_result r = xm_heap_create(&o, &h);
-    if (r != XM_OK) {
-        std::printf("xm_heap_create: %s\n", xm_strerror(r));
+    if (!std::strcmp(mode, "strict"))
+        o.flags = XM_STRICT;
+    else if (!std::strcmp(mode, "flip"))
+        o.backend = XM_BACKEND_FLIP;
+    execmem_asmjit::JitRuntime rt(&o);
+    if (!rt.ok()) {
+        std::printf("asmjit client [%s]: heap: %s\n", mode, xm_strerror(rt.result()));
         return 1;
     }
     struct {
@@ -98,29 +82,52 @@ int main()
         {"host_scale(x)+1", build_call, 4, 41},
     };
     int bad = 0;
-    void *fns[3];
+    int64_t (*fns[3])(int64_t);
     for (int i = 0; i < 3; i++) {
-        size_t size = 0;
-        fns[i] = jit(h, cases[i].build, &size);
-        if (!fns[i]) {
-            std::printf("asmjit client: could not JIT %s\n", cases[i].name);
+        CodeHolder code;
+        code.init(rt.environment());
+        x86::Assembler a(&code);
+        cases[i].build(a);
+        if (rt.add(&fns[i], &code) != kErrorOk) {
+            std::printf("asmjit client [%s]: could not JIT %s\n", mode, cases[i].name);
             return 1;
         }
-        int64_t (*f)(int64_t);
-        std::memcpy(&f, &fns[i], sizeof f);
-        int64_t got = f(cases[i].arg);
-        std::printf("asmjit client: %-16s %zu bytes at %p: f(%lld) = %lld%s\n",
-                    cases[i].name, size, fns[i], (long long)cases[i].arg,
-                    (long long)got, got == cases[i].want ? "" : "  WRONG");
+        int64_t got = fns[i](cases[i].arg);
+        std::printf("asmjit client [%s]: %-16s at %p: f(%lld) = %lld%s\n", mode,
+                    cases[i].name, reinterpret_cast<void *>(fns[i]),
+                    (long long)cases[i].arg, (long long)got,
+                    got == cases[i].want ? "" : "  WRONG");
         bad += got != cases[i].want;
     }
-    for (void *f : fns)
-        xm_free(h, f);
-    xm_purge(h);
-    xm_audit_report a;
-    xm_audit(0, &a);
-    xm_heap_destroy(h);
-    std::printf("asmjit client: %s; audit: %zu W+X mappings\n",
-                bad ? "WRONG RESULTS" : "all results right", a.wx_mappings);
-    return bad || a.wx_mappings ? 1 : 0;
+    // patch the published 3x+7 into 3x+100: imul r64, r/m64, imm8 is 4
+    // bytes, then REX.W 81 /0 id: the imm32 at offset 7
+    char *site = reinterpret_cast<char *>(fns[0]) + 7;
+    int32_t imm = 100;
+    std::memcpy(rt.rw(site), &imm, sizeof imm);
+    if (rt.commit(site, sizeof imm) != XM_OK) {
+        std::printf("asmjit client [%s]: commit failed\n", mode);
+        return 1;
+    }
+    int64_t got = fns[0](5);
+    std::printf("asmjit client [%s]: patched 3x+100: f(5) = %lld%s\n", mode,
+                (long long)got, got == 115 ? "" : "  WRONG");
+    bad += got != 115;
+    for (auto f : fns)
+        rt.release(f);
+    xm_purge(rt.heap());
+    xm_audit_report rep;
+    xm_audit(0, &rep);
+    std::printf("asmjit client [%s]: %s; audit: %zu W+X mappings\n", mode,
+                bad ? "WRONG RESULTS" : "all results right", rep.wx_mappings);
+    return bad || rep.wx_mappings ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1)
+        return run(argv[1]);
+    int bad = 0;
+    for (const char *m : {"dual", "strict", "flip"})
+        bad |= run(m);
+    return bad;
 }

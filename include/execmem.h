@@ -8,7 +8,9 @@
  *   xm_alloc()    -> bytes at `rx` hold traps and do not run; the caller writes
  *                    the code into `rw` (a separate staging buffer in DUAL),
  *                    computing addresses against `rx`.
- *   xm_publish()  -> the code appears at `rx` and runs; `rw` is gone.
+ *   xm_publish()  -> the code appears at `rx` and runs; `rw` is gone
+ *                    (XM_INPLACE: `rw` stays until free; what is written
+ *                    there later reaches `rx` with xm_commit()).
  *   xm_patch()    -> rewrites bytes of a published block (not safe against a
  *                    thread executing those very bytes at that moment).
  *   xm_free()     -> every byte at `rx` traps at once (INT3 fill on x86-64);
@@ -89,17 +91,26 @@ typedef enum {
 /* Flags for xm_options.flags. Unknown bits are refused with XM_EINVAL. */
 #define XM_STRICT 0x1u /* DUAL: no writable mapping of published bytes ever
                           exists; writes go through pwrite() on the memfd. */
-#define XM_INPLACE 0x2u /* DUAL only: every block's rw is its address in the
-                          persistent writable alias, at one fixed distance
-                          from rx (rw - rx is the same for every block of
-                          the heap and valid until free); writes appear at
-                          rx at once and xm_publish only syncs caches and
-                          records the state. GIVES UP "not executable until
-                          published": an unpublished block's bytes run as
-                          written, and the alias stays writable. For JITs
-                          built around one executable_offset. With
-                          XM_STRICT or the FLIP backend: XM_EINVAL; with
-                          AUTO where DUAL is unavailable: that error. */
+#define XM_INPLACE 0x2u /* every block's rw stays valid until free, at one
+                          fixed distance from rx (rw - rx is the same for
+                          every block of the heap: xm_alias_offset), for
+                          JITs built around one executable_offset.
+                          DUAL: rw is the block's address in the persistent
+                          writable alias; writes appear at rx at once and
+                          xm_publish/xm_commit only sync caches. GIVES UP
+                          "not executable until published": an
+                          unpublished block's bytes run as written, and the
+                          alias stays writable.
+                          DUAL + XM_STRICT and FLIP: rw is a private,
+                          never-executable copy of the block in a range
+                          reserved alongside the code range (committed as
+                          used); the code changes only when the library
+                          copies it in: xm_publish (the whole block) and
+                          xm_commit (a range). Not executable until
+                          published holds. Costs: the copy's memory (one
+                          page of private memory per page of code in
+                          use) and one copy per publish or commit (STRICT:
+                          one pwrite). */
 /* Symbol sinks for xm_name (also enabled by the environment at heap
  * creation: XM_PERF=map, XM_PERF=jitdump, XM_PERF=map,jitdump, XM_GDB=1). */
 #define XM_PERF_MAP 0x4u     /* lines in /tmp/perf-PID.map (perf reads it for
@@ -136,8 +147,8 @@ typedef struct xm_heap xm_heap;
 typedef struct xm_block {
     void *rx;    /* where the code runs (and is addressed from) */
     void *rw;    /* where to write it before publishing: size bytes; NULL
-                    once published (FLIP: equal to rx; XM_INPLACE: the
-                    alias, until free) */
+                    once published (FLIP: equal to rx; XM_INPLACE: at the
+                    heap's fixed distance from rx, until free) */
     size_t size; /* usable size, at least the size asked for: rw offers
                     (and rx holds) this many bytes */
 } xm_block;
@@ -166,8 +177,7 @@ typedef struct xm_stats {
 
 /* Creates a heap. opt may be NULL (all defaults). On failure *out is NULL.
  * XM_EINVAL: bad options (opt->size not sizeof(xm_options), unknown flag
- * bits, XM_INPLACE with XM_STRICT or FLIP, unknown backend, reserve out of
- * range); XM_ENOTSUP: asked-for backend unavailable;
+ * bits, unknown backend, reserve out of range); XM_ENOTSUP: asked-for backend unavailable;
  * XM_EPERM: the OS refuses executable memory entirely. */
 XM_API xm_result xm_heap_create(const xm_options *opt, xm_heap **out);
 /* Unmaps everything. NULL is a no-op. No block may be used afterwards. */
@@ -206,6 +216,31 @@ XM_API xm_result xm_purge(xm_heap *h);
  * them first (or use a patch of one aligned 8-byte word on x86-64 at your own
  * risk). */
 XM_API xm_result xm_patch(xm_heap *h, void *dst, const void *src, size_t len);
+/* XM_INPLACE heaps: makes the code bytes [rx, rx+len) of one published
+ * block equal to the block's rw bytes at the same offsets (the JIT wrote
+ * them through rw after publish: sljit_set_jump_addr, sljit_set_const,
+ * asmjit's offset-based patching), with xm_patch's rules for code other
+ * threads may run (instruction-cache sync; the same atomicity: not safe
+ * against a thread executing those bytes while they change). DUAL: the
+ * bytes are already there, only the sync is done; DUAL + XM_STRICT: one
+ * pwrite; FLIP: the block's pages rebuilt and moved in (xm_patch's way).
+ * Counted as a patch. XM_EINVAL (NULL, len 0), XM_ERANGE (not inside one
+ * block), XM_ESTATE (block unpublished: xm_publish copies the whole block
+ * in; frozen fork child), XM_ENOTSUP (heap without XM_INPLACE). */
+XM_API xm_result xm_commit(xm_heap *h, void *rx, size_t len);
+/* XM_INPLACE heaps: the heap-wide distance rw - rx, the same for every
+ * block from creation to destroy (an offset-based JIT needs no rw->rx
+ * table). XM_EINVAL: NULL argument; XM_ENOTSUP: no XM_INPLACE. */
+XM_API xm_result xm_alias_offset(xm_heap *h, ptrdiff_t *out);
+/* The state of the live block holding addr, as bits in *state:
+ * XM_BLOCK_PUBLISHED (xm_publish succeeded), XM_BLOCK_DATA (allocated by
+ * xm_alloc_data), XM_BLOCK_INPLACE (its rw is valid until free). Pending
+ * xm_free_async requests complete first. XM_EINVAL: NULL h or state;
+ * XM_EBADPTR: no live block holds addr. */
+#define XM_BLOCK_PUBLISHED 0x1u
+#define XM_BLOCK_DATA 0x2u
+#define XM_BLOCK_INPLACE 0x4u
+XM_API xm_result xm_block_state(xm_heap *h, const void *addr, unsigned *state);
 /* Write window (V8's CodeSpaceWriteScope, .NET's ExecutableWriterHolder):
  * for JITs that patch published code through a pointer. Between begin and
  * end the bytes [rx, rx+len) of one published block can be written through

@@ -258,9 +258,6 @@ xm_result xm_heap_create(const xm_options *opt, xm_heap **out)
     }
     if (o.flags & ~XM_FLAGS_ALL_)
         return XM_EINVAL;
-    if ((o.flags & XM_INPLACE) &&
-        ((o.flags & XM_STRICT) || o.backend == XM_BACKEND_FLIP))
-        return XM_EINVAL;
     if (o.backend != XM_BACKEND_AUTO && o.backend != XM_BACKEND_DUAL &&
         o.backend != XM_BACKEND_FLIP)
         return XM_EINVAL;
@@ -316,15 +313,22 @@ xm_result xm_heap_create(const xm_options *opt, xm_heap **out)
        is refused. A shortage (EMFILE, ENFILE, ENOMEM: RLIMIT_NOFILE,
        RLIMIT_AS) is an error, as for explicit DUAL, not a silent switch to
        a backend 50-250x slower per operation (issue 16). */
-    bool fallback = o.backend == XM_BACKEND_AUTO && !(o.flags & XM_INPLACE) &&
-                    !dual_transient(dual_errno);
+    bool fallback = o.backend == XM_BACKEND_AUTO && !dual_transient(dual_errno);
     if (r != XM_OK && (o.backend == XM_BACKEND_FLIP || fallback)) {
         r = probe_flip(h);
         if (r == XM_OK)
             h->backend = XM_BACKEND_FLIP;
     }
+    if (r == XM_OK && (h->flags & XM_INPLACE) && !h->alias) {
+        /* STRICT or FLIP: the private copies' range (inplace.c) */
+        int err = 0;
+        h->shadow = xm__os_reserve(&h->osc, h->reserve, NULL, 0, &err);
+        if (!h->shadow)
+            r = XM_ENOMEM;
+    }
     if (r != XM_OK) {
         (void)xm__os_unmap(&h->osc, (void *)h->base, h->reserve);
+        teardown_dual(h);
         heap_free_meta(h);
         return r;
     }
@@ -346,6 +350,8 @@ void xm_heap_destroy(xm_heap *h)
     xm__fork_unregister(h);
     xm__sym_destroy(h);
     (void)xm__os_unmap(&h->osc, (void *)h->base, h->reserve);
+    if (h->shadow)
+        (void)xm__os_unmap(&h->osc, h->shadow, h->reserve);
     teardown_dual(h);
     heap_free_meta(h);
 }
@@ -537,7 +543,7 @@ xm_result xm_query(xm_heap *h, const void *addr, xm_block *out)
         out->rx = (void *)rx;
         out->size = xm__block_size(p, g);
         if (h->flags & XM_INPLACE)
-            out->rw = h->alias + (rx - h->base);
+            out->rw = (h->alias ? h->alias : h->shadow) + (rx - h->base);
         else if (xm__bit_get(p->pub, g))
             out->rw = NULL;
         else if (h->backend == XM_BACKEND_FLIP)

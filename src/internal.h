@@ -210,6 +210,13 @@ typedef struct xm__frange {
 #define XM__STAGE_BIG 4u
 #define XM__STAGE_BIG_KEEP ((size_t)4 << 20)
 
+/* Debug builds (XM_DEBUG >= 2): the staging buffers of the last
+ * XM__STAGE_DEAD published or freed blocks per arena are not recycled but
+ * trap-filled and kept; one whose bytes changed when it leaves (or at
+ * destroy) was written through a dead rw: reported, abort. Trade-off: a
+ * stale write later than that goes unseen. */
+#define XM__STAGE_DEAD 64u
+
 typedef struct xm__stage {
     uintptr_t rx; /* 0: empty slot */
     void *rw;
@@ -280,6 +287,11 @@ typedef struct xm__arena {
     /* live blocks: allocs - frees (the two always change with them) */
     size_t live_bytes, staging_bytes;
     uint64_t allocs, frees, publishes, patches;
+    /* XM_DEBUG >= 2: staging buffers of published or freed blocks (dead
+       rw), trap-filled and kept out of use, oldest first (stage.c) */
+    void *dead[XM__STAGE_DEAD];
+    size_t dead_sz[XM__STAGE_DEAD];
+    unsigned ndead, dead_next;
 } xm__arena;
 
 struct xm_heap {
@@ -343,6 +355,11 @@ struct xm_heap {
     /* fork snapshots (prepare -> parent/child handlers) */
     struct xm__snap *snaps;
     size_t nsnaps;
+    /* XM_INPLACE under XM_STRICT or FLIP (inplace.c): the private copies,
+       a reserve of `reserve` bytes (PROT_NONE) whose page i is RW exactly
+       while page i of the code reserve is mapped; never executable.
+       rw = shadow + (rx - base). NULL otherwise. */
+    char *shadow;
 };
 
 enum { XM__G_OFF = 1, XM__G_NAMES = 2, XM__G_ASYNC = 4 };
@@ -720,6 +737,8 @@ void *xm__stage_buf_new(size_t usable, size_t align);
 void *xm__stage_big_get(xm__arena *a, size_t usable);
 void xm__stage_big_put(xm__arena *a, void *buf, size_t usable);
 void xm__stage_buf_drop_all(xm__arena *a);
+/* XM_DEBUG >= 2: keeps a released staging buffer out of use (above). */
+void xm__stage_dead_put(xm__arena *a, void *buf, size_t usable);
 /* Makes room for one more entry; -1 when out of memory. */
 static inline int xm__stage_reserve(xm__arena *a)
 {
@@ -751,6 +770,10 @@ static inline void *xm__stage_buf_get(xm__arena *a, size_t usable, size_t align)
 {
     size_t c = (usable >> XM__GRAN_SHIFT) - 1;
     void *b;
+#if XM_DEBUG >= 2 /* no recycling: released buffers wait in a->dead */
+    if (c < XM__STAGE_CLASSES)
+        return xm__stage_buf_new(usable, align);
+#endif
     if (c < XM__STAGE_CLASSES && align <= XM__LINE_PAIR && (b = a->stbuf[c])) {
         memcpy(&a->stbuf[c], b, sizeof b); /* the link lives in the buffer */
         a->stbuf_bytes -= usable;
@@ -765,6 +788,10 @@ static inline void xm__stage_buf_put(xm__arena *a, void *buf, size_t usable)
     size_t c = (usable >> XM__GRAN_SHIFT) - 1;
     if (!buf)
         return;
+#if XM_DEBUG >= 2
+    xm__stage_dead_put(a, buf, usable);
+    return;
+#endif
     if (c >= XM__STAGE_CLASSES) {
         xm__stage_big_put(a, buf, usable);
         return;
@@ -804,6 +831,17 @@ size_t xm__range_check(const xm_heap *h);    /* debug walk: mapped bytes */
  * the alias, MADV_REMOVE, or under XM_STRICT the descriptor, fallocate
  * PUNCH_HOLE). 0 or -errno. */
 int xm__file_release(xm_heap *h, uint64_t off, size_t len);
+
+/* inplace.c: the private copies of XM_INPLACE under XM_STRICT or FLIP.
+ * commit: makes pages [page, page+n) of the shadow RW (map_fresh);
+ * release: back to reserve (purge, FLIP free). 0 or -errno. */
+int xm__shadow_commit(xm_heap *h, uint32_t page, uint32_t n);
+int xm__shadow_release(xm_heap *h, uintptr_t rx, size_t len);
+/* Debug builds (XM_DEBUG >= 2): the bytes a new block's rw and rx start
+ * from must be what free left (traps, or a fresh page's zeros): anything
+ * else was written through a dead rw. Reports it and aborts. */
+void xm__dead_rw_check(xm_heap *h, uintptr_t rx, size_t sz);
+void xm__dead_rw_report(const char *what, const void *at);
 
 /* window.c: closes the block's write windows without writing them back
  * (xm_free), arena locked. */

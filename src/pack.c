@@ -442,6 +442,15 @@ static xm_result map_fresh(xm_heap *h, int kind, uint32_t page, uint32_t n,
             return xm__os_result(-err, kind == XM__K_CODE);
         }
     }
+    if (h->shadow) { /* the private copies of these pages (XM_INPLACE) */
+        int r = xm__shadow_commit(h, page, n);
+        if (r) { /* undone: the pages go back to the reserve */
+            (void)xm__os_map_anon_at(&h->osc, addr, len, XM__P_NONE);
+            if (!flip(h))
+                (void)xm__file_release(h, (uint64_t)page << XM__PAGE_SHIFT, len);
+            return xm__os_result(r, false);
+        }
+    }
     atomic_fetch_add(&h->resident_bytes, len);
     return XM_OK;
 }
@@ -763,7 +772,17 @@ xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *ar, int kind,
     xm__clear_pend(p, g); /* a stale request is void */
     xm__set_start(p, g, true);
     uintptr_t rx = xm__block_addr(p, g);
-    if (flip(h)) {
+#if XM_DEBUG >= 2
+    if (!staged(h))
+        xm__dead_rw_check(h, rx, usable);
+#endif
+    if (h->shadow) { /* XM_INPLACE, STRICT or FLIP: the private copy */
+        char *rw = h->shadow + (rx - h->base);
+        memset(rw, XM__TRAP_BYTE, usable);
+        if (flip(h))
+            memset((void *)rx, XM__TRAP_BYTE, usable);
+        out->rw = rw;
+    } else if (flip(h)) {
         memset((void *)rx, XM__TRAP_BYTE, usable);
         out->rw = (void *)rx;
     } else if (!staged(h)) { /* XM_INPLACE: the bytes at rx are traps */
@@ -797,6 +816,8 @@ static bool flip_revoke(xm_heap *h, uintptr_t rx, size_t sz)
         return false;
     }
     h->osc.revocations++;
+    if (h->shadow) /* the pages go to the reserve: their copy too */
+        (void)xm__shadow_release(h, rx, sz);
     atomic_fetch_sub(&h->resident_bytes, sz);
     return true;
 }
@@ -807,8 +828,11 @@ xm_result xm__block_free_locked(xm_heap *h, xm__pack *p, uint32_t g)
     size_t sz = xm__block_size(p, g);
     uintptr_t rx = xm__block_addr(p, g);
     bool pub = xm__bit_get(p->pub, g), dead = false;
-    /* XM_INPLACE: what the JIT wrote is at rx even before publish */
-    if ((pub || !staged(h)) && !flip(h)) {
+    /* XM_INPLACE: what the JIT wrote is at rx even before publish (DUAL's
+       alias; under XM_STRICT it reaches rx only at publish) */
+    if (h->shadow) /* the copy dies with the block: traps, as it started */
+        memset(h->shadow + (rx - h->base), XM__TRAP_BYTE, sz);
+    if ((pub || (!staged(h) && !h->shadow)) && !flip(h)) {
         uintptr_t off = rx - h->base;
         if (h->alias) {
             memset(h->alias + off, XM__TRAP_BYTE, sz);
@@ -863,7 +887,15 @@ xm_result xm__block_publish_locked(xm_heap *h, xm__pack *p, uint32_t g,
     size_t sz = xm__block_size(p, g);
     uintptr_t rx = xm__block_addr(p, g);
     bool code = p->kind == XM__K_CODE;
+    if (h->shadow && !flip(h)) { /* STRICT XM_INPLACE: the copy goes in */
+        int e = xm__os_pwrite(&h->osc, h->fd, h->shadow + (rx - h->base), sz,
+                              rx - h->base);
+        if (e)
+            return xm__os_result(e, false);
+    }
     if (flip(h)) {
+        if (h->shadow) /* XM_INPLACE: the copy goes in (pages still RW) */
+            memcpy((void *)rx, h->shadow + (rx - h->base), sz);
         int e = xm__os_protect(&h->osc, (void *)rx, sz,
                                code ? (XM__P_R | XM__P_X) : XM__P_R);
         if (e)
@@ -956,6 +988,9 @@ xm_result xm__block_write_locked(xm_heap *h, xm__pack *p, uint32_t g,
         if (e)
             return xm__os_result(e, false);
     }
+    if (h->shadow && src != h->shadow + (dst - h->base))
+        /* xm_patch, a write window: rw stays the block's bytes */
+        memcpy(h->shadow + (dst - h->base), src, len);
     if (p->kind == XM__K_CODE)
         xm__icache_sync((void *)dst, len);
     xm__valgrind_discard(h, (void *)dst, len);

@@ -387,6 +387,8 @@ static xm_result purge_run(xm_heap *h, uint32_t page, uint32_t n, int raised,
         return xm__os_result(r, false);
     if (raised)
         h->osc.revocations++;
+    if (h->shadow) /* XM_INPLACE copies of these pages (inplace.c) */
+        (void)xm__shadow_release(h, (uintptr_t)addr, len);
     if (h->alias || h->fd >= 0) {
         /* The memory goes back to the system. If this fails the pages stay
            in the file (no right anywhere but the alias) until destroy. */

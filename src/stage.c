@@ -20,6 +20,7 @@
  * ping-pong).
  */
 #include "internal.h"
+#include "arch.h"
 
 #include <string.h>
 
@@ -167,8 +168,36 @@ void xm__stage_big_put(xm__arena *a, void *buf, size_t usable)
     a->stbig_sz[slot] = usable;
 }
 
+/* The oldest kept buffer must still be all traps. */
+static void dead_check_free(xm__arena *a, unsigned i)
+{
+    const unsigned char *b = a->dead[i];
+    for (size_t k = 0; k < a->dead_sz[i]; k++)
+        if (b[k] != XM__TRAP_BYTE)
+            xm__dead_rw_report("staging buffer of a published or freed block", b + k);
+    xm__mem_free(a->dead[i]);
+    a->dead[i] = NULL;
+}
+
+void xm__stage_dead_put(xm__arena *a, void *buf, size_t usable)
+{
+    memset(buf, XM__TRAP_BYTE, usable);
+    unsigned i = a->dead_next;
+    if (a->dead[i])
+        dead_check_free(a, i);
+    else
+        a->ndead++;
+    a->dead[i] = buf;
+    a->dead_sz[i] = usable;
+    a->dead_next = (i + 1) % XM__STAGE_DEAD;
+}
+
 void xm__stage_buf_drop_all(xm__arena *a)
 {
+    for (unsigned i = 0; i < XM__STAGE_DEAD; i++)
+        if (a->dead[i])
+            dead_check_free(a, i);
+    a->ndead = a->dead_next = 0;
     for (unsigned i = 0; i < XM__STAGE_BIG; i++) {
         xm__mem_free(a->stbig[i]);
         a->stbig[i] = NULL;

@@ -72,6 +72,11 @@ static int run(void)
     CHECK(xm_write_end(h, b.rx) == XM_OK);
     (void)xm_patch_live(h, b.rx, w, 0);
 #endif
+    unsigned st = 0;
+    CHECK(xm_block_state(h, b.rx, &st) == XM_OK && (st & XM_BLOCK_PUBLISHED));
+    ptrdiff_t aoff = 0;
+    CHECK(xm_alias_offset(h, &aoff) == XM_ENOTSUP); /* not XM_INPLACE */
+    CHECK(xm_commit(h, b.rx, 1) == XM_ENOTSUP);
     xm_stats s;
     CHECK(xm_heap_stats(h, &s) == XM_OK && s.live_blocks == 2);
     CHECK(xm_free(h, b.rx) == XM_OK);

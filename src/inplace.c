@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * inplace.c: XM_INPLACE in every backend, and the calls an offset-based
+ * JIT needs (xm_commit, xm_alias_offset, xm_block_state).
+ *
+ * DUAL: rw is the block's address in the persistent writable alias of the
+ * memfd (heap.c), so rw - rx = alias - base.
+ * DUAL + XM_STRICT and FLIP: rw is a private copy. A second reserve of
+ * `reserve` bytes, `shadow`, lies alongside the code reserve; page i of it
+ * is private anonymous RW memory exactly while page i of the code reserve
+ * is mapped (map_fresh commits it, a purge or a FLIP free of published code
+ * gives it back), so rw - rx = shadow - base for every block, and the copy
+ * never has an execute right. The code changes only when the library
+ * copies the copy in: xm_publish (the whole block: STRICT one pwrite, FLIP
+ * a memcpy into the still-RW pages before they turn RX) and xm_commit (a
+ * range, by xm_patch's path). xm_patch and write windows also update the
+ * copy, so rw always holds the block's bytes.
+ *
+ * Dead rw (XM_DEBUG >= 2): a freed block's copy (and, under DUAL
+ * XM_INPLACE, its bytes at rx) hold traps; when those bytes are handed out
+ * again they must still be traps (or a fresh page's zeros). Anything else
+ * was written through the rw of a block already freed: reported on stderr,
+ * then abort(). Pages given back to the reserve fault at once.
+ */
+#include "internal.h"
+#include "arch.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+int xm__shadow_commit(xm_heap *h, uint32_t page, uint32_t n)
+{
+    return xm__os_map_anon_at(&h->osc, h->shadow + ((size_t)page << XM__PAGE_SHIFT),
+                              (size_t)n << XM__PAGE_SHIFT, XM__P_R | XM__P_W);
+}
+
+int xm__shadow_release(xm_heap *h, uintptr_t rx, size_t len)
+{
+    int r = xm__os_map_anon_at(&h->osc, h->shadow + (rx - h->base), len, XM__P_NONE);
+    if (!r)
+        h->osc.revocations++; /* RW taken from present pages */
+    return r;
+}
+
+void xm__dead_rw_report(const char *what, const void *at)
+{
+    char msg[256];
+    int n = snprintf(msg, sizeof msg,
+                     "execmem: write through a dead rw detected at %p (%s): "
+                     "a block's rw was used after it died (xm_publish of a staged block, xm_free)%s\n",
+                     at, what, " (XM_DEBUG >= 2 check)");
+    if (n > 0)
+        (void)!write(2, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg);
+    abort();
+}
+
+void xm__dead_rw_check(xm_heap *h, uintptr_t rx, size_t sz)
+{
+    const unsigned char *b = h->shadow ? (const unsigned char *)h->shadow + (rx - h->base)
+                                       : (const unsigned char *)rx;
+    if (!h->shadow && h->backend != XM_BACKEND_DUAL)
+        return;
+    for (size_t i = 0; i < sz; i++)
+        if (b[i] != XM__TRAP_BYTE && b[i] != 0)
+            xm__dead_rw_report(h->shadow ? "private copy" : "alias", b + i);
+}
+
+xm_result xm_alias_offset(xm_heap *h, ptrdiff_t *out)
+{
+    if (!h || !out)
+        return XM_EINVAL;
+    if (!(h->flags & XM_INPLACE))
+        return XM_ENOTSUP;
+    char *rw = h->alias ? h->alias : h->shadow;
+    *out = (ptrdiff_t)((uintptr_t)rw - h->base);
+    return XM_OK;
+}
+
+xm_result xm_commit(xm_heap *h, void *rx, size_t len)
+{
+    if (!h || !rx || len == 0)
+        return XM_EINVAL;
+    if (!(h->flags & XM_INPLACE))
+        return XM_ENOTSUP;
+    uintptr_t dst = (uintptr_t)rx;
+    if (dst + len < dst)
+        return XM_ERANGE;
+    xm_result r = xm__enter(h, true);
+    if (r != XM_OK)
+        return r;
+    xm__pack *p;
+    uint32_t g;
+    xm__arena *a = xm__lock_range(h, dst, len, &p, &g, &r);
+    if (r == XM_OK && !xm__bit_get(p->pub, g))
+        r = XM_ESTATE;
+    if (r == XM_OK) {
+        if (h->alias) { /* DUAL: the bytes are there; the sync is left */
+            if (p->kind == XM__K_CODE)
+                xm__icache_sync(rx, len);
+            xm__valgrind_discard(h, rx, len);
+        } else {
+            r = xm__block_write_locked(h, p, g, dst, h->shadow + (dst - h->base), len);
+        }
+        if (r == XM_OK)
+            a->patches++;
+    }
+    return xm__leave(h, a, r);
+}
+
+xm_result xm_block_state(xm_heap *h, const void *addr, unsigned *state)
+{
+    if (!h || !state)
+        return XM_EINVAL;
+    xm_result r = xm__enter(h, false);
+    if (r != XM_OK)
+        return r;
+    xm__pack *p;
+    uint32_t g;
+    xm__arena *a = xm__lock_pack_of(h, (uintptr_t)addr, &p);
+    if (!a)
+        return xm__leave(h, NULL, XM_EBADPTR);
+    r = xm__block_containing(p, (uintptr_t)addr, &g);
+    if (r == XM_OK)
+        *state = (xm__bit_get(p->pub, g) ? XM_BLOCK_PUBLISHED : 0u) |
+                 (p->kind == XM__K_DATA ? XM_BLOCK_DATA : 0u) |
+                 ((h->flags & XM_INPLACE) ? XM_BLOCK_INPLACE : 0u);
+    return xm__leave(h, a, r);
+}
