@@ -251,3 +251,27 @@ unsigned xm__slot_bias_max(void) { return XM__SLOT_BIAS_MAX; }
  * paths on this heap (src/fast.h). */
 int xm__fast_state(xm_heap *h) { return !(atomic_load(&h->gate) & XM__G_OFF); }
 unsigned xm__fast_gate(xm_heap *h) { return atomic_load(&h->gate); }
+
+/* ---- thread slots ------------------------------------------------------ */
+
+/* Slots handed out so far (see internal.h): 64 bits, so it never wraps
+ * (a 32-bit counter did, after 2^32 threads, and gave a new thread the slot
+ * of a live arena owner: both took the owner's plain-store lock at once). */
+static _Atomic uint64_t next_slot;
+#if defined(__GNUC__)
+__attribute__((tls_model("initial-exec")))
+#endif
+_Thread_local unsigned xm__slot;
+
+unsigned xm__slot_assign(void)
+{
+    if (!xm__slot) {
+        uint64_t n = atomic_fetch_add_explicit(&next_slot, 1, memory_order_relaxed);
+        xm__slot = n < XM__SLOT_BIAS_MAX
+                       ? (unsigned)n + 1
+                       : XM__SLOT_BIAS_MAX + 1 + (unsigned)(n % XM__ARENAS);
+    }
+    return xm__slot;
+}
+
+uint64_t xm__slot_counter_set(uint64_t n) { return atomic_exchange(&next_slot, n); }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * deferred.c: xm_free_async and the drain that completes it.
+ * deferred.c: xm_free_async's requests (the public call is block.c) and the
+ * drain that completes them.
  *
  * The free path from a signal handler cannot lock, allocate or touch code
  * memory (it may be read-only). So a request is one bit: the handler finds
@@ -34,10 +35,10 @@
 void (*xm__drain_hook)(xm_heap *h);
 #endif
 
-xm_result xm_free_async(xm_heap *h, void *rx)
+/* xm_free_async's request, once h and rx are known non-NULL (block.c), and
+ * the drain's own re-request. */
+xm_result xm__free_request(xm_heap *h, void *rx)
 {
-    if (!h || !rx)
-        return XM_EINVAL;
     if (h->forked)
         return XM_ESTATE;
     xm__pack *p;
@@ -124,7 +125,7 @@ void xm__drain(xm_heap *h)
                     goto done; /* recycled: every request left is void */
                 if (xm__block_free_locked(h, q, g) != XM_OK) {
                     /* the OS refused the trap fill: ask again next time */
-                    (void)xm_free_async(h, (void *)rx);
+                    (void)xm__free_request(h, (void *)rx);
                     atomic_fetch_sub(&h->async_frees, 1);
                 }
             }

@@ -255,7 +255,7 @@ size_t xm__heap_destroy_all(void)
         pthread_mutex_unlock(&fork_lock);
         if (!h)
             return n;
-        xm_heap_destroy(h); /* unregisters it */
+        xm__heap_free(h); /* unregisters it */
         n++;
     }
 }

@@ -843,14 +843,23 @@ int xm__shadow_release(xm_heap *h, uintptr_t rx, size_t len);
 void xm__dead_rw_check(xm_heap *h, uintptr_t rx, size_t sz);
 void xm__dead_rw_report(const char *what, const void *at);
 
-/* window.c: closes the block's write windows without writing them back
- * (xm_free), arena locked. */
+/* wintab.c: closes the block's write windows without writing them back
+ * (xm_free), arena locked; remove: the window at index i (xm_write_end). */
 void xm__windows_drop_locked(xm__arena *a, uintptr_t block);
+void xm__window_remove(xm__arena *a, size_t i);
 
-/* heap.c: the start and end of every public call (see heap.c). */
+/* call.c: the start and end of every public call (see call.c). */
 xm_result xm__enter(xm_heap *h, bool mutating);
 xm_result xm__leave(xm_heap *h, xm__arena *a, xm_result r);
 
+/* meta.c: a heap made for valid options (xm_heap_create checks them; the
+ * reserve a multiple of the page), and unmade (xm_heap_destroy, fork.c's
+ * xm__heap_destroy_all, sysinfo.c's probe). */
+xm_result xm__heap_new(const xm_options *o, size_t reserve, xm_heap **out);
+void xm__heap_free(xm_heap *h);
+
+/* deferred.c: xm_free_async's request (h and rx non-NULL). */
+xm_result xm__free_request(xm_heap *h, void *rx);
 /* deferred.c: completes async frees, after any drain already in flight
  * (on another thread) is complete; called with no lock held. */
 void xm__drain(xm_heap *h);
@@ -875,20 +884,20 @@ static inline void xm__drain_if_needed(xm_heap *h)
 extern void (*xm__drain_hook)(xm_heap *h);
 #endif
 
-/* heap.c */
-xm_result xm__os_result(int neg_errno, bool exec);
-/* Tells valgrind (when running under it) that code bytes changed. */
+/* debug.c: tells valgrind (when running under it) that code bytes changed. */
 void xm__valgrind_discard_slow(void *p, size_t n);
 static inline void xm__valgrind_discard(xm_heap *h, void *p, size_t n)
 {
     if (h->valgrind)
         xm__valgrind_discard_slow(p, n);
 }
+int xm__running_on_valgrind(void); /* 1 under valgrind (debug.c) */
 
-/* Debug level 3 walk: aborts with a message if a structure is inconsistent.
- * xm__heap_check takes every lock itself. */
+/* check.c: the debug level 3 walk: aborts with a message if a structure is
+ * inconsistent. xm__heap_check takes every lock itself. */
 void xm__check_locked(xm_heap *h);
 void xm__heap_check(xm_heap *h);
+/* debug.c */
 void xm__assert_fail(const char *expr, const char *file, int line);
 #define XM_ASSERT(e) ((e) ? (void)0 : xm__assert_fail(#e, __FILE__, __LINE__))
 

@@ -17,6 +17,9 @@
 #ifndef XM_OS_H
 #define XM_OS_H
 
+#include "../include/execmem.h" /* xm_result */
+
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -30,6 +33,9 @@ typedef struct xm__osc {
 /* Rights, independent of <sys/mman.h>. */
 enum { XM__P_NONE = 0, XM__P_R = 1, XM__P_W = 2, XM__P_X = 4 };
 
+/* -errno of a failed call -> XM_ENOMEM (ENOMEM, ENOSPC), XM_EPERM (EACCES,
+ * EPERM, where exec rights were asked for) or XM_EOS. */
+xm_result xm__os_result(int neg_errno, bool exec);
 void xm__os_set_errno(int err);
 int xm__os_page_size(void);
 

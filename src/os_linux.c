@@ -721,3 +721,14 @@ void *xm__mem_aligned(size_t align, size_t n)
     return posix_memalign(&p, align, n) ? NULL : p;
 }
 void xm__mem_free(void *p) { free(p); }
+
+/* errno (negated, as every call here returns it) -> the public result. */
+xm_result xm__os_result(int neg_errno, bool exec)
+{
+    int e = -neg_errno;
+    if (e == ENOMEM || e == ENOSPC)
+        return XM_ENOMEM;
+    if (exec && (e == EACCES || e == EPERM))
+        return XM_EPERM;
+    return XM_EOS;
+}

@@ -102,11 +102,14 @@ xm_result xm_system_info(xm_sysinfo *out)
     xm_options o = XM_OPTIONS_INIT;
     o.reserve = XM__PACK_PAGES * XM__PAGE * 4;
     xm_heap *h = NULL;
-    s.auto_result = xm_heap_create(&o, &h);
+    /* what xm_heap_create(&o, &h) does for these valid options */
+    s.auto_result = xm__os_page_size() != (int)XM__PAGE
+                        ? XM_ENOTSUP
+                        : xm__heap_new(&o, o.reserve, &h);
     int auto_errno = xm_last_errno();
     if (h) {
         s.auto_backend = h->backend;
-        xm_heap_destroy(h);
+        xm__heap_free(h);
     }
     if (s.auto_result != XM_OK &&
         (auto_errno == EMFILE || auto_errno == ENFILE || auto_errno == ENOMEM))

@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * block.c: the public calls on one block: xm_alloc, xm_alloc_data,
+ * xm_publish, xm_free, xm_query and xm_free_async. Checks arguments (bad
+ * input never reaches the subsystems), tries the fast path (fast.h, included
+ * here only, so each public call is one function), else enters (call.c),
+ * locks the block's arena and calls pack.c. xm_free_async only records the
+ * request (deferred.c drains it). Public-API layer: calls down only.
+ */
+#include "internal.h"
+#include "fast.h"
+
+/* The general paths, out of line so that the fast paths in the public
+ * functions below need few registers. */
+#define XM__NOINLINE __attribute__((noinline))
+
+static XM__NOINLINE xm_result alloc_slow(xm_heap *h, int kind, size_t size,
+                                         size_t align, xm_block *out)
+{
+    if (!h || !out || size == 0 || size > SIZE_MAX / 4)
+        return XM_EINVAL;
+    if (align && ((align & (align - 1)) || align > XM__PAGE))
+        return XM_EINVAL;
+    if (size > h->reserve)
+        return XM_ENOMEM;
+    xm_result r = xm__enter(h, true);
+    if (r != XM_OK)
+        return r;
+    xm__arena *a = xm__my_arena(h);
+    xm__arena_lock(h, a);
+    return xm__leave(h, a, xm__block_alloc_locked(h, a, kind, size, align, out));
+}
+
+/* The fast path takes what is valid and small enough for a magazine; the
+ * general path checks everything else. */
+static XM__FAST xm_result alloc_kind(xm_heap *h, int kind, size_t size,
+                                   size_t align, xm_block *out)
+{
+    if (h && out && size - 1 < XM__MAG_EXACT * XM__GRAN &&
+        !(align & (align - 1)) && align <= XM__LINE_PAIR &&
+        xm__alloc_fast(h, kind, size, align, out))
+        return xm__leave(h, NULL, XM_OK);
+    return alloc_slow(h, kind, size, align, out);
+}
+
+xm_result xm_alloc(xm_heap *h, size_t size, size_t align, xm_block *out)
+{
+    return alloc_kind(h, XM__K_CODE, size, align, out);
+}
+
+xm_result xm_alloc_data(xm_heap *h, size_t size, size_t align, xm_block *out)
+{
+    return alloc_kind(h, XM__K_DATA, size, align, out);
+}
+
+static XM__NOINLINE xm_result publish_slow(xm_heap *h, void *rx, int prot)
+{
+    xm_result r = xm__enter(h, true);
+    if (r != XM_OK)
+        return r;
+    xm__pack *p;
+    uint32_t g;
+    xm__arena *a = xm__lock_block(h, (uintptr_t)rx, &p, &g, &r);
+    if (r == XM_OK)
+        r = xm__block_publish_locked(h, p, g, prot);
+    return xm__leave(h, a, r);
+}
+
+xm_result xm_publish(xm_heap *h, void *rx, int prot)
+{
+    if (!h || !rx || (prot != XM_PROT_RX && prot != XM_PROT_R))
+        return XM_EINVAL;
+    if (xm__publish_fast(h, (uintptr_t)rx, prot))
+        return xm__leave(h, NULL, XM_OK);
+    return publish_slow(h, rx, prot);
+}
+
+static XM__NOINLINE xm_result free_slow(xm_heap *h, void *rx)
+{
+    xm_result r = xm__enter(h, true);
+    if (r != XM_OK)
+        return r;
+    xm__pack *p;
+    uint32_t g;
+    xm__arena *a = xm__lock_block(h, (uintptr_t)rx, &p, &g, &r);
+    if (r == XM_OK)
+        r = xm__block_free_locked(h, p, g);
+    return xm__leave(h, a, r);
+}
+
+xm_result xm_free(xm_heap *h, void *rx)
+{
+    if (!h || !rx)
+        return XM_EINVAL;
+    if (xm__free_fast(h, (uintptr_t)rx))
+        return xm__leave(h, NULL, XM_OK);
+    return free_slow(h, rx);
+}
+
+xm_result xm_query(xm_heap *h, const void *addr, xm_block *out)
+{
+    if (!h || !out)
+        return XM_EINVAL;
+    xm_result r = xm__enter(h, false);
+    if (r != XM_OK)
+        return r;
+    xm__pack *p;
+    uint32_t g;
+    xm__arena *a = xm__lock_pack_of(h, (uintptr_t)addr, &p);
+    if (!a)
+        return xm__leave(h, NULL, XM_EBADPTR);
+    r = xm__block_containing(p, (uintptr_t)addr, &g);
+    if (r == XM_OK) {
+        uintptr_t rx = xm__block_addr(p, g);
+        out->rx = (void *)rx;
+        out->size = xm__block_size(p, g);
+        if (h->flags & XM_INPLACE)
+            out->rw = (h->alias ? h->alias : h->shadow) + (rx - h->base);
+        else if (xm__bit_get(p->pub, g))
+            out->rw = NULL;
+        else if (h->backend == XM_BACKEND_FLIP)
+            out->rw = (void *)rx;
+        else
+            out->rw = xm__stage_get(a, rx);
+    }
+    return xm__leave(h, a, r);
+}
+
+xm_result xm_free_async(xm_heap *h, void *rx)
+{
+    if (!h || !rx)
+        return XM_EINVAL;
+    return xm__free_request(h, rx);
+}

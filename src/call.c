@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * call.c: every public call's entry and exit (xm__enter, xm__leave), below
+ * the public-API files: on entry deferred frees are completed and a frozen
+ * fork child refuses what would change the heap; on exit the arena lock is
+ * dropped and, at XM_DEBUG >= 3, the whole structure is walked (check.c).
+ */
+#include "internal.h"
+
+/* Every call starts here, before it takes a lock: deferred frees are
+ * completed; a frozen fork child refuses what would change the heap. */
+xm_result xm__enter(xm_heap *h, bool mutating)
+{
+    if (h->forked)
+        return mutating ? XM_ESTATE : XM_OK;
+    xm__drain_if_needed(h);
+    return XM_OK;
+}
+
+xm_result xm__leave(xm_heap *h, xm__arena *a, xm_result r)
+{
+    if (a)
+        xm__arena_unlock(a);
+#if XM_DEBUG >= 3
+    xm__heap_check(h);
+#else
+    (void)h;
+#endif
+    return r;
+}

@@ -1,0 +1,287 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * meta.c: making and unmaking a heap, below the API (xm_heap_create and
+ * xm_heap_destroy, and fork.c and sysinfo.c, which need a heap made or
+ * unmade without the public calls). Owns the reserve's placement (near a
+ * given address for rel32 calls), the backends' setup: DUAL's memfd, its
+ * read-only reopen and the writable alias, and FLIP's probe, and the one
+ * anonymous mapping that holds the heap and its per-page metadata.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+static xm_result reserve_space(xm_heap *h, const void *near)
+{
+    int err = 0;
+    if (!near) {
+        void *p = xm__os_reserve(&h->osc, h->reserve, NULL, 0, &err);
+        if (!p)
+            return XM_ENOMEM;
+        h->base = (uintptr_t)p;
+        return XM_OK;
+    }
+    /* every byte within +-2 GiB of near: try candidate bases stepping away
+       from near in both directions, exact placement only */
+    const uintptr_t lim = ((uintptr_t)1 << 31) - 2 * XM__PAGE;
+    uintptr_t n = (uintptr_t)near & ~(uintptr_t)(XM__PAGE - 1);
+    uintptr_t lo = n > lim ? n - lim : XM__PAGE * 16;
+    uintptr_t hi = n + lim - h->reserve; /* highest base */
+    const uintptr_t step = (uintptr_t)64 << 20;
+    for (uintptr_t k = 0; k < 64; k++) {
+        uintptr_t cand[2] = {n + 16 * XM__PAGE * 256 + k * step,
+                             n > (k + 1) * step + h->reserve
+                                 ? n - (k + 1) * step - h->reserve
+                                 : 0};
+        for (int c = 0; c < 2; c++) {
+            uintptr_t b = cand[c] & ~(uintptr_t)(XM__PAGE - 1);
+            if (b < lo || b > hi)
+                continue;
+            void *p = xm__os_reserve(&h->osc, h->reserve, (void *)b, 1, &err);
+            if (p) {
+                h->base = (uintptr_t)p;
+                return XM_OK;
+            }
+        }
+    }
+    return XM_ENOMEM;
+}
+
+/* Whether a failure of DUAL's setup is a passing shortage (descriptors,
+ * memory, address space under RLIMIT_AS) rather than the system refusing
+ * memfd code (no memfd_create, no /proc to reopen through, SELinux or a
+ * noexec policy refusing the executable view). */
+static bool dual_transient(int e)
+{
+    return e == EMFILE || e == ENFILE || e == ENOMEM || e == ENOSPC ||
+           e == EAGAIN || e == EINTR;
+}
+
+/* DUAL: memfd, its read-only reopen, the alias, and a probe that the
+ * executable view can be mapped. */
+static xm_result setup_dual(xm_heap *h)
+{
+    int fd = xm__os_memfd(&h->osc, "execmem", NULL);
+    if (fd < 0)
+        return fd == -ENOSYS || fd == -EINVAL ? XM_ENOTSUP : xm__os_result(fd, true);
+    h->fd = fd;
+    int r = xm__os_truncate(&h->osc, fd, h->reserve);
+    if (!r) /* the size is final: no one truncates the code away */
+        r = xm__os_seal_size(&h->osc, fd);
+    if (r)
+        return xm__os_result(r, false);
+    int ro = xm__os_reopen_ro(&h->osc, fd);
+    if (ro < 0) /* without an O_RDONLY view the exec view could later be
+                   made writable: refuse DUAL (out of descriptors: say so) */
+        return dual_transient(-ro) ? xm__os_result(ro, false) : XM_ENOTSUP;
+    h->fd_ro = ro;
+    /* mode 0 once reopened: no reopen through /proc/self/fd/N, read or
+       write, by anyone without CAP_DAC_OVERRIDE (README: threat model) */
+    r = xm__os_chmod(&h->osc, fd, 0);
+    if (r)
+        return xm__os_result(r, false);
+    int err = 0;
+    if (!xm__os_map_fd(&h->osc, (void *)h->base, XM__PAGE, XM__P_R | XM__P_X,
+                       ro, 0, &err))
+        return xm__os_result(-err, true);
+    r = xm__os_map_anon_at(&h->osc, (void *)h->base, XM__PAGE, XM__P_NONE);
+    if (r)
+        return xm__os_result(r, false);
+    if (!(h->flags & XM_STRICT)) {
+        void *a = xm__os_map_fd(&h->osc, NULL, h->reserve, XM__P_R | XM__P_W,
+                                fd, 0, &err);
+        if (!a)
+            return xm__os_result(-err, false);
+        h->alias = a;
+        /* the child of a fork must never write the parent's code */
+        r = xm__os_dontfork(&h->osc, a, h->reserve);
+        if (r)
+            return xm__os_result(r, false);
+        /* every write and every hole goes through the alias from here on
+           (MADV_REMOVE punches): the writable descriptor is not kept */
+        (void)xm__os_close(&h->osc, fd);
+        h->fd = -1;
+    }
+    return XM_OK;
+}
+
+static void teardown_dual(xm_heap *h)
+{
+    if (h->alias)
+        (void)xm__os_unmap(&h->osc, h->alias, h->reserve);
+    h->alias = NULL;
+    if (h->fd_ro >= 0)
+        (void)xm__os_close(&h->osc, h->fd_ro);
+    if (h->fd >= 0)
+        (void)xm__os_close(&h->osc, h->fd);
+    h->fd = h->fd_ro = -1;
+}
+
+/* FLIP probe: can anonymous memory become executable at all? */
+static xm_result probe_flip(xm_heap *h)
+{
+    void *a = (void *)h->base;
+    int r = xm__os_map_anon_at(&h->osc, a, XM__PAGE, XM__P_R | XM__P_W);
+    if (r)
+        return xm__os_result(r, false);
+    r = xm__os_protect(&h->osc, a, XM__PAGE, XM__P_R | XM__P_X);
+    int r2 = xm__os_map_anon_at(&h->osc, a, XM__PAGE, XM__P_NONE);
+    if (r)
+        return xm__os_result(r, true);
+    return r2 ? xm__os_result(r2, false) : XM_OK;
+}
+
+static void heap_free_meta(xm_heap *h)
+{
+    unsigned used = atomic_load(&h->arenas_used);
+    for (unsigned k = 0; k < XM__ARENAS; k++) {
+        xm__arena *a = &h->arenas[k];
+        if (!((used >> k) & 1))
+            continue; /* never locked: nothing held, pages untouched */
+        for (size_t i = 0; i < a->stcap; i++)
+            if (a->st[i].rx)
+                xm__mem_free(a->st[i].rw);
+        if (a->st1.rx)
+            xm__mem_free(a->st1.rw);
+        xm__mem_free(a->st);
+        xm__stage_buf_drop_all(a);
+        for (size_t i = 0; i < a->nwin; i++)
+            xm__mem_free(a->win[i].buf);
+        xm__mem_free(a->win);
+        pthread_mutex_destroy(&a->lock);
+    }
+    pthread_mutex_destroy(&h->drain_lock);
+    for (size_t i = 0; i < h->nall; i++)
+        xm__mem_free(h->all[i]);
+    xm__mem_free(h->all);
+    pthread_mutex_destroy(&h->lock);
+    xm__osc osc = {0, 0};
+    (void)xm__os_unmap(&osc, h, h->meta_len); /* h too */
+}
+
+/* The heap and its per-page metadata in one anonymous mapping: zero-filled
+ * by the kernel and committed page by page as the heap uses its reserve
+ * (malloc would memset what it reuses: glibc's mmap threshold grows after
+ * the first free of a large block, so a second heap's 25 MB calloc came
+ * from the brk heap, memset whole: 0.7-5 ms per heap creation). */
+static bool mutex_zero_is_init(void)
+{
+    static const pthread_mutex_t init = PTHREAD_MUTEX_INITIALIZER;
+    static const unsigned char zero[sizeof init];
+    return memcmp(&init, zero, sizeof init) == 0;
+}
+
+static xm_heap *heap_map_meta(size_t reserve, xm__osc *osc)
+{
+    uint32_t npages = (uint32_t)(reserve >> XM__PAGE_SHIFT);
+    size_t frcap = xm__range_pool_size(npages);
+#define XM__UP(x) (((x) + XM__LINE_PAIR - 1) & ~(size_t)(XM__LINE_PAIR - 1))
+    /* heap, page state, free-run nodes: what a small heap touches of each
+       (the heap, the first pages' state, the first nodes) is within a few
+       hundred KiB of the start; the page state on whole line pairs (a line
+       shared by two arenas' packs would ping-pong between their threads) */
+    size_t o_ps = XM__UP(sizeof(xm_heap));
+    size_t o_fr = o_ps + XM__UP((size_t)npages * sizeof(xm__pstate));
+    size_t len = o_fr + frcap * sizeof(xm__frange);
+    _Static_assert(sizeof(xm__pstate) == XM__LINE_PAIR, "a page's state: a line pair");
+    len = (len + XM__PAGE - 1) & ~(size_t)(XM__PAGE - 1);
+#undef XM__UP
+    int err = 0;
+    char *m = xm__os_map_anon(osc, len, XM__P_R | XM__P_W, &err);
+    if (!m)
+        return NULL;
+    xm_heap *h = (xm_heap *)(void *)m;
+    h->meta_len = len;
+    h->npages = npages;
+    h->frcap = (uint32_t)frcap;
+    h->ps = (xm__pstate *)(void *)(m + o_ps);
+    h->fr = (xm__frange *)(void *)(m + o_fr);
+    return h;
+}
+
+/* A heap for valid options o and a reserve of `reserve` bytes (a multiple
+ * of the page, checked by xm_heap_create): metadata, reserve, backend
+ * (AUTO chooses), registered for fork. */
+xm_result xm__heap_new(const xm_options *o, size_t reserve, xm_heap **out)
+{
+    xm__osc osc = {0, 0};
+    xm_heap *h = heap_map_meta(reserve, &osc); /* zero-filled */
+    if (!h)
+        return XM_ENOMEM;
+    h->osc = osc;
+    /* zero-filled: where that is PTHREAD_MUTEX_INITIALIZER (glibc, musl),
+       the arenas' locks are ready and their pages untouched until used */
+    if (!mutex_zero_is_init())
+        for (unsigned i = 0; i < XM__ARENAS; i++)
+            pthread_mutex_init(&h->arenas[i].lock, NULL); /* cannot fail */
+    pthread_mutex_init(&h->lock, NULL);
+    pthread_mutex_init(&h->drain_lock, NULL);
+    h->fd = h->fd_ro = -1;
+    h->reserve = reserve;
+    h->flags = o->flags;
+    xm__sym_init(h);
+    h->lazy_limit = o->lazy_limit; /* 0: automatic (range.c) */
+    h->valgrind = xm__running_on_valgrind();
+    xm_result r = reserve_space(h, o->near);
+    if (r != XM_OK) {
+        heap_free_meta(h);
+        return r;
+    }
+    r = XM_ENOTSUP;
+    int dual_errno = 0;
+    if (o->backend != XM_BACKEND_FLIP) {
+        r = setup_dual(h);
+        if (r == XM_OK) {
+            h->backend = XM_BACKEND_DUAL;
+        } else {
+            dual_errno = xm_last_errno(); /* of the call that failed */
+            teardown_dual(h);
+            xm__os_set_errno(dual_errno);
+        }
+    }
+    /* AUTO chooses by what the system supports: FLIP only where memfd code
+       is refused. A shortage (EMFILE, ENFILE, ENOMEM: RLIMIT_NOFILE,
+       RLIMIT_AS) is an error, as for explicit DUAL, not a silent switch to
+       a backend 50-250x slower per operation (issue 16). */
+    bool fallback = o->backend == XM_BACKEND_AUTO && !dual_transient(dual_errno);
+    if (r != XM_OK && (o->backend == XM_BACKEND_FLIP || fallback)) {
+        r = probe_flip(h);
+        if (r == XM_OK)
+            h->backend = XM_BACKEND_FLIP;
+    }
+    if (r == XM_OK && (h->flags & XM_INPLACE) && !h->alias) {
+        /* STRICT or FLIP: the private copies' range (inplace.c) */
+        int err = 0;
+        h->shadow = xm__os_reserve(&h->osc, h->reserve, NULL, 0, &err);
+        if (!h->shadow)
+            r = XM_ENOMEM;
+    }
+    if (r != XM_OK) {
+        (void)xm__os_unmap(&h->osc, (void *)h->base, h->reserve);
+        teardown_dual(h);
+        heap_free_meta(h);
+        return r;
+    }
+    xm__range_init(h);
+    xm__bias_init(h);
+    /* the fast paths need the owner's lock and DUAL's staged default */
+    bool fast = h->bias && h->backend == XM_BACKEND_DUAL && h->alias &&
+                !(h->flags & XM_INPLACE) && !h->valgrind;
+    atomic_init(&h->gate, fast ? 0u : (unsigned)XM__G_OFF);
+    xm__fork_register(h);
+    *out = h;
+    return XM_OK;
+}
+
+/* Everything xm__heap_new made, h included. */
+void xm__heap_free(xm_heap *h)
+{
+    xm__fork_unregister(h);
+    xm__sym_destroy(h);
+    (void)xm__os_unmap(&h->osc, (void *)h->base, h->reserve);
+    if (h->shadow)
+        (void)xm__os_unmap(&h->osc, h->shadow, h->reserve);
+    teardown_dual(h);
+    heap_free_meta(h);
+}
