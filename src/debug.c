@@ -5,7 +5,7 @@
  * valgrind's client requests (discard translations of changed code, and
  * whether the process runs under valgrind). The structure walk is check.c.
  */
-#include "internal.h"
+#include "debug.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* error.c: result strings (from the one X-macro list) and the version. */
-#include "internal.h"
+#include "../include/execmem.h"
 
 static const char *const xm_messages[] = {
 #define XM__TEXT(name, text) text,

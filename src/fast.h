@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fast.h: the fast paths of xm_alloc, xm_publish and xm_free (included by
- * heap.c only, so each public call is one function).
+ * block.c only, so each public call is one function).
  *
  * The JIT's steady state on its own arena, DUAL with staging buffers (the
  * default): allocate a small block that waits on a magazine, publish the

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * inplace.c: XM_INPLACE in every backend, and the calls an offset-based
- * JIT needs (xm_commit, xm_alias_offset, xm_block_state).
+ * inplace.c: XM_INPLACE in every backend: the private copies (shadow) and
+ * the dead-rw checks. The calls an offset-based JIT needs (xm_commit,
+ * xm_alias_offset, xm_block_state) are patch.c.
  *
  * DUAL: rw is the block's address in the persistent writable alias of the
- * memfd (heap.c), so rw - rx = alias - base.
+ * memfd (meta.c), so rw - rx = alias - base.
  * DUAL + XM_STRICT and FLIP: rw is a private copy. A second reserve of
  * `reserve` bytes, `shadow`, lies alongside the code reserve; page i of it
  * is private anonymous RW memory exactly while page i of the code reserve

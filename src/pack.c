@@ -403,7 +403,7 @@ static xm_result fill_traps(xm_heap *h, uint32_t page, uint32_t n)
 {
     uint64_t off = (uint64_t)page << XM__PAGE_SHIFT;
     size_t len = (size_t)n << XM__PAGE_SHIFT;
-    if (h->alias) { /* no writable descriptor is kept (heap.c) */
+    if (h->alias) { /* no writable descriptor is kept (meta.c) */
         /* the pages in one call, not a fault each (a 128 KiB pack: 500 us
            of faults on this VM), and a shortage is an error here rather
            than SIGBUS in the memset */
