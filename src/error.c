@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* error.c: result strings (from the one X-macro list) and the version. */
+/* error.c: xm_strerror (result strings, from the one X-macro list) and
+ * xm_version. */
 #include "../include/execmem.h"
 
 static const char *const xm_messages[] = {
