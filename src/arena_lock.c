@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * arena_lock.c: the arenas' biased locks.
+ * arena_lock.c: the arenas' biased locks, and the thread slots that name
+ * their owners (xm__slot, assigned at a thread's first heap call).
  *
  * Why: the usual JIT thread allocates, publishes and frees on its own
  * arena, three lock/unlock pairs per function. A mutex pair costs two
@@ -254,7 +255,7 @@ unsigned xm__fast_gate(xm_heap *h) { return atomic_load(&h->gate); }
 
 /* ---- thread slots ------------------------------------------------------ */
 
-/* Slots handed out so far (see internal.h): 64 bits, so it never wraps
+/* Slots handed out so far (see arena.h): 64 bits, so it never wraps
  * (a 32-bit counter did, after 2^32 threads, and gave a new thread the slot
  * of a live arena owner: both took the owner's plain-store lock at once). */
 static _Atomic uint64_t next_slot;
