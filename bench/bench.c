@@ -88,11 +88,6 @@ static contender contenders[] = {
 };
 enum { NCT = sizeof contenders / sizeof contenders[0] };
 
-static bool counters_of(const contender *c, ct_counters *out)
-{
-    return c->cls->counters && c->cls->counters(c, out);
-}
-
 /* ---- measurements ------------------------------------------------------- */
 
 typedef struct sample {
@@ -295,7 +290,7 @@ static bool run_churn(contender *c, const wl_params *p, uint64_t seed, sample *o
     nanosleep(&ts, NULL);
     size_t rss1 = rss_bytes();
     ct_counters s0, s1;
-    bool counted = counters_of(c, &s0);
+    bool counted = ct_counters_of(c, &s0);
     uint64_t sys0 = syscount();
     long long tlb0 = proc_tlb_shootdowns();
     double t0 = now_ns();
@@ -306,7 +301,7 @@ static bool run_churn(contender *c, const wl_params *p, uint64_t seed, sample *o
     double t1 = now_ns();
     long long tlb1 = proc_tlb_shootdowns();
     uint64_t sys1 = syscount();
-    counted = counted && counters_of(c, &s1);
+    counted = counted && ct_counters_of(c, &s1);
     atomic_fetch_add(&churn_go, 1); /* release the threads to drain */
     bool fail = false;
     size_t live_bytes = 0;
@@ -552,13 +547,11 @@ static void churn_workload(const char *name, const wl_params *p, int rounds,
 int main(int argc, char **argv)
 {
     sem_init(&churn_done, 0, 0);
-    if (!parse_args(argc, argv, &args, "bench/results.json", NCT,
-                    "usage: bench [--quick] [--out results.json] [--only WORKLOAD] "
-                    "[--with CONTENDER]..."))
+    if (!bench_start(argc, argv, &args, "bench", "bench/results.json", NCT,
+                     "usage: bench [--quick] [--out results.json] [--only WORKLOAD] "
+                     "[--with CONTENDER]..."))
         return 2;
     bool quick = args.quick;
-    ct_code_init();
-    json_open("bench", args.out, quick);
     int R = quick ? 3 : 5;
     uint64_t K = quick ? 1 : 8; /* scale of operation counts (--quick: 1/8) */
     printf("execmem %u.%u.%u benchmark%s; %ld CPUs; time per op in ns\n",

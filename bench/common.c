@@ -66,8 +66,8 @@ double median(double *v, int n)
 
 static const char *only_prefix;
 
-bool parse_args(int argc, char **argv, bench_args *a, const char *default_out,
-                int max_with, const char *usage)
+bool bench_start(int argc, char **argv, bench_args *a, const char *prog,
+                 const char *default_out, int max_with, const char *usage)
 {
     memset(a, 0, sizeof *a);
     a->out = default_out;
@@ -88,6 +88,8 @@ bool parse_args(int argc, char **argv, bench_args *a, const char *default_out,
         }
     }
     only_prefix = a->only;
+    ct_code_init();
+    json_open(prog, a->out, a->quick);
     return true;
 }
 

@@ -29,11 +29,12 @@ typedef struct bench_args {
     int nwith;
 } bench_args;
 
-/* Parses argv into *a (out defaults to default_out). --with is accepted up
- * to max_with times (0: not at all). Returns false after printing usage to
- * stderr. */
-bool parse_args(int argc, char **argv, bench_args *a, const char *default_out,
-                int max_with, const char *usage);
+/* The start of both programs: parses argv into *a (out defaults to
+ * default_out; --with is accepted up to max_with times, 0: not at all),
+ * fills ct_code and opens the JSON file (json_open). Returns false after
+ * printing usage to stderr. */
+bool bench_start(int argc, char **argv, bench_args *a, const char *prog,
+                 const char *default_out, int max_with, const char *usage);
 
 /* Whether the workload or cell `name` was asked for (--only). */
 bool wanted(const char *name);

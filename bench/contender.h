@@ -76,6 +76,20 @@ struct contender {
     void *state;         /* the class's, from create to destroy */
 };
 
+/* The allocator's own counts since create, where its class keeps them. */
+static inline bool ct_counters_of(const contender *c, ct_counters *out)
+{
+    return c->cls->counters && c->cls->counters(c, out);
+}
+
+/* create and destroy for a class that keeps no state between them */
+static inline bool ct_stateless_create(contender *c)
+{
+    (void)c;
+    return true;
+}
+static inline void ct_stateless_destroy(contender *c) { (void)c; }
+
 extern const ct_class ct_execmem; /* ct_execmem.c: the library */
 extern const ct_class ct_asmjit;  /* ct_asmjit.c: asmjit's JitAllocator */
 extern const ct_class ct_naive;   /* ct_mprotect.c: mmap RW, mprotect RX */

@@ -9,14 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool ml_create(contender *c)
-{
-    (void)c;
-    return true;
-}
-
-static void ml_destroy(contender *c) { (void)c; }
-
 static void *ml_get(contender *c, size_t len, size_t wlen, size_t align)
 {
     (void)c;
@@ -34,4 +26,4 @@ static void ml_put(contender *c, void *rx, size_t len)
     free(rx);
 }
 
-const ct_class ct_malloc = {true, false, ml_create, ml_destroy, ml_get, ml_put, NULL};
+const ct_class ct_malloc = {true, false, ct_stateless_create, ct_stateless_destroy, ml_get, ml_put, NULL};

@@ -18,14 +18,6 @@
 
 static size_t pages_of(size_t len) { return (len + 4095) & ~(size_t)4095; }
 
-static bool nv_create(contender *c)
-{
-    (void)c;
-    return true;
-}
-
-static void nv_destroy(contender *c) { (void)c; }
-
 static void *nv_get(contender *c, size_t len, size_t wlen, size_t align)
 {
     (void)c;
@@ -45,7 +37,7 @@ static void nv_put(contender *c, void *rx, size_t len)
     munmap(rx, pages_of(len));
 }
 
-const ct_class ct_naive = {true, true, nv_create, nv_destroy, nv_get, nv_put, NULL};
+const ct_class ct_naive = {true, true, ct_stateless_create, ct_stateless_destroy, nv_get, nv_put, NULL};
 
 typedef struct flip_pool {
     void **pool; /* free pages, mapped RX */
