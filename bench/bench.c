@@ -118,8 +118,8 @@ typedef struct wl_params {
                           (0: ops); longer runs steady the 2-thread ratio */
 } wl_params;
 
-/* FLIP, naive and the flip pool make system calls every op: they keep
- * p->ops; the others run p->fast_ops when it is set. */
+/* Contenders that make system calls every op (syscall_per_op: FLIP, naive,
+ * the flip pool) keep p->ops; the others run p->fast_ops when it is set. */
 static uint64_t ops_of(const contender *c, const wl_params *p)
 {
     return p->fast_ops && !c->syscall_per_op ? p->fast_ops : p->ops;
@@ -497,7 +497,7 @@ static void report(const result *r, const char *unit, bool show_extra,
         if (!r->ran[c]) {
             printf("  %-20s %s\n", k->name,
                    !k->cls->available ? "not installed (apt-get install libasmjit-dev)"
-                                 : "n/a for this workload");
+                                      : "n/a for this workload");
             continue;
         }
         stat3 t = STAT(r, c, ns_per_op), sy = STAT(r, c, sys_per_op),
@@ -680,7 +680,8 @@ int main(int argc, char **argv)
         r.rounds = wanted(r.workload) ? R : 0;
         for (int round = 0; round < r.rounds; round++)
             for (int c = 0; c < NCT; c++)
-                if ((contenders[c].tags & T_PUBLISH) && chosen(c) && run_publish(&contenders[c], 6400, per_publish[k], &r.s[c][round]))
+                if ((contenders[c].tags & T_PUBLISH) && chosen(c) &&
+                    run_publish(&contenders[c], 6400, per_publish[k], &r.s[c][round]))
                     r.ran[c] = true;
         report(&r, "ns/function", true, "revocations_per_publish");
     }

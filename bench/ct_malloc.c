@@ -26,4 +26,5 @@ static void ml_put(contender *c, void *rx, size_t len)
     free(rx);
 }
 
-const ct_class ct_malloc = {true, false, ct_stateless_create, ct_stateless_destroy, ml_get, ml_put, NULL};
+const ct_class ct_malloc = {true, false, ct_stateless_create, ct_stateless_destroy,
+                            ml_get, ml_put, NULL};

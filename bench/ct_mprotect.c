@@ -37,7 +37,8 @@ static void nv_put(contender *c, void *rx, size_t len)
     munmap(rx, pages_of(len));
 }
 
-const ct_class ct_naive = {true, true, ct_stateless_create, ct_stateless_destroy, nv_get, nv_put, NULL};
+const ct_class ct_naive = {true, true, ct_stateless_create, ct_stateless_destroy,
+                           nv_get, nv_put, NULL};
 
 typedef struct flip_pool {
     void **pool; /* free pages, mapped RX */
