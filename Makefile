@@ -176,10 +176,19 @@ $(O)/asmjit_shim.o: bench/asmjit_shim.cpp
 	$(CXX) -std=c++17 -O2 -g -Wall -Wextra -Werror -c $< -o $@
 $(O)/bench: $(O)/asmjit_shim.o
 endif
-$(O)/bench: bench/bench.c bench/floor_model.h tools/proc_tlb.h $(O)/libexecmem.a include/execmem.h
-	$(CC) $(ALL_CFLAGS) $(BENCH_DEFS) -Iinclude $< -o $@ $(O)/libexecmem.a $(BENCH_ASMJIT) $(LDLIBS)
-$(O)/bench_matrix: bench/matrix.c $(O)/libexecmem.a include/execmem.h $(if $(BENCH_DEFS),$(O)/asmjit_shim.o)
-	$(CC) $(ALL_CFLAGS) $(BENCH_DEFS) -Iinclude $< -o $@ $(O)/libexecmem.a $(BENCH_ASMJIT) $(LDLIBS)
+# Both programs: their workloads, bench/common.c (clock, medians, command
+# line, JSON) and every contender, bench/ct_*.c behind bench/contender.h (a
+# new contender is a new ct_ file and a row in a table). bench alone counts
+# system calls by interposition (bench/syscount.c).
+BENCH_CT := $(sort $(wildcard bench/ct_*.c))
+BENCH_HDRS := bench/contender.h bench/common.h bench/syscount.h bench/floor_model.h \
+	tools/proc_tlb.h include/execmem.h
+$(O)/bench: bench/bench.c bench/syscount.c bench/common.c $(BENCH_CT) $(BENCH_HDRS) $(O)/libexecmem.a
+	$(CC) $(ALL_CFLAGS) $(BENCH_DEFS) -Iinclude bench/bench.c bench/syscount.c bench/common.c \
+	    $(BENCH_CT) -o $@ $(O)/libexecmem.a $(BENCH_ASMJIT) $(LDLIBS)
+$(O)/bench_matrix: bench/matrix.c bench/common.c $(BENCH_CT) $(BENCH_HDRS) $(O)/libexecmem.a $(if $(BENCH_DEFS),$(O)/asmjit_shim.o)
+	$(CC) $(ALL_CFLAGS) $(BENCH_DEFS) -Iinclude bench/matrix.c bench/common.c $(BENCH_CT) \
+	    -o $@ $(O)/libexecmem.a $(BENCH_ASMJIT) $(LDLIBS)
 # sljit rows (bench/sljit_bench.c): one file compiled per allocator, each
 # part with a private static copy of sljit from SLJIT_DIR; skipped without it.
 SLJIT_BENCH_CFLAGS = -std=gnu11 -D_GNU_SOURCE -g -O2 -w -I$(SLJIT_DIR)/sljit_src
