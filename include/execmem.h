@@ -109,7 +109,21 @@ typedef enum {
                                 lives in a memfd: perf needs this) */
 #define XM_GDB 0x10u         /* in-memory ELF objects registered with GDB's
                                 JIT interface (__jit_debug_register_code) */
-#define XM_FLAGS_ALL_ 0x1fu
+/* Protection keys (x86-64 PKU): DUAL only, combinable with XM_INPLACE. The
+ * writable alias is tagged with a key of its own that denies access in
+ * every thread's PKRU; the library allows it for the calling thread only
+ * inside the calls that write code (alloc, publish, free, patch, live
+ * patch, purge and the drain of xm_free_async at any call) and restores
+ * that thread's previous PKRU before returning, on every path. A write
+ * window (xm_write_begin) allows it for its thread until xm_write_end;
+ * with XM_INPLACE, xm_alloc allows it for its thread until that thread
+ * has published or freed every block it allocated. Any other write to the
+ * alias faults: SIGSEGV, si_code SEGV_PKUERR. No system call per call.
+ * Where the CPU or kernel has no protection keys (or on other
+ * architectures): XM_ENOTSUP; all keys taken: XM_ENOMEM; with XM_STRICT
+ * or FLIP: XM_EINVAL. AUTO never turns it on by itself. */
+#define XM_PKEYS 0x20u
+#define XM_FLAGS_ALL_ 0x3fu
 
 /* Defaults: pass NULL to xm_heap_create, or start from XM_OPTIONS_INIT
  * (`xm_options o = XM_OPTIONS_INIT;`) and set the fields you need. In every
@@ -122,7 +136,7 @@ typedef struct xm_options {
     const void *near;   /* non-NULL: every block within +-2 GiB of it */
     xm_backend backend; /* XM_BACKEND_AUTO by default */
     unsigned flags;     /* XM_STRICT, XM_INPLACE, XM_PERF_MAP,
-                           XM_PERF_JITDUMP, XM_GDB; 0: none */
+                           XM_PERF_JITDUMP, XM_GDB, XM_PKEYS; 0: none */
     size_t lazy_limit;  /* freed mapped bytes kept before an automatic purge;
                            0: the larger of 8 MiB and a quarter of the
                            mapped bytes in use; SIZE_MAX: only xm_purge or
@@ -321,7 +335,8 @@ typedef struct xm_sysinfo {
     int exec_anon;            /* anonymous memory can gain PROT_EXEC */
     int selinux;              /* 1 enforcing, 0 permissive, -1 absent */
     int mdwe;                 /* PR_GET_MDWE flags of this process; -1 unknown */
-    int pkeys;                /* protection keys can be allocated */
+    int pkeys;                /* protection keys can be allocated and the
+                                 CPU's PKRU is usable: XM_PKEYS works */
     int membarrier_sync_core; /* MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE */
     char thp_enabled[16];     /* transparent_hugepage/enabled: the selected
                                  value ("always", "madvise", "never"), or "" */
@@ -329,6 +344,9 @@ typedef struct xm_sysinfo {
     xm_backend auto_backend;  /* what XM_BACKEND_AUTO gives here */
     xm_result auto_result;    /* XM_OK, or why no heap can be made */
     const char *auto_reason;  /* one sentence: why that backend (static) */
+    /* additions */
+    int pkeys_free;           /* protection keys this process can still
+                                 allocate (one per XM_PKEYS heap); 0 none */
 } xm_sysinfo;
 XM_API xm_result xm_system_info(xm_sysinfo *out);
 
