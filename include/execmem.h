@@ -289,10 +289,15 @@ XM_API xm_result xm_heap_stats(xm_heap *h, xm_stats *out);
 #define XM_AUDIT_ALIAS 2u /* a shared writable and an executable view of one
                              object's range (file, memfd, SysV shm segment) */
 #define XM_AUDIT_MAYBE 4u /* could become W+X by mprotect (VmFlags mw and me) */
+#define XM_AUDIT_PKEY 8u  /* an alias pair as XM_AUDIT_ALIAS whose writable
+                             view has a protection key other than 0 (smaps
+                             ProtectionKey): denied by default (XM_PKEYS),
+                             counted as protected, not as a W+X alias */
 typedef struct xm_audit_range {
     uintptr_t start, end; /* the executable (or W+X) mapping */
-    unsigned kind;        /* XM_AUDIT_WX, XM_AUDIT_ALIAS or XM_AUDIT_MAYBE */
-    uintptr_t other;      /* ALIAS: start of the writable mapping */
+    unsigned kind;        /* XM_AUDIT_WX, XM_AUDIT_ALIAS, XM_AUDIT_MAYBE or
+                             XM_AUDIT_PKEY */
+    uintptr_t other;      /* ALIAS, PKEY: start of the writable mapping */
     char path[96];        /* the mapping's name as /proc shows it ("" if none),
                              cut to fit */
 } xm_audit_range;
@@ -310,11 +315,21 @@ typedef struct xm_audit_report {
                            as private file mappings of program text */
     size_t ranges_omitted; /* ranges found but not listed in ranges[] (it
                               holds XM_AUDIT_MAX_RANGES): wx_mappings +
-                              wx_aliases + wx_possible - nranges */
+                              wx_aliases + wx_possible + pkey_aliases -
+                              nranges */
+    size_t pkey_aliases;   /* (shared writable, executable) pairs whose
+                              writable view has a protection key other than
+                              0: no thread may write it unless it enabled
+                              the key in its own PKRU (XM_PKEYS heaps);
+                              not counted in wx_aliases */
+    int pkeys[XM_AUDIT_MAX_RANGES]; /* ranges[i].kind XM_AUDIT_PKEY: the
+                              writable view's key; else 0 */
 } xm_audit_report;
 /* XM_EINVAL: out NULL or pid < 0; XM_EOS: the maps file cannot be read
  * (xm_last_errno() tells why: ENOENT no such process, EACCES no right).
- * W+X ranges come first in ranges[], then aliases, then XM_AUDIT_MAYBE; at
+ * Where an alias is found, smaps is read too, for its protection key.
+ * W+X ranges come first in ranges[], then aliases, then XM_AUDIT_MAYBE,
+ * then XM_AUDIT_PKEY; at
  * most XM_AUDIT_MAX_RANGES are listed, ranges_omitted counts the rest. */
 XM_API xm_result xm_audit(pid_t pid, xm_audit_report *out);
 /* The same with options: XM_AUDIT_SMAPS also reads /proc/PID/smaps to
