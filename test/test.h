@@ -65,6 +65,12 @@ typedef struct config {
 extern const config configs[];
 extern const size_t nconfigs;
 xm_heap *make_heap(const config *c, size_t reserve, size_t lazy_limit);
+/* test_pkeys.c: flags make_heap adds to a configuration (XM_PKEYS for the
+ * DUAL ones without XM_STRICT when XM_TEST_PKEYS=1); the runner as PID 1
+ * of a virtual machine: mounts /proc, /sys, /dev, /tmp; powers off. */
+unsigned test_extra_flags(const config *c);
+void test_init_system(void);
+void test_halt_system(void);
 
 /* Runs fn(&config) for every configuration (those where cond holds) and
  * stops at the first failure, naming the configuration. */
