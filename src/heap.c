@@ -303,6 +303,10 @@ xm_result xm_heap_create(const xm_options *opt, xm_heap **out)
     }
     r = XM_ENOTSUP;
     int dual_errno = 0;
+    /* pkey_alloc sets the calling thread's rights for the new key: a
+       creation that fails puts back the PKRU it found (pkeys.h) */
+    bool pk = (o.flags & XM_PKEYS) && xm__pkru_usable();
+    unsigned pkru = pk ? xm__rdpkru() : 0;
     if (o.backend != XM_BACKEND_FLIP) {
         r = setup_dual(h);
         if (r == XM_OK) {
@@ -328,6 +332,8 @@ xm_result xm_heap_create(const xm_options *opt, xm_heap **out)
     if (r != XM_OK) {
         (void)xm__os_unmap(&h->osc, (void *)h->base, h->reserve);
         heap_free_meta(h);
+        if (pk)
+            xm__wrpkru(pkru);
         return r;
     }
     xm__range_init(h);
