@@ -452,7 +452,7 @@ static XM__NOINLINE xm_result alloc_pk(xm_heap *h, int kind, size_t size,
     xm_result r = alloc_kind(h, kind, size, align, out);
     xm__pk_close(old);
     if (r == XM_OK && (h->flags & XM_INPLACE))
-        xm__pk_hold(h->pkey);
+        xm__pk_hold(h);
     return r;
 }
 
@@ -493,7 +493,7 @@ static XM__NOINLINE xm_result publish_pk(xm_heap *h, void *rx, int prot)
         r = xm__leave(h, NULL, XM_OK);
     xm__pk_close(old);
     if (r == XM_OK && (h->flags & XM_INPLACE))
-        xm__pk_release(h->pkey);
+        xm__pk_release(h);
     return r;
 }
 
@@ -540,7 +540,7 @@ static XM__NOINLINE xm_result free_pk(xm_heap *h, void *rx)
         r = free_slow_ex(h, rx, &unpub);
     xm__pk_close(old);
     if (r == XM_OK && unpub && (h->flags & XM_INPLACE))
-        xm__pk_release(h->pkey);
+        xm__pk_release(h);
     return r;
 }
 

@@ -269,6 +269,7 @@ struct xm_heap {
                       reopen; else -1. Mode 0, size sealed, close-on-exec */
     size_t lazy_limit; /* SIZE_MAX: only xm_purge; 0: automatic (range.c) */
     int pkey;          /* XM_PKEYS: the alias's protection key; 0: none */
+    uint64_t pk_id;    /* XM_PKEYS: this heap's number (pkeys.c) */
     _Atomic(xm__pack *) *pagemap;
     /* block state by address, one 64-bit word per page (bit k: granule k
        of the page) and one byte per granule, for the whole reserve (one

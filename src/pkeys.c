@@ -8,29 +8,38 @@
 #include "pkeys.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 
-/* Per thread and key (x86-64 has 16): open holds, and the key's two PKRU
- * bits before the first one. */
-static _Thread_local unsigned xm__pk_holds[16];
-static _Thread_local unsigned xm__pk_prev[16];
+/* Per thread and key (x86-64 has 16): the heap the holds are for (its
+ * pk_id: a key number is reused by the next heap once freed, and holds
+ * left by a destroyed heap mean nothing for it), how many are open, and
+ * the key's two PKRU bits before the first one. */
+static _Atomic uint64_t pk_ids;
+static _Thread_local struct {
+    uint64_t id;
+    unsigned n, prev;
+} pk_hold[16];
 
-void xm__pk_hold(int key)
+void xm__pk_hold(xm_heap *h)
 {
-    if (key <= 0 || key >= 16)
-        return;
-    if (xm__pk_holds[key]++ == 0) {
-        unsigned v = xm__rdpkru();
-        xm__pk_prev[key] = v & xm__pk_bits(key);
-        xm__wrpkru(v & ~xm__pk_bits(key));
+    int k = h->pkey;
+    unsigned v = xm__rdpkru();
+    if (pk_hold[k].id != h->pk_id) {
+        pk_hold[k].id = h->pk_id;
+        pk_hold[k].n = 0;
     }
+    if (pk_hold[k].n++ == 0)
+        pk_hold[k].prev = v & xm__pk_bits(k);
+    xm__wrpkru(v & ~xm__pk_bits(k)); /* every time: cheap, and robust */
 }
 
-void xm__pk_release(int key)
+void xm__pk_release(xm_heap *h)
 {
-    if (key <= 0 || key >= 16 || xm__pk_holds[key] == 0)
+    int k = h->pkey;
+    if (pk_hold[k].id != h->pk_id || pk_hold[k].n == 0)
         return;
-    if (--xm__pk_holds[key] == 0)
-        xm__wrpkru((xm__rdpkru() & ~xm__pk_bits(key)) | xm__pk_prev[key]);
+    if (--pk_hold[k].n == 0)
+        xm__wrpkru((xm__rdpkru() & ~xm__pk_bits(k)) | pk_hold[k].prev);
 }
 
 xm_result xm__pk_setup(xm_heap *h)
@@ -53,11 +62,16 @@ xm_result xm__pk_setup(xm_heap *h)
         return xm__os_result(r, false);
     }
     h->pkey = k;
+    h->pk_id = atomic_fetch_add(&pk_ids, 1) + 1;
     return XM_OK;
 }
 
 void xm__pk_teardown(xm_heap *h)
 {
+    if (h->pkey > 0 && pk_hold[h->pkey].id == h->pk_id && pk_hold[h->pkey].n) {
+        pk_hold[h->pkey].n = 1; /* this thread's holds end with the heap */
+        xm__pk_release(h);
+    }
     if (h->pkey > 0)
         (void)xm__os_pkey_free(&h->osc, h->pkey);
     h->pkey = 0;

@@ -45,8 +45,8 @@ static inline unsigned xm__pk_open(const xm_heap *h)
 static inline void xm__pk_close(unsigned old) { xm__wrpkru(old); }
 
 /* pkeys.c */
-void xm__pk_hold(int key);
-void xm__pk_release(int key);
+void xm__pk_hold(xm_heap *h);
+void xm__pk_release(xm_heap *h);
 /* Creation (after the alias is mapped) and destruction (after it is gone).
  * XM_ENOTSUP: no usable keys here; XM_ENOMEM: every key taken. */
 xm_result xm__pk_setup(xm_heap *h);

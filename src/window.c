@@ -48,7 +48,7 @@ xm_result xm_write_begin(xm_heap *h, void *rx, size_t len, void **rw)
     xm_result r = begin_impl(h, rx, len, rw);
     xm__pk_close(old);
     if (r == XM_OK)
-        xm__pk_hold(h->pkey);
+        xm__pk_hold(h);
     return r;
 }
 
@@ -60,7 +60,7 @@ xm_result xm_write_end(xm_heap *h, void *rx)
     xm_result r = end_impl(h, rx);
     xm__pk_close(old);
     if (r == XM_OK)
-        xm__pk_release(h->pkey);
+        xm__pk_release(h);
     return r;
 }
 
