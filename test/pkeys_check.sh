@@ -37,6 +37,9 @@ cc $CFLAGS_T -Iinclude -Isrc test/runner.c test/fuzz_api.c test/test_*.c \
     -o "$O/runner-static" "$O/libexecmem.a" -lpthread -static 2>&1 |
     grep -v 'statically linked applications requires at runtime' || true
 [ -x "$O/runner-static" ] || { say "FAIL: the static runner did not build"; exit 1; }
+# what the runner finds next to itself and under its working directory (/)
+cc $CFLAGS_T -Wl,-z,noseparate-code -Wl,-z,norelro test/wx_helper.c \
+    -o "$O/wx_nosep-static" -static
 set +e
 
 # the kernel: Debian's cloud amd64 image, downloaded once into $O/kernel
@@ -54,16 +57,21 @@ fi
 [ -n "$k" ] || { say "FAIL: no vmlinuz in $O/kernel"; exit 1; }
 rm -rf "$O/initrd" && mkdir -p "$O/initrd"
 cp "$O/runner-static" "$O/initrd/init"
+cp "$O/wx_nosep-static" "$O/initrd/wx_nosep"
+mkdir -p "$O/initrd/test" && cp -r test/corpus "$O/initrd/test/"
 (cd "$O/initrd" && find . | cpio -o -H newc 2>/dev/null) | gzip -1 > "$O/initrd.gz"
 
 # scale for TCG: the live-patch hammer 2,000 per backend (native: up to a
-# million or 5 s), the pkeys loops XM_HAMMER/20, stress 1 s
+# million or 5 s); the heavy loops (threads_share_one_heap, the window,
+# scale, bias and pkeys loops: 20,000 iterations natively) divided by
+# XM_TEST_SCALE; the stress tests 1 s per configuration
 HAMMER=${PKEYS_HAMMER:-2000}
+SCALE=${PKEYS_SCALE:-10}
 log="$O/serial.log"
 start=$(date +%s)
 timeout 900 qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 2 -m 2048 \
     -nographic -no-reboot -net none -kernel "$k" -initrd "$O/initrd.gz" \
-    -append "console=ttyS0 panic=-1 quiet XM_TEST_PKEYS=1 XM_HAMMER=$HAMMER XM_STRESS_SECONDS=1 -- ${PKEYS_TESTS:-}" \
+    -append "console=ttyS0 panic=-1 quiet XM_TEST_PKEYS=1 XM_HAMMER=$HAMMER XM_TEST_SCALE=$SCALE XM_STRESS_SECONDS=1 -- ${PKEYS_TESTS:-}" \
     > "$log" 2>&1
 qrc=$?
 secs=$(($(date +%s) - start))

@@ -102,6 +102,9 @@ int child_status(int (*fn)(void *), void *arg);
 /* In a fresh runner process (runner --fork-handler-probe): whether an
  * earlier atfork child handler's mapping survives execmem's (0: yes). */
 int fork_handler_probe(void);
+/* n divided by XM_TEST_SCALE (default 1, at least 1 is returned): the
+ * heavy loops' knob for full-system emulation (test/pkeys_check.sh). */
+long test_scaled(long n);
 /* True when the runner runs under valgrind. */
 bool under_valgrind(void);
 /* Audit of this process; returns false (and prints) when not clean. */

@@ -199,7 +199,7 @@ static void *th_main(void *p)
     xm_block ring[32];
     memset(ring, 0, sizeof ring);
     unsigned seed = (unsigned)a->id * 7919u + 1;
-    for (int it = 0; it < TH_OPS && !a->bad; it++) {
+    for (int it = 0; it < test_scaled(TH_OPS) && !a->bad; it++) {
         int k = it & 31;
         uint64_t want = ((uint64_t)a->id << 32) | (uint64_t)(it - 32);
         if (ring[k].rx) {
