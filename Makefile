@@ -261,6 +261,12 @@ check: $(O)/runner $(O)/hello $(O)/wx_helper $(O)/wx_nosep $(O)/jitsym all
 check-arm64:
 	sh test/arm64_check.sh build-arm64
 
+# The whole runner in XM_PKEYS mode on a CPU with protection keys: booted as
+# init of Debian's cloud kernel in qemu-system-x86_64 -cpu max
+# (test/pkeys_check.sh); last line "pkeys: N passed, N failed".
+check-pkeys:
+	sh test/pkeys_check.sh build-pkeys
+
 check-asan:
 	$(MAKE) O=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" LDFLAGS="-fsanitize=address,undefined" check-run
 check-ubsan:
@@ -346,4 +352,4 @@ man-check:
 clean:
 	rm -rf build build-*
 
-.PHONY: uninstall man-check check-sljit check-llvm check-llvm-asan bench-llvm check-arm64 bench bench-deps asmjit-example stress fuzz fuzz-merge all run check check-asan check-ubsan check-tsan check-valgrind check-run check-debug install clean
+.PHONY: uninstall man-check check-sljit check-llvm check-llvm-asan bench-llvm check-arm64 check-pkeys bench bench-deps asmjit-example stress fuzz fuzz-merge all run check check-asan check-ubsan check-tsan check-valgrind check-run check-debug install clean

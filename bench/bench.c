@@ -61,7 +61,8 @@ enum {
     T_INPLACE = 0x20u,
     T_FLOOR = 0x40u,  /* single-threaded: churn rows only */
     T_PUBLISH = 0x80u, /* the strict publish rows (they call the library) */
-    T_ALL = 0x3Fu     /* all but the floor model */
+    T_PKEYS = 0x100u, /* execmem PKEYS */
+    T_ALL = 0x13Fu    /* all but the floor model */
 };
 
 /* The order is the tables' order; execmem DUAL first (the ratios' base). */
@@ -85,7 +86,14 @@ static contender contenders[] = {
      .cls = &ct_execmem, .variant = XM_BACKEND_DUAL, .flags = XM_INPLACE, .tags = T_INPLACE},
     {.name = "floor model", .note = "execmem's byte passes, no bookkeeping, 1 thread",
      .cls = &ct_floor, .tags = T_FLOOR},
+    /* unavailable (main) where the CPU or kernel has no protection keys;
+       under an emulator (make check-pkeys) its times are not comparable */
+    {.name = "execmem PKEYS", .note = "alias keyed: WRPKRU per call", .cls = &ct_execmem,
+     .variant = XM_BACKEND_DUAL, .flags = XM_PKEYS, .tags = T_PKEYS | T_PUBLISH},
 };
+
+/* Whether row c can run in this binary on this machine. */
+static bool ready(const contender *k) { return k->cls->available && !k->missing; }
 enum { NCT = sizeof contenders / sizeof contenders[0] };
 
 /* ---- measurements ------------------------------------------------------- */
@@ -496,8 +504,9 @@ static void report(const result *r, const char *unit, bool show_extra,
         const contender *k = &contenders[c];
         if (!r->ran[c]) {
             printf("  %-20s %s\n", k->name,
-                   !k->cls->available ? "not installed (apt-get install libasmjit-dev)"
-                                      : "n/a for this workload");
+                   k->missing            ? k->missing
+                   : !k->cls->available ? "not installed (apt-get install libasmjit-dev)"
+                                        : "n/a for this workload");
             continue;
         }
         stat3 t = STAT(r, c, ns_per_op), sy = STAT(r, c, sys_per_op),
@@ -534,7 +543,7 @@ static void churn_workload(const char *name, const wl_params *p, int rounds,
     r->rounds = wanted(name) ? rounds : 0;
     for (int round = 0; round < r->rounds; round++)
         for (int c = 0; c < NCT; c++) {
-            if (!(mask & contenders[c].tags) || !contenders[c].cls->available || !chosen(c))
+            if (!(mask & contenders[c].tags) || !ready(&contenders[c]) || !chosen(c))
                 continue;
             if (!run_churn(&contenders[c], p, (uint64_t)round + 1, &r->s[c][round])) {
                 fprintf(stderr, "bench: %s failed in %s\n", contenders[c].name, name);
@@ -553,6 +562,10 @@ int main(int argc, char **argv)
         return 2;
     bool quick = args.quick;
     int R = quick ? 3 : 5;
+    xm_sysinfo si;
+    for (int c = 0; c < NCT; c++)
+        if ((contenders[c].flags & XM_PKEYS) && !(xm_system_info(&si) == XM_OK && si.pkeys))
+            contenders[c].missing = "no protection keys here";
     uint64_t K = quick ? 1 : 8; /* scale of operation counts (--quick: 1/8) */
     printf("execmem %u.%u.%u benchmark%s; %ld CPUs; time per op in ns\n",
            XM_VERSION_MAJOR, XM_VERSION_MINOR, XM_VERSION_PATCH,
@@ -568,7 +581,7 @@ int main(int argc, char **argv)
 
     wl_params frag = {10000, 8, 1031, 25000 * K, 1, false, 0, 0, 0, 0, F * 100000 * K};
     churn_workload("churn-fragmented: 10000 live, 8-1031 B", &frag, R,
-                   T_XM | T_ASMJIT | T_MALLOC | T_NAIVE | T_INPLACE | T_FLOOR, &r);
+                   T_XM | T_ASMJIT | T_MALLOC | T_NAIVE | T_INPLACE | T_FLOOR | T_PKEYS, &r);
     report(&r, "ns/op", false, NULL);
 
     memset(&r, 0, sizeof r);
@@ -577,7 +590,7 @@ int main(int argc, char **argv)
     for (int round = 0; round < r.rounds; round++)
         for (int c = 0; c < NCT; c++) {
             if (!(contenders[c].tags & (T_XM | T_ASMJIT | T_MALLOC | T_INPLACE)) ||
-                !contenders[c].cls->available || !chosen(c))
+                !ready(&contenders[c]) || !chosen(c))
                 continue; /* naive/pool: 100000 mappings, see churn; the floor
                              model is for the churn rows */
             if (run_batch(&contenders[c], quick ? 30000 : 100000, (uint64_t)round + 9,
@@ -605,10 +618,10 @@ int main(int argc, char **argv)
             res[t]->workload = names[t];
             res[t]->rounds = wanted(names[t]) && wanted(names[1 - t]) ? R : 0;
         }
-        unsigned mask = T_XM | T_ASMJIT | T_MALLOC | T_INPLACE;
+        unsigned mask = T_XM | T_ASMJIT | T_MALLOC | T_INPLACE | T_PKEYS;
         for (int round = 0; round < one.rounds; round++)
             for (int c = 0; c < NCT; c++) {
-                if (!(mask & contenders[c].tags) || !contenders[c].cls->available ||
+                if (!(mask & contenders[c].tags) || !ready(&contenders[c]) ||
                     !chosen(c))
                     continue;
                 for (int t = 0; t < 2; t++)
@@ -663,7 +676,7 @@ int main(int argc, char **argv)
     for (int round = 0; round < r.rounds; round++)
         for (int c = 0; c < NCT; c++) {
             if (!(contenders[c].tags & (T_XM | T_ASMJIT | T_NAIVE | T_INPLACE)) ||
-                !contenders[c].cls->available || !chosen(c) ||
+                !ready(&contenders[c]) || !chosen(c) ||
                 !contenders[c].cls->executable)
                 continue; /* no exec row for the flip pool or the floor model */
             if (run_exec(&contenders[c], 10000, 1000000 * K, (uint64_t)round + 3,
@@ -680,7 +693,7 @@ int main(int argc, char **argv)
         r.rounds = wanted(r.workload) ? R : 0;
         for (int round = 0; round < r.rounds; round++)
             for (int c = 0; c < NCT; c++)
-                if ((contenders[c].tags & T_PUBLISH) && chosen(c) &&
+                if ((contenders[c].tags & T_PUBLISH) && ready(&contenders[c]) && chosen(c) &&
                     run_publish(&contenders[c], 6400, per_publish[k], &r.s[c][round]))
                     r.ran[c] = true;
         report(&r, "ns/function", true, "revocations_per_publish");

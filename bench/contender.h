@@ -73,6 +73,8 @@ struct contender {
     bool syscall_per_op; /* enters the kernel on every op (FLIP, naive, flip
                             pool): bench.c runs it for fewer ops */
     unsigned tags;       /* the program's own grouping (bench.c: families) */
+    const char *missing; /* set by the program: why this row cannot run here
+                            (execmem PKEYS without protection keys) */
     void *state;         /* the class's, from create to destroy */
 };
 

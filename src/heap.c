@@ -9,6 +9,7 @@
  * (deferred.c), which uses atomics only.
  */
 #include "internal.h"
+#include "pkeys.h"
 #include "arch.h"
 #include "fast.h"
 
@@ -139,6 +140,11 @@ static xm_result setup_dual(xm_heap *h)
         if (!a)
             return xm__os_result(-err, false);
         h->alias = a;
+        if (h->flags & XM_PKEYS) { /* the alias's key (pkeys.c) */
+            xm_result pr = xm__pk_setup(h);
+            if (pr != XM_OK)
+                return pr;
+        }
         /* the child of a fork must never write the parent's code */
         r = xm__os_dontfork(&h->osc, a, h->reserve);
         if (r)
@@ -156,6 +162,7 @@ static void teardown_dual(xm_heap *h)
     if (h->alias)
         (void)xm__os_unmap(&h->osc, h->alias, h->reserve);
     h->alias = NULL;
+    xm__pk_teardown(h);
     if (h->fd_ro >= 0)
         (void)xm__os_close(&h->osc, h->fd_ro);
     if (h->fd >= 0)
@@ -258,6 +265,9 @@ xm_result xm_heap_create(const xm_options *opt, xm_heap **out)
     }
     if (o.flags & ~XM_FLAGS_ALL_)
         return XM_EINVAL;
+    if ((o.flags & XM_PKEYS) &&
+        ((o.flags & XM_STRICT) || o.backend == XM_BACKEND_FLIP))
+        return XM_EINVAL; /* keys guard the alias, which these lack */
     if (o.backend != XM_BACKEND_AUTO && o.backend != XM_BACKEND_DUAL &&
         o.backend != XM_BACKEND_FLIP)
         return XM_EINVAL;
@@ -299,6 +309,10 @@ xm_result xm_heap_create(const xm_options *opt, xm_heap **out)
     }
     r = XM_ENOTSUP;
     int dual_errno = 0;
+    /* pkey_alloc sets the calling thread's rights for the new key: a
+       creation that fails puts back the PKRU it found (pkeys.h) */
+    bool pk = (o.flags & XM_PKEYS) && xm__pkru_usable();
+    unsigned pkru = pk ? xm__rdpkru() : 0;
     if (o.backend != XM_BACKEND_FLIP) {
         r = setup_dual(h);
         if (r == XM_OK) {
@@ -313,7 +327,8 @@ xm_result xm_heap_create(const xm_options *opt, xm_heap **out)
        is refused. A shortage (EMFILE, ENFILE, ENOMEM: RLIMIT_NOFILE,
        RLIMIT_AS) is an error, as for explicit DUAL, not a silent switch to
        a backend 50-250x slower per operation (issue 16). */
-    bool fallback = o.backend == XM_BACKEND_AUTO && !dual_transient(dual_errno);
+    bool fallback = o.backend == XM_BACKEND_AUTO && !(o.flags & XM_PKEYS) &&
+                    !dual_transient(dual_errno);
     if (r != XM_OK && (o.backend == XM_BACKEND_FLIP || fallback)) {
         r = probe_flip(h);
         if (r == XM_OK)
@@ -330,6 +345,8 @@ xm_result xm_heap_create(const xm_options *opt, xm_heap **out)
         (void)xm__os_unmap(&h->osc, (void *)h->base, h->reserve);
         teardown_dual(h);
         heap_free_meta(h);
+        if (pk)
+            xm__wrpkru(pkru);
         return r;
     }
     xm__range_init(h);
@@ -437,13 +454,34 @@ static XM__FAST xm_result alloc_kind(xm_heap *h, int kind, size_t size,
     return alloc_slow(h, kind, size, align, out);
 }
 
+/* XM_PKEYS (pkeys.h): every public call that may write the alias runs
+ * with the alias opened to its thread, and the thread's PKRU is back as it
+ * was when it returns (the drain opens it for itself, deferred.c). With
+ * XM_INPLACE the caller writes rw itself: a block allocated holds the
+ * thread's right until its publish or free. Out of line: a heap without
+ * keys pays one test of h->pkey. */
+static XM__NOINLINE xm_result alloc_pk(xm_heap *h, int kind, size_t size,
+                                       size_t align, xm_block *out)
+{
+    unsigned old = xm__pk_open(h);
+    xm_result r = alloc_kind(h, kind, size, align, out);
+    xm__pk_close(old);
+    if (r == XM_OK && (h->flags & XM_INPLACE))
+        xm__pk_hold(h);
+    return r;
+}
+
 xm_result xm_alloc(xm_heap *h, size_t size, size_t align, xm_block *out)
 {
+    if (h && h->pkey)
+        return alloc_pk(h, XM__K_CODE, size, align, out);
     return alloc_kind(h, XM__K_CODE, size, align, out);
 }
 
 xm_result xm_alloc_data(xm_heap *h, size_t size, size_t align, xm_block *out)
 {
+    if (h && h->pkey)
+        return alloc_pk(h, XM__K_DATA, size, align, out);
     return alloc_kind(h, XM__K_DATA, size, align, out);
 }
 
@@ -460,16 +498,33 @@ static XM__NOINLINE xm_result publish_slow(xm_heap *h, void *rx, int prot)
     return xm__leave(h, a, r);
 }
 
+static XM__NOINLINE xm_result publish_pk(xm_heap *h, void *rx, int prot)
+{
+    unsigned old = xm__pk_open(h);
+    xm_result r = XM_OK;
+    if (!xm__publish_fast(h, (uintptr_t)rx, prot))
+        r = publish_slow(h, rx, prot);
+    else
+        r = xm__leave(h, NULL, XM_OK);
+    xm__pk_close(old);
+    if (r == XM_OK && (h->flags & XM_INPLACE))
+        xm__pk_release(h);
+    return r;
+}
+
 xm_result xm_publish(xm_heap *h, void *rx, int prot)
 {
     if (!h || !rx || (prot != XM_PROT_RX && prot != XM_PROT_R))
         return XM_EINVAL;
+    if (h->pkey)
+        return publish_pk(h, rx, prot);
     if (xm__publish_fast(h, (uintptr_t)rx, prot))
         return xm__leave(h, NULL, XM_OK);
     return publish_slow(h, rx, prot);
 }
 
-static XM__NOINLINE xm_result free_slow(xm_heap *h, void *rx)
+/* *unpub (may be NULL): whether the block freed was unpublished. */
+static XM__NOINLINE xm_result free_slow_ex(xm_heap *h, void *rx, bool *unpub)
 {
     xm_result r = xm__enter(h, true);
     if (r != XM_OK)
@@ -477,24 +532,60 @@ static XM__NOINLINE xm_result free_slow(xm_heap *h, void *rx)
     xm__pack *p;
     uint32_t g;
     xm__arena *a = xm__lock_block(h, (uintptr_t)rx, &p, &g, &r);
+    if (r == XM_OK && unpub)
+        *unpub = !xm__bit_get(p->pub, g);
     if (r == XM_OK)
         r = xm__block_free_locked(h, p, g);
     return xm__leave(h, a, r);
+}
+
+static XM__NOINLINE xm_result free_slow(xm_heap *h, void *rx)
+{
+    return free_slow_ex(h, rx, NULL);
+}
+
+static XM__NOINLINE xm_result free_pk(xm_heap *h, void *rx)
+{
+    unsigned old = xm__pk_open(h);
+    bool unpub = false;
+    xm_result r = XM_OK;
+    if (xm__free_fast(h, (uintptr_t)rx)) /* published blocks only */
+        r = xm__leave(h, NULL, XM_OK);
+    else
+        r = free_slow_ex(h, rx, &unpub);
+    xm__pk_close(old);
+    if (r == XM_OK && unpub && (h->flags & XM_INPLACE))
+        xm__pk_release(h);
+    return r;
 }
 
 xm_result xm_free(xm_heap *h, void *rx)
 {
     if (!h || !rx)
         return XM_EINVAL;
+    if (h->pkey)
+        return free_pk(h, rx);
     if (xm__free_fast(h, (uintptr_t)rx))
         return xm__leave(h, NULL, XM_OK);
     return free_slow(h, rx);
 }
 
+static xm_result purge_impl(xm_heap *h);
+
 xm_result xm_purge(xm_heap *h)
 {
     if (!h)
         return XM_EINVAL;
+    if (!h->pkey)
+        return purge_impl(h);
+    unsigned old = xm__pk_open(h);
+    xm_result r = purge_impl(h);
+    xm__pk_close(old);
+    return r;
+}
+
+static xm_result purge_impl(xm_heap *h)
+{
     xm_result r = xm__enter(h, true);
     if (r != XM_OK)
         return r;
@@ -508,7 +599,19 @@ xm_result xm_purge(xm_heap *h)
     return xm__leave(h, NULL, r);
 }
 
+static xm_result patch_impl(xm_heap *h, void *dst, const void *src, size_t len);
+
 xm_result xm_patch(xm_heap *h, void *dst, const void *src, size_t len)
+{
+    if (!h || !h->pkey)
+        return patch_impl(h, dst, src, len);
+    unsigned old = xm__pk_open(h);
+    xm_result r = patch_impl(h, dst, src, len);
+    xm__pk_close(old);
+    return r;
+}
+
+static xm_result patch_impl(xm_heap *h, void *dst, const void *src, size_t len)
 {
     if (!h || !dst || !src || len == 0)
         return XM_EINVAL;

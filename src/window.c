@@ -13,6 +13,7 @@
  * (windows are open for the length of a patch), so it is searched linearly.
  */
 #include "internal.h"
+#include "pkeys.h"
 #include "arch.h"
 
 #include <string.h>
@@ -33,7 +34,37 @@ void xm__windows_drop_locked(xm__arena *a, uintptr_t block)
     }
 }
 
+static xm_result begin_impl(xm_heap *h, void *rx, size_t len, void **rw);
+static xm_result end_impl(xm_heap *h, void *rx);
+
+/* XM_PKEYS (pkeys.h): a window holds its thread's right to write the alias
+ * from begin to end; both calls also run opened, like every writing call
+ * (a drain may run in them). */
 xm_result xm_write_begin(xm_heap *h, void *rx, size_t len, void **rw)
+{
+    if (!h || !h->pkey)
+        return begin_impl(h, rx, len, rw);
+    unsigned old = xm__pk_open(h);
+    xm_result r = begin_impl(h, rx, len, rw);
+    xm__pk_close(old);
+    if (r == XM_OK)
+        xm__pk_hold(h);
+    return r;
+}
+
+xm_result xm_write_end(xm_heap *h, void *rx)
+{
+    if (!h || !h->pkey)
+        return end_impl(h, rx);
+    unsigned old = xm__pk_open(h);
+    xm_result r = end_impl(h, rx);
+    xm__pk_close(old);
+    if (r == XM_OK)
+        xm__pk_release(h);
+    return r;
+}
+
+static xm_result begin_impl(xm_heap *h, void *rx, size_t len, void **rw)
 {
     if (!h || !rx || !rw || len == 0)
         return XM_EINVAL;
@@ -78,7 +109,7 @@ xm_result xm_write_begin(xm_heap *h, void *rx, size_t len, void **rw)
     return xm__leave(h, a, XM_OK);
 }
 
-xm_result xm_write_end(xm_heap *h, void *rx)
+static xm_result end_impl(xm_heap *h, void *rx)
 {
     if (!h || !rx)
         return XM_EINVAL;

@@ -58,7 +58,7 @@ xm_heap *make_heap(const config *c, size_t reserve, size_t lazy_limit)
 {
     xm_options o = XM_OPTIONS_INIT;
     o.backend = c->backend;
-    o.flags = c->flags;
+    o.flags = c->flags | test_extra_flags(c); /* XM_TEST_PKEYS=1 */
     o.reserve = reserve;
     o.lazy_limit = lazy_limit;
     xm_heap *h = NULL;
@@ -160,6 +160,8 @@ int main(int argc, char **argv)
     /* a fresh process for a test that needs one (test_concurrency.c) */
     if (argc == 2 && !strcmp(argv[1], "--fork-handler-probe"))
         return fork_handler_probe();
+    if (getpid() == 1) /* /init of a virtual machine (test/pkeys_check.sh) */
+        test_init_system();
     int passed = 0, failed = 0, skipped = 0;
     for (int i = 0; i < ntests; i++) {
         bool run = argc < 2;
@@ -189,5 +191,7 @@ int main(int argc, char **argv)
         }
     }
     printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
+    if (getpid() == 1)
+        test_halt_system();
     return failed ? 1 : 0;
 }

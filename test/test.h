@@ -65,6 +65,12 @@ typedef struct config {
 extern const config configs[];
 extern const size_t nconfigs;
 xm_heap *make_heap(const config *c, size_t reserve, size_t lazy_limit);
+/* test_pkeys.c: flags make_heap adds to a configuration (XM_PKEYS for the
+ * DUAL ones without XM_STRICT when XM_TEST_PKEYS=1); the runner as PID 1
+ * of a virtual machine: mounts /proc, /sys, /dev, /tmp; powers off. */
+unsigned test_extra_flags(const config *c);
+void test_init_system(void);
+void test_halt_system(void);
 
 /* Runs fn(&config) for every configuration (those where cond holds) and
  * stops at the first failure, naming the configuration. */
@@ -96,6 +102,9 @@ int child_status(int (*fn)(void *), void *arg);
 /* In a fresh runner process (runner --fork-handler-probe): whether an
  * earlier atfork child handler's mapping survives execmem's (0: yes). */
 int fork_handler_probe(void);
+/* n divided by XM_TEST_SCALE (default 1, at least 1 is returned): the
+ * heavy loops' knob for full-system emulation (test/pkeys_check.sh). */
+long test_scaled(long n);
 /* True when the runner runs under valgrind. */
 bool under_valgrind(void);
 /* Audit of this process; returns false (and prints) when not clean. */

@@ -136,7 +136,9 @@ static void strict_stages(const config *c)
     xm_audit_report a;
     CHECK_OK(xm_audit(0, &a));
     if (c->backend == XM_BACKEND_DUAL && !strict)
-        CHECK(a.wx_aliases > 0); /* the persistent alias, as README says */
+        CHECK(a.wx_aliases + a.pkey_aliases > 0); /* the persistent alias, as
+                                                      README says (keyed with
+                                                      XM_PKEYS: protected) */
     xm_heap_destroy(h);
     CHECK(audit_clean(true));
 }

@@ -14,6 +14,7 @@
 #include "test.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@ typedef struct hammer {
     const void *fn;
     _Atomic int stop;
     _Atomic uint64_t calls, bad;
+    _Atomic int started; /* callers that made their first call */
 } hammer;
 
 static void *hammer_caller(void *arg)
@@ -41,7 +43,8 @@ static void *hammer_caller(void *arg)
     while (!atomic_load_explicit(&hm->stop, memory_order_relaxed)) {
         uint64_t v = call_at(hm->fn);
         bad += v != VAL_A && v != VAL_B;
-        n++;
+        if (n++ == 0)
+            atomic_fetch_add(&hm->started, 1);
     }
     atomic_fetch_add(&hm->calls, n);
     atomic_fetch_add(&hm->bad, bad);
@@ -100,10 +103,14 @@ static void hammer_run(const config *c)
         max /= 20;
         min /= 20;
     }
-    hammer hm = {b.rx, 0, 0, 0};
+    hammer hm = {b.rx, 0, 0, 0, 0};
     pthread_t t[2];
     for (int i = 0; i < 2; i++)
         CHECK(pthread_create(&t[i], NULL, hammer_caller, &hm) == 0);
+    /* the callers running before the first patch (an emulator, or a
+       small XM_HAMMER, could finish every patch before they start) */
+    while (atomic_load(&hm.started) < 2)
+        sched_yield();
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     long n;

@@ -44,7 +44,7 @@ static void mixed(const config *c)
 {
     enum { LIVE = 1500 };
     bool vg = under_valgrind();
-    int ops = vg ? 1500 : 20000, live = LIVE;
+    int ops = vg ? 1500 : (int)test_scaled(20000), live = LIVE;
     if (SCALE_SMALL) {
         ops = 300;
         live = 200;
@@ -240,7 +240,7 @@ static void mid_mags(const config *c)
     static xm_block b[LIVE];
     static uint64_t val[LIVE];
     uint64_t s = 3;
-    int ops = SCALE_SMALL || under_valgrind() ? 500 : 20000;
+    int ops = SCALE_SMALL || under_valgrind() ? 500 : (int)test_scaled(20000);
     for (int i = 0; i < LIVE; i++) {
         val[i] = rnd(&s);
         CHECK_OK(make_fn(h, 1024 + (size_t)(rnd(&s) % 15360), val[i], &b[i]));

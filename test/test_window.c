@@ -87,7 +87,7 @@ typedef struct win_arg {
 static void *win_thread(void *p)
 {
     win_arg *w = p;
-    for (uint64_t i = 0; i < 20000 && !w->bad; i++) {
+    for (uint64_t i = 0; i < (uint64_t)test_scaled(20000) && !w->bad; i++) {
         void *rw;
         if (xm_write_begin(w->h, (char *)w->b.rx + 2, 8, &rw) != XM_OK) {
             w->bad = 1;

@@ -152,12 +152,13 @@ static int cmd_info(void)
         printf("{\"page_size\": %zu, \"memfd\": %d, \"memfd_noexec_seal\": %d, "
                "\"vm_memfd_noexec\": %d, \"exec_memfd\": %d, \"exec_anon\": %d, "
                "\"selinux_enforcing\": %d, \"mdwe\": %d, \"pkeys\": %d, "
+               "\"pkeys_free\": %d, "
                "\"membarrier_sync_core\": %d, \"thp_enabled\": \"%s\", "
                "\"thp_shmem_enabled\": \"%s\", \"auto_backend\": \"%s\", "
                "\"auto_result\": \"%s\", \"reason\": \"%s\"}\n",
                s.page_size, s.memfd, s.memfd_noexec_seal, s.memfd_noexec_sysctl,
                s.exec_memfd, s.exec_anon, s.selinux, s.mdwe, s.pkeys,
-               s.membarrier_sync_core, s.thp_enabled, s.thp_shmem,
+               s.pkeys_free, s.membarrier_sync_core, s.thp_enabled, s.thp_shmem,
                s.auto_result == XM_OK ? backend_name(s.auto_backend) : "none",
                xm_strerror(s.auto_result), s.auto_reason);
         return s.auto_result == XM_OK ? 0 : 2;
@@ -179,7 +180,8 @@ static int cmd_info(void)
            s.selinux < 0 ? "absent" : s.selinux ? "enforcing" : "permissive");
     printf("  MDWE (PR_GET_MDWE)              %s\n",
            s.mdwe < 0 ? "unknown" : s.mdwe ? "refuse exec gain" : "off");
-    printf("  protection keys                 %s\n", yn(s.pkeys));
+    printf("  protection keys (XM_PKEYS)      %s, %d free\n", yn(s.pkeys),
+           s.pkeys_free);
     printf("  membarrier SYNC_CORE            %s\n", yn(s.membarrier_sync_core));
     printf("  THP anonymous / shmem           %s / %s\n",
            s.thp_enabled[0] ? s.thp_enabled : "unknown",
@@ -224,7 +226,10 @@ static void read_comm(pid_t pid, char *out, size_t cap)
 
 static const char *kind_name(unsigned k)
 {
-    return k == XM_AUDIT_WX ? "W+X" : k == XM_AUDIT_ALIAS ? "alias" : "may-W+X";
+    return k == XM_AUDIT_WX      ? "W+X"
+           : k == XM_AUDIT_ALIAS ? "alias"
+           : k == XM_AUDIT_PKEY  ? "pkey"
+                                 : "may-W+X";
 }
 
 /* One process, in detail. Returns 0 clean, 1 found, 2 error. An error is
@@ -255,16 +260,18 @@ static int audit_one(pid_t pid, bool first)
                (long)(pid ? pid : getpid()));
         json_string(comm);
         printf(", \"mappings\": %zu, \"wx_mappings\": %zu, \"wx_aliases\": %zu, "
-               "\"wx_possible\": %zu, \"clean\": %s, \"ranges_omitted\": %zu, "
-               "\"ranges\": [",
+               "\"wx_possible\": %zu, \"pkey_aliases\": %zu, \"clean\": %s, "
+               "\"ranges_omitted\": %zu, \"ranges\": [",
                r.mappings, r.wx_mappings, r.wx_aliases, r.wx_possible,
-               found ? "false" : "true", r.ranges_omitted);
+               r.pkey_aliases, found ? "false" : "true", r.ranges_omitted);
         for (size_t i = 0; i < r.nranges; i++) {
             printf("%s{\"kind\": \"%s\", \"start\": \"0x%lx\", \"end\": \"0x%lx\"",
                    i ? ", " : "", kind_name(r.ranges[i].kind),
                    (unsigned long)r.ranges[i].start, (unsigned long)r.ranges[i].end);
-            if (r.ranges[i].kind == XM_AUDIT_ALIAS)
+            if (r.ranges[i].kind == XM_AUDIT_ALIAS || r.ranges[i].kind == XM_AUDIT_PKEY)
                 printf(", \"writable_at\": \"0x%lx\"", (unsigned long)r.ranges[i].other);
+            if (r.ranges[i].kind == XM_AUDIT_PKEY)
+                printf(", \"protection_key\": %d", r.pkeys[i]);
             printf(", \"path\": ");
             json_string(r.ranges[i].path);
             printf("}");
@@ -282,12 +289,20 @@ static int audit_one(pid_t pid, bool first)
                (unsigned long)g->end);
         if (g->kind == XM_AUDIT_ALIAS)
             printf(" (writable at %012lx)", (unsigned long)g->other);
+        if (g->kind == XM_AUDIT_PKEY)
+            printf(" (writable at %012lx, protection key %d)",
+                   (unsigned long)g->other, r.pkeys[i]);
         printf(" %s\n", g->path[0] ? g->path : "[anonymous]");
     }
     if (r.ranges_omitted)
         printf("  ... and %zu more range%s not listed (at most %d are)\n",
                r.ranges_omitted, r.ranges_omitted == 1 ? "" : "s",
                XM_AUDIT_MAX_RANGES);
+    if (r.pkey_aliases)
+        printf("  (pkey: %zu alias%s whose writable view has a protection key "
+               "that every thread's default denies (XM_PKEYS): counted as "
+               "protected, not as W+X aliases)\n",
+               r.pkey_aliases, r.pkey_aliases == 1 ? "" : "es");
     if (r.wx_possible)
         printf("  (may-W+X: private or shared mappings with both may-write and "
                "may-exec; one mprotect from W+X unless MDWE forbids it)\n");
