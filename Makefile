@@ -194,7 +194,7 @@ $(O)/wx_nosep: test/wx_helper.c
 
 # The test runner links the static archive: white-box tests may call the
 # library's internal (hidden) xm__ functions such as the fault injector.
-$(O)/runner: $(TEST_SRCS) test/test.h $(O)/libexecmem.a $(O)/wx_nosep
+$(O)/runner: $(TEST_SRCS) test/test.h test/snippets.h $(O)/libexecmem.a $(O)/wx_nosep
 	$(CC) $(ALL_CFLAGS) -DXM_DEBUG=$(XM_DEBUG) -Iinclude -Isrc $(TEST_SRCS) -o $@ $(O)/libexecmem.a $(LDLIBS)
 
 run: all

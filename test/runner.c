@@ -68,15 +68,6 @@ xm_heap *make_heap(const config *c, size_t reserve, size_t lazy_limit)
     return h;
 }
 
-void emit_ret(void *dst, uint64_t v)
-{
-    unsigned char *p = dst;
-    p[0] = 0x48;
-    p[1] = 0xB8;
-    memcpy(p + 2, &v, 8);
-    p[10] = 0xC3;
-}
-
 uint64_t call_at(const void *rx)
 {
     uint64_t (*f)(void);

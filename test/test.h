@@ -80,9 +80,9 @@ xm_heap *make_heap(const config *c, size_t reserve, size_t lazy_limit);
     }
 #define FOR_CONFIGS(fn) FOR_CONFIGS_IF(fn, 1)
 
-/* x86-64 code for `return v;`: mov rax, imm64; ret (11 bytes). */
-#define RET_LEN 11
-void emit_ret(void *dst, uint64_t v);
+/* The code tests run (return a constant, call, live patch, the trap fill
+ * and its signal), per architecture: snippets.h. */
+#include "snippets.h"
 /* Calls the function at rx (no arguments, returns uint64_t). */
 uint64_t call_at(const void *rx);
 /* Allocates, writes `return v`, publishes. */

@@ -177,7 +177,7 @@ static void async_completes(const config *c)
     CHECK_OK(xm_heap_stats(h, &s)); /* any heap call completes it */
     CHECK_EQ(s.live_blocks, 1);
     int sig = child_signal(call_void, b.rx);
-    CHECK(sig == SIGTRAP || sig == SIGSEGV);
+    CHECK(sig == TRAP_SIG || sig == SIGSEGV);
     CHECK_EQ(call_at(keep.rx), 1);
     xm_heap_destroy(h);
 }

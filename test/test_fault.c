@@ -446,7 +446,7 @@ static void flip_dead_block(bool poke_fails, bool by_purge)
         /* the old code is gone at once: traps (the rights may have been
            dropped already by the immediate retry: then it faults) */
         int sig = child_signal(call_void, b.rx);
-        CHECK(sig == SIGTRAP || sig == SIGSEGV);
+        CHECK(sig == TRAP_SIG || sig == SIGSEGV);
     }
     /* its pages are not handed out again while they keep their rights */
     bool pending = s1.quarantine_bytes > s0.quarantine_bytes;
@@ -514,7 +514,7 @@ static int map_limit_child(void *arg)
             return 4;
     for (int i = 0; i < N; i += 2 * 37) {
         int sig = child_signal(call_void, b[i].rx);
-        if (sig != SIGTRAP && sig != SIGSEGV)
+        if (sig != TRAP_SIG && sig != SIGSEGV)
             return 8;
     }
     if (call_at(b[1].rx) != 1) /* the live neighbours run on */

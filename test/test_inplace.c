@@ -47,11 +47,11 @@ TEST(inplace_fixed_distance_and_immediate_writes)
     CHECK_OK(xm_free(h, b[1].rx));
     const unsigned char *p = b[2].rx;
     for (size_t i = 0; i < 5000; i += 7)
-        CHECK_EQ(p[i], 0xCC);
+        CHECK_EQ(p[i], TRAP_BYTE);
     int sig = child_signal(call_void, b[1].rx);
-    CHECK(sig == SIGTRAP || sig == SIGSEGV);
+    CHECK(sig == TRAP_SIG || sig == SIGSEGV);
     sig = child_signal(call_void, (char *)b[2].rx + 1);
-    CHECK(sig == SIGTRAP || sig == SIGSEGV);
+    CHECK(sig == trap_sig_at((char *)b[2].rx + 1) || sig == SIGSEGV);
     /* no mapping is W+X; the alias is (as documented) */
     xm_audit_report a;
     CHECK_OK(xm_audit(0, &a));
