@@ -10,6 +10,7 @@
  *   FILL_BYTE     a byte that is not the trap fill (never executed)
  *   emit_ret      `return v` (RET_LEN bytes); its immediate: RET_IMM_LEN
  *                 bytes at RET_IMM_OFF, rewritten alone by emit_ret_imm
+ *                 (patch_ret: the same through xm_patch)
  *   emit_mov32    `w0/eax = v` (MOV32_LEN), then emit_reti: `ret` (RETI_LEN)
  *   emit_live_fn  a function returning a whose first instruction
  *                 (LIVE_LEN bytes) xm_patch_live may switch to one that
@@ -26,6 +27,8 @@
  */
 #ifndef XM_TEST_SNIPPETS_H
 #define XM_TEST_SNIPPETS_H
+
+#include <execmem.h>
 
 #include <signal.h>
 #include <stdbool.h>
@@ -185,5 +188,13 @@ static inline int trap_sig_at(const void *p)
 #else
 #error "test/snippets.h: no code snippets for this architecture"
 #endif
+
+/* xm_patch of emit_ret's immediate alone: the function now returns v. */
+static inline xm_result patch_ret(xm_heap *h, void *rx, uint64_t v)
+{
+    unsigned char imm[RET_IMM_LEN];
+    emit_ret_imm(imm, v);
+    return xm_patch(h, (char *)rx + RET_IMM_OFF, imm, RET_IMM_LEN);
+}
 
 #endif

@@ -292,7 +292,7 @@ static int fork_child_dual(void *arg)
     if (call_at(fk_b.rx) != 2) /* nor its free */
         return 14;
     uint64_t v = 99;
-    if (xm_patch(fk_heap, (char *)fk_a.rx + 2, &v, 8) != XM_ESTATE)
+    if (patch_ret(fk_heap, fk_a.rx, v) != XM_ESTATE)
         return 15;
     xm_block nb;
     if (xm_alloc(fk_heap, 64, 0, &nb) != XM_ESTATE)
@@ -329,7 +329,7 @@ static void fork_dual(const config *c)
         _exit(fork_child_dual((c->flags & XM_STRICT) ? (void *)1 : NULL));
     CHECK_EQ(wait_byte(fk_back[0]), 0);
     uint64_t v = 7;
-    CHECK_OK(xm_patch(fk_heap, (char *)fk_a.rx + 2, &v, 8));
+    CHECK_OK(patch_ret(fk_heap, fk_a.rx, v));
     CHECK_OK(xm_free(fk_heap, fk_b.rx));
     CHECK(write(fk_pipe[1], "g", 1) == 1);
     int st;
@@ -357,7 +357,7 @@ static int fork_child_flip(void *arg)
     if (call_at(fk_a.rx) != 1)
         return 30;
     uint64_t v = 55;
-    if (xm_patch(fk_heap, (char *)fk_a.rx + 2, &v, 8) != XM_OK)
+    if (patch_ret(fk_heap, fk_a.rx, v) != XM_OK)
         return 31;
     if (call_at(fk_a.rx) != 55)
         return 32;

@@ -182,7 +182,7 @@ static bool step(xm_heap *h, model *m, int op, int k, uint64_t v)
     case 2: /* patch */
         if (!m->live[k] || !m->pub[k])
             return true;
-        r = xm_patch(h, (char *)m->b[k].rx + 2, &v, 8);
+        r = patch_ret(h, m->b[k].rx, v);
         if (r == XM_OK)
             m->val[k] = v;
         return call_at(m->b[k].rx) == m->val[k];
@@ -430,7 +430,7 @@ static void flip_dead_block(bool poke_fails, bool by_purge)
     uint64_t v = 1;
     void *w;
     CHECK_EQ(xm_query(h, b.rx, &q), XM_EBADPTR);
-    CHECK_EQ(xm_patch(h, (char *)b.rx + 2, &v, 8), XM_ERANGE);
+    CHECK_EQ(patch_ret(h, b.rx, v), XM_ERANGE);
     CHECK_EQ(xm_publish(h, b.rx, XM_PROT_RX), XM_EBADPTR);
     CHECK_EQ(xm_write_begin(h, b.rx, 8, &w), XM_ERANGE);
     CHECK_EQ(xm_free(h, b.rx), XM_EBADPTR);

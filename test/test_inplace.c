@@ -30,8 +30,10 @@ TEST(inplace_fixed_distance_and_immediate_writes)
     CHECK_EQ(call_at(b[1].rx), 7); /* given up: unpublished code runs */
     CHECK_OK(xm_publish(h, b[1].rx, XM_PROT_RX));
     CHECK_EQ(call_at(b[1].rx), 7);
-    uint64_t v = 8; /* rw stays valid after publish: patch through it */
-    memcpy((char *)b[1].rw + 2, &v, 8);
+    /* rw stays valid after publish: patch through it (and, as any JIT
+       writing code itself must on arm64, make it visible to fetch) */
+    emit_ret_imm((char *)b[1].rw + RET_IMM_OFF, 8);
+    __builtin___clear_cache((char *)b[1].rx, (char *)b[1].rx + RET_LEN);
     if (!under_valgrind()) /* it sees rewrites only through the library
                               (xm_patch, write windows): README */
         CHECK_EQ(call_at(b[1].rx), 8);

@@ -121,7 +121,16 @@ static void hammer_run(const config *c)
            (unsigned long long)atomic_load(&hm.bad));
     CHECK_EQ(atomic_load(&hm.bad), 0);
     CHECK(atomic_load(&hm.calls) > 0);
-    CHECK_EQ(call_at(b.rx), (n & 1) ? VAL_A : VAL_B);
+    uint64_t last = call_at(b.rx), want = (n & 1) ? VAL_A : VAL_B;
+    if (last != want) { /* the bytes, to tell a lost write from stale code */
+        unsigned char now[LIVE_LEN];
+        emit_live_ins(now, VAL_A, VAL_B, !(n & 1));
+        printf("    [%s] the last patch's bytes are %s at rx, yet the call "
+               "returned %#llx\n", c->name,
+               memcmp(b.rx, now, LIVE_LEN) ? "NOT" : "there",
+               (unsigned long long)last);
+    }
+    CHECK_EQ(last, want);
     xm_stats s;
     CHECK_OK(xm_heap_stats(h, &s));
     CHECK_EQ(s.patches, (uint64_t)n + 1);
