@@ -371,12 +371,12 @@ static void patching(const config *c)
     CHECK_OK(make_fn(h, 64, 2, &b));
     CHECK_OK(make_fn(h, 70000, 3, &big));
     for (uint64_t v = 10; v < 20; v++) {
-        CHECK_OK(xm_patch(h, (char *)a.rx + 2, &v, 8)); /* the imm64 */
+        CHECK_OK(patch_ret(h, a.rx, v)); /* the imm64 */
         CHECK_EQ(call_at(a.rx), v);
         CHECK_EQ(call_at(b.rx), 2);
     }
     uint64_t v = 33;
-    CHECK_OK(xm_patch(h, (char *)big.rx + 2, &v, 8));
+    CHECK_OK(patch_ret(h, big.rx, v));
     CHECK_EQ(call_at(big.rx), 33);
     /* out of range: past the end, spanning two blocks, not in a block */
     unsigned char buf[128] = {0};
@@ -559,6 +559,12 @@ TEST(near_places_blocks_within_rel32)
     CHECK_OK(xm_alloc(h, 64, 0, &b));
     intptr_t d = (intptr_t)b.rx - (intptr_t)(uintptr_t)&near_anchor;
     CHECK(d > -NEAR_REACH + 64 && d < NEAR_REACH - 64);
+    /* the whole reserve, not only the first block */
+    uintptr_t base, alias;
+    size_t len;
+    xm__heap_ranges(h, &base, &len, &alias);
+    intptr_t lo = (intptr_t)base - (intptr_t)(uintptr_t)&near_anchor;
+    CHECK(lo > -NEAR_REACH && lo + (intptr_t)len < NEAR_REACH);
     /* a real direct call (rel32, BL) from JIT code into the host program */
     CHECK(emit_call_fn(b.rw, b.rx, (const void *)(uintptr_t)&near_anchor));
     CHECK_OK(xm_publish(h, b.rx, XM_PROT_RX));
