@@ -226,8 +226,11 @@ check: $(O)/runner $(O)/hello $(O)/wx_helper $(O)/wx_nosep $(O)/jitsym all
 	$(MAKE) -s O=$(O) check-llvm
 	./$(O)/runner $(TESTS)
 
-# xm_patch_live on arm64: cross-built, run under qemu-user and booted as
-# init of an arm64 kernel in qemu-system (test/arm64_check.sh).
+# The whole runner suite on arm64, once per backend, with live patching and
+# the demo: cross-built, booted with test/arm64_init.c as init of Debian's
+# arm64 kernel in qemu-system (-smp 2); live patching and the demo also
+# under qemu-user, FLIP only (test/arm64_check.sh). Last line:
+# "arm64: N passed, N failed".
 check-arm64:
 	sh test/arm64_check.sh build-arm64
 

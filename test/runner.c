@@ -54,6 +54,14 @@ const config configs[] = {
 };
 const size_t nconfigs = sizeof configs / sizeof configs[0];
 
+bool config_name_enabled(const char *name)
+{
+    const char *only = getenv("XM_TEST_CONFIG");
+    return !only || !*only || !strcmp(only, name);
+}
+
+bool config_enabled(size_t i) { return config_name_enabled(configs[i].name); }
+
 xm_heap *make_heap(const config *c, size_t reserve, size_t lazy_limit)
 {
     xm_options o = XM_OPTIONS_INIT;
@@ -124,6 +132,12 @@ bool under_valgrind(void)
     const char *p = getenv("LD_PRELOAD");
     return p && strstr(p, "vgpreload");
 #endif
+}
+
+bool under_emulation(void)
+{
+    const char *e = getenv("XM_EMULATED");
+    return e && *e && strcmp(e, "0") != 0;
 }
 
 bool audit_clean(bool strict)

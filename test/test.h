@@ -65,12 +65,26 @@ typedef struct config {
 extern const config configs[];
 extern const size_t nconfigs;
 xm_heap *make_heap(const config *c, size_t reserve, size_t lazy_limit);
+/* False for a configuration that XM_TEST_CONFIG=name leaves out (make
+ * check-arm64 runs the suite once per backend). */
+bool config_enabled(size_t i);
+/* For a test that makes its own heap of one configuration (not FOR_CONFIGS):
+ * where XM_TEST_CONFIG names another one, it says SKIP and returns; it runs
+ * in the pass of its own configuration. */
+bool config_name_enabled(const char *name);
+#define ONLY_IN_CONFIG(name)                                                   \
+    do {                                                                       \
+        if (!config_name_enabled(name)) {                                      \
+            test_skip("makes its own %s heap: runs in the %s pass", name, name); \
+            return;                                                            \
+        }                                                                      \
+    } while (0)
 
 /* Runs fn(&config) for every configuration (those where cond holds) and
  * stops at the first failure, naming the configuration. */
 #define FOR_CONFIGS_IF(fn, cond)                                               \
     for (size_t ci_ = 0; ci_ < nconfigs; ci_++) {                              \
-        if (!(cond))                                                           \
+        if (!(cond) || !config_enabled(ci_))                                   \
             continue;                                                          \
         fn(&configs[ci_]);                                                     \
         if (test_failed) {                                                     \
@@ -98,6 +112,9 @@ int child_status(int (*fn)(void *), void *arg);
 int fork_handler_probe(void);
 /* True when the runner runs under valgrind. */
 bool under_valgrind(void);
+/* True under a CPU emulator (XM_EMULATED set: make check-arm64, TCG), where
+ * the heaviest tests do a fraction of their rounds. */
+bool under_emulation(void);
 /* Audit of this process; returns false (and prints) when not clean. */
 bool audit_clean(bool strict);
 

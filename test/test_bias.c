@@ -348,6 +348,7 @@ static void *wrap_thread(void *p)
 
 TEST(slot_counter_end_never_repeats_an_owner)
 {
+    ONLY_IN_CONFIG("dual");
     xm_heap *h = make_heap(&configs[0], 0, SIZE_MAX);
     CHECK(h);
     unsigned me = xm__slot_assign();
@@ -464,6 +465,7 @@ static int broken_barrier_child(void *arg)
 
 TEST(bias_membarrier_failing_for_good_falls_back_to_mutex)
 {
+    ONLY_IN_CONFIG("dual");
     int st = child_status(broken_barrier_child, NULL);
     if (st == 100) {
         test_skip("this heap's arenas are not biased here (no membarrier, "

@@ -55,7 +55,7 @@ static void async_in_handler(const config *c)
 {
     sig_heap = make_heap(c, 0, 1 << 20);
     CHECK(sig_heap);
-    sig_count = under_valgrind() ? 300 : SIG_BLOCKS;
+    sig_count = under_valgrind() || under_emulation() ? 300 : SIG_BLOCKS;
     atomic_store(&sig_next, 0);
     atomic_store(&sig_ok, 0);
     atomic_store(&sig_err, 0);
@@ -186,6 +186,7 @@ TEST(free_async_completes_at_next_call) { FOR_CONFIGS(async_completes); }
 /* ---- threads ------------------------------------------------------------ */
 
 enum { TH_N = 4, TH_OPS = 20000 };
+static int th_ops(void) { return under_emulation() ? TH_OPS / 5 : TH_OPS; }
 typedef struct th_arg {
     xm_heap *h;
     int id;
@@ -199,7 +200,7 @@ static void *th_main(void *p)
     xm_block ring[32];
     memset(ring, 0, sizeof ring);
     unsigned seed = (unsigned)a->id * 7919u + 1;
-    for (int it = 0; it < TH_OPS && !a->bad; it++) {
+    for (int it = 0; it < th_ops() && !a->bad; it++) {
         int k = it & 31;
         uint64_t want = ((uint64_t)a->id << 32) | (uint64_t)(it - 32);
         if (ring[k].rx) {
@@ -255,8 +256,8 @@ static void threads_run(const config *c)
     xm_stats s;
     CHECK_OK(xm_heap_stats(h, &s));
     CHECK_EQ(s.live_blocks, 0);
-    CHECK_EQ(s.allocs, (uint64_t)TH_N * TH_OPS);
-    CHECK_EQ(s.frees, (uint64_t)TH_N * TH_OPS);
+    CHECK_EQ(s.allocs, (uint64_t)TH_N * (uint64_t)th_ops());
+    CHECK_EQ(s.frees, (uint64_t)TH_N * (uint64_t)th_ops());
     CHECK(audit_clean(c->flags & XM_STRICT));
     xm__heap_check(h);
     xm_heap_destroy(h);

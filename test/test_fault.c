@@ -381,6 +381,7 @@ TEST(fault_injection_in_heap_create) { FOR_CONFIGS(create_faults); }
  * stays writable and unpublished. */
 TEST(publish_refused_exec_reports_eperm)
 {
+    ONLY_IN_CONFIG("flip");
     const config c = {"flip", XM_BACKEND_FLIP, 0};
     xm_heap *h = make_heap(&c, 0, 0);
     CHECK(h);
@@ -474,6 +475,7 @@ static void flip_dead_block(bool poke_fails, bool by_purge)
 }
 TEST(flip_free_that_cannot_drop_rights_kills_the_block)
 {
+    ONLY_IN_CONFIG("flip");
     flip_dead_block(false, false);
     if (!test_failed)
         flip_dead_block(true, false);
@@ -534,6 +536,7 @@ static int map_limit_child(void *arg)
 }
 TEST(flip_frees_at_the_map_count_limit_succeed)
 {
+    ONLY_IN_CONFIG("flip");
     if (under_valgrind()) { /* 65,000 mappings under valgrind: too slow */
         printf("    skipped under valgrind (the native run checks it)\n");
         return;

@@ -163,6 +163,7 @@ static int wk_child(void *arg)
 
 TEST(strict_window_is_never_a_view_of_code)
 {
+    ONLY_IN_CONFIG("strict");
     const config c = {"strict", XM_BACKEND_DUAL, XM_STRICT};
     wk_heap = make_heap(&c, 0, 0);
     CHECK(wk_heap);
