@@ -186,7 +186,7 @@ TEST(free_async_completes_at_next_call) { FOR_CONFIGS(async_completes); }
 /* ---- threads ------------------------------------------------------------ */
 
 enum { TH_N = 4, TH_OPS = 20000 };
-static int th_ops(void) { return under_emulation() ? TH_OPS / 5 : TH_OPS; }
+static int th_ops(void) { return under_emulation() ? TH_OPS / 40 : TH_OPS; } /* TCG: FLIP 135 s at /5 */
 typedef struct th_arg {
     xm_heap *h;
     int id;
