@@ -8,7 +8,8 @@
  *   /runner once per backend, XM_TEST_CONFIG=dual, strict, flip, inplace
  *     (XM_ARM64_CONFIGS: another list), with the test name substrings of
  *     XM_ARM64_TESTS (space separated; none: every test);
- *   /live_arm64 2000 (xm_patch_live hammered from a second CPU);
+ *   /live_arm64 500 (xm_patch_live hammered from a second CPU; the runner's
+ *     patch_live_hammer does the same in every backend);
  *   /execmem demo (the expression JIT, arm64 code): 20,000 functions in
  *     DUAL (AUTO), 5,000 in DUAL + XM_STRICT;
  * each framed by "arm64-step NAME begin" / "arm64-step NAME end STATUS"
@@ -111,7 +112,7 @@ int main(void)
         step(name, targv, c);
     }
     if (access("/live_arm64", X_OK) == 0) {
-        char *largv[] = {"/live_arm64", "2000", NULL};
+        char *largv[] = {"/live_arm64", "500", NULL};
         step("live_arm64", largv, NULL);
     }
     if (access("/execmem", X_OK) == 0) {
