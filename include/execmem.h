@@ -144,7 +144,9 @@ typedef struct xm_options {
     size_t size;        /* sizeof(xm_options): set by XM_OPTIONS_INIT; any
                            other value (0 too): XM_EINVAL */
     size_t reserve;     /* address space reserved up front; 0: 1 GiB */
-    const void *near;   /* non-NULL: every block within +-2 GiB of it */
+    const void *near;   /* non-NULL: every block within a direct call's
+                           reach of it: +-2 GiB on x86-64 (rel32), +-128
+                           MiB on arm64 (B/BL) */
     xm_backend backend; /* XM_BACKEND_AUTO by default */
     unsigned flags;     /* XM_STRICT, XM_INPLACE, XM_PERF_MAP,
                            XM_PERF_JITDUMP, XM_GDB, XM_PKEYS; 0: none */

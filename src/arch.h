@@ -19,6 +19,19 @@
 #error "execmem: unsupported architecture (need a trap fill in src/arch.h)"
 #endif
 
+/* xm_options.near: every block within a direct call's reach of near, so
+ * that JIT code can call the host (and the host the JIT code) with one
+ * instruction. x86-64: call/jmp rel32, +-2 GiB. arm64: B/BL imm26, +-128
+ * MiB (not ADRP's +-4 GiB: a call that needs a veneer is not near). The
+ * reserve with near defaults to a quarter of the reach at most. */
+#if defined(__aarch64__)
+#define XM__NEAR_REACH ((uintptr_t)1 << 27)
+#define XM__NEAR_RESERVE ((size_t)32 << 20)
+#else
+#define XM__NEAR_REACH ((uintptr_t)1 << 31)
+#define XM__NEAR_RESERVE ((size_t)512 << 20)
+#endif
+
 /* Makes freshly written code at [p, p+n) visible to instruction fetch of the
  * calling thread; other threads see it on their next context-synchronizing
  * event (x86 needs nothing for code that was never executed before). */

@@ -54,6 +54,14 @@ const config configs[] = {
 };
 const size_t nconfigs = sizeof configs / sizeof configs[0];
 
+bool config_name_enabled(const char *name)
+{
+    const char *only = getenv("XM_TEST_CONFIG");
+    return !only || !*only || !strcmp(only, name);
+}
+
+bool config_enabled(size_t i) { return config_name_enabled(configs[i].name); }
+
 xm_heap *make_heap(const config *c, size_t reserve, size_t lazy_limit)
 {
     xm_options o = XM_OPTIONS_INIT;
@@ -66,15 +74,6 @@ xm_heap *make_heap(const config *c, size_t reserve, size_t lazy_limit)
     if (r != XM_OK)
         printf("    xm_heap_create(%s): %s\n", c->name, xm_strerror(r));
     return h;
-}
-
-void emit_ret(void *dst, uint64_t v)
-{
-    unsigned char *p = dst;
-    p[0] = 0x48;
-    p[1] = 0xB8;
-    memcpy(p + 2, &v, 8);
-    p[10] = 0xC3;
 }
 
 uint64_t call_at(const void *rx)
@@ -133,6 +132,12 @@ bool under_valgrind(void)
     const char *p = getenv("LD_PRELOAD");
     return p && strstr(p, "vgpreload");
 #endif
+}
+
+bool under_emulation(void)
+{
+    const char *e = getenv("XM_EMULATED");
+    return e && *e && strcmp(e, "0") != 0;
 }
 
 bool audit_clean(bool strict)
