@@ -90,8 +90,11 @@ $(O)/execmem.pc: execmem.pc.in include/execmem.h
 $(O)/hello: examples/hello.c $(O)/libexecmem.a include/execmem.h
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -Iinclude $< -o $@ $(O)/libexecmem.a $(LDLIBS)
 
-$(O)/execmem: tools/execmem.c tools/proc_tlb.h $(O)/libexecmem.a include/execmem.h
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -Iinclude $< -o $@ $(O)/libexecmem.a $(LDLIBS)
+# The demo's expression compiler: tools/expr.c and one back end per
+# architecture (each file compiles to nothing elsewhere).
+EXPR_SRCS := tools/expr.c tools/expr_x86.c tools/expr_a64.c
+$(O)/execmem: tools/execmem.c $(EXPR_SRCS) tools/expr.h tools/proc_tlb.h $(O)/libexecmem.a include/execmem.h
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -Iinclude tools/execmem.c $(EXPR_SRCS) -o $@ $(O)/libexecmem.a $(LDLIBS)
 
 # asmjit (Debian libasmjit-dev: header + static archive) is optional: the
 # client example is built and run by make check only where it is installed.
@@ -176,10 +179,19 @@ $(O)/asmjit_shim.o: bench/asmjit_shim.cpp
 	$(CXX) -std=c++17 -O2 -g -Wall -Wextra -Werror -c $< -o $@
 $(O)/bench: $(O)/asmjit_shim.o
 endif
-$(O)/bench: bench/bench.c bench/floor_model.h tools/proc_tlb.h $(O)/libexecmem.a include/execmem.h
-	$(CC) $(ALL_CFLAGS) $(BENCH_DEFS) -Iinclude $< -o $@ $(O)/libexecmem.a $(BENCH_ASMJIT) $(LDLIBS)
-$(O)/bench_matrix: bench/matrix.c $(O)/libexecmem.a include/execmem.h $(if $(BENCH_DEFS),$(O)/asmjit_shim.o)
-	$(CC) $(ALL_CFLAGS) $(BENCH_DEFS) -Iinclude $< -o $@ $(O)/libexecmem.a $(BENCH_ASMJIT) $(LDLIBS)
+# Both programs: their workloads, bench/common.c (clock, medians, command
+# line, JSON) and every contender, bench/ct_*.c behind bench/contender.h (a
+# new contender is a new ct_ file and a row in a table). bench alone counts
+# system calls by interposition (bench/syscount.c).
+BENCH_CT := $(sort $(wildcard bench/ct_*.c))
+BENCH_HDRS := bench/contender.h bench/common.h bench/syscount.h bench/floor_model.h \
+	tools/proc_tlb.h include/execmem.h
+$(O)/bench: bench/bench.c bench/syscount.c bench/common.c $(BENCH_CT) $(BENCH_HDRS) $(O)/libexecmem.a
+	$(CC) $(ALL_CFLAGS) $(BENCH_DEFS) -Iinclude bench/bench.c bench/syscount.c bench/common.c \
+	    $(BENCH_CT) -o $@ $(O)/libexecmem.a $(BENCH_ASMJIT) $(LDLIBS)
+$(O)/bench_matrix: bench/matrix.c bench/common.c $(BENCH_CT) $(BENCH_HDRS) $(O)/libexecmem.a $(if $(BENCH_DEFS),$(O)/asmjit_shim.o)
+	$(CC) $(ALL_CFLAGS) $(BENCH_DEFS) -Iinclude bench/matrix.c bench/common.c $(BENCH_CT) \
+	    -o $@ $(O)/libexecmem.a $(BENCH_ASMJIT) $(LDLIBS)
 # sljit rows (bench/sljit_bench.c): one file compiled per allocator, each
 # part with a private static copy of sljit from SLJIT_DIR; skipped without it.
 SLJIT_BENCH_CFLAGS = -std=gnu11 -D_GNU_SOURCE -g -O2 -w -I$(SLJIT_DIR)/sljit_src
@@ -218,7 +230,7 @@ $(O)/wx_nosep: test/wx_helper.c
 
 # The test runner links the static archive: white-box tests may call the
 # library's internal (hidden) xm__ functions such as the fault injector.
-$(O)/runner: $(TEST_SRCS) test/test.h $(O)/libexecmem.a $(O)/wx_nosep
+$(O)/runner: $(TEST_SRCS) test/test.h test/snippets.h $(O)/libexecmem.a $(O)/wx_nosep
 	$(CC) $(ALL_CFLAGS) -DXM_DEBUG=$(XM_DEBUG) -Iinclude -Isrc $(TEST_SRCS) -o $@ $(O)/libexecmem.a $(LDLIBS)
 
 run: all
@@ -247,10 +259,19 @@ check: $(O)/runner $(O)/hello $(O)/wx_helper $(O)/wx_nosep $(O)/jitsym all
 	$(MAKE) -s O=$(O) check-llvm
 	./$(O)/runner $(TESTS)
 
-# xm_patch_live on arm64: cross-built, run under qemu-user and booted as
-# init of an arm64 kernel in qemu-system (test/arm64_check.sh).
+# The whole runner suite on arm64, once per backend, with live patching and
+# the demo: cross-built, booted with test/arm64_init.c as init of Debian's
+# arm64 kernel in qemu-system (-smp 2); live patching and the demo also
+# under qemu-user, FLIP only (test/arm64_check.sh). Last line:
+# "arm64: N passed, N failed".
 check-arm64:
 	sh test/arm64_check.sh build-arm64
+
+# The whole runner in XM_PKEYS mode on a CPU with protection keys: booted as
+# init of Debian's cloud kernel in qemu-system-x86_64 -cpu max
+# (test/pkeys_check.sh); last line "pkeys: N passed, N failed".
+check-pkeys:
+	sh test/pkeys_check.sh build-pkeys
 
 check-asan:
 	$(MAKE) O=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" LDFLAGS="-fsanitize=address,undefined" check-run
@@ -337,4 +358,4 @@ man-check:
 clean:
 	rm -rf build build-*
 
-.PHONY: uninstall man-check check-sljit check-llvm check-llvm-asan bench-llvm check-arm64 bench bench-deps asmjit-example stress fuzz fuzz-merge all run check check-asan check-ubsan check-tsan check-valgrind check-run check-debug install clean
+.PHONY: uninstall man-check check-sljit check-llvm check-llvm-asan bench-llvm check-arm64 check-pkeys bench bench-deps asmjit-example stress fuzz fuzz-merge all run check check-asan check-ubsan check-tsan check-valgrind check-run check-debug install clean

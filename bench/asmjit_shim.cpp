@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 // asmjit_shim.cpp: asmjit's JitAllocator behind a C interface for the
-// benchmark. Built only where Debian's libasmjit-dev is installed.
+// benchmark's asmjit contender (ct_asmjit.c). Built only where Debian's
+// libasmjit-dev is installed.
 #include <asmjit/core.h>
 
 #include <cstddef>

@@ -8,7 +8,7 @@
  * before free returns) and drops everything else: no argument checks, no
  * lock, no lookup structure (one state byte per granule, static arrays),
  * per-size LIFO caches, bump allocation. Used by bench/churn_floor.c and by
- * bench.c's "floor model" row.
+ * bench/ct_floor.c (bench.c's "floor model" row).
  *
  * Before including, a file may define FM_CLAIM() and FM_UNCLAIM(), run at
  * the start and end of each call (churn_floor.c uses them to add the cost

@@ -20,152 +20,51 @@
  * 64 B-1 KiB and 1-4 KiB; two threads against one in the 1-4 KiB x 10,000
  * cell; and startup (create + first function + destroy).
  * Heaps reserve 16 GiB (address space only).
+ *
+ * This file owns those workloads and the matrix's table of contenders; the
+ * contenders' code is behind contender.h (ct_*.c), the clock, medians,
+ * command line and JSON file in common.c.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <execmem.h>
+#include "common.h"
+#include "contender.h"
 
-#include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
-static unsigned char tmpl[1 << 20]; /* mov rax, imm64; ret; then traps */
+/* ---- contenders (contender.h) ------------------------------------------- */
 
-static double now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
+#define MATRIX_RESERVE ((size_t)16 << 30)
 
-static uint64_t rng(uint64_t *s)
-{
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * 0x2545F4914F6CDD1Dull;
-}
-
-static size_t rss_bytes(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    unsigned long size = 0, res = 0;
-    if (f) {
-        if (fscanf(f, "%lu %lu", &size, &res) != 2)
-            res = 0;
-        fclose(f);
-    }
-    return (size_t)res * 4096;
-}
-
-/* ---- contenders: one small interface ---------------------------------- */
-
-typedef struct mct {
-    const char *name;
-    int kind; /* 0 execmem, 1 asmjit, 2 malloc */
-    unsigned flags;
-    int dual;
-    bool available;
-    bool dflt; /* execmem: xm_heap_create(NULL) (startup) */
-    xm_heap *h;
-    void *aj;
-} mct;
-
-#ifdef HAVE_ASMJIT
-void *ajit_create(int dual);
-void ajit_destroy(void *a);
-int ajit_alloc(void *a, size_t size, void **rx, void **rw);
-void ajit_release(void *a, void *rx);
-#define AJ true
-#else
-#define AJ false
-#endif
-
-static mct cts[] = {
-    {"execmem DUAL", 0, 0, 0, true, false, NULL, NULL},
-    {"execmem STRICT", 0, XM_STRICT, 0, true, false, NULL, NULL},
-    {"execmem INPLACE", 0, XM_INPLACE, 0, true, false, NULL, NULL},
-    {"asmjit default", 1, 0, 0, AJ, false, NULL, NULL},
-    {"malloc+fill+free", 2, 0, 0, true, false, NULL, NULL},
+/* The order is the tables' order; the first is the ratios' base. */
+static contender cts[] = {
+    {.name = "execmem DUAL", .cls = &ct_execmem, .variant = XM_BACKEND_DUAL,
+     .reserve = MATRIX_RESERVE},
+    {.name = "execmem STRICT", .cls = &ct_execmem, .variant = XM_BACKEND_DUAL,
+     .flags = XM_STRICT, .reserve = MATRIX_RESERVE},
+    {.name = "execmem INPLACE", .cls = &ct_execmem, .variant = XM_BACKEND_DUAL,
+     .flags = XM_INPLACE, .reserve = MATRIX_RESERVE},
+    {.name = "asmjit default", .cls = &ct_asmjit},
+    {.name = "malloc+fill+free", .cls = &ct_malloc},
 };
 enum { NC = sizeof cts / sizeof cts[0] };
 
-static bool c_create(mct *c)
+/* The matrix's operation: a block of len bytes, all of it written (up to
+ * ct_code's size), executable; put with the length where the workload keeps
+ * it, else 0 (every class above ignores it). */
+static void *c_get(contender *c, size_t len)
 {
-    if (c->kind == 0 && c->dflt)
-        return xm_heap_create(NULL, &c->h) == XM_OK;
-    if (c->kind == 0) {
-        xm_options o = XM_OPTIONS_INIT;
-        o.reserve = (size_t)16 << 30;
-        o.backend = XM_BACKEND_DUAL;
-        o.flags = c->flags;
-        return xm_heap_create(&o, &c->h) == XM_OK;
-    }
-#ifdef HAVE_ASMJIT
-    if (c->kind == 1)
-        return (c->aj = ajit_create(c->dual)) != NULL;
-#endif
-    return true;
+    return c->cls->get(c, len, len < sizeof ct_code ? len : sizeof ct_code, 0);
 }
 
-static void c_destroy(mct *c)
-{
-    if (c->kind == 0)
-        xm_heap_destroy(c->h);
-#ifdef HAVE_ASMJIT
-    if (c->kind == 1)
-        ajit_destroy(c->aj);
-#endif
-    c->h = NULL;
-    c->aj = NULL;
-}
-
-static void *c_get(mct *c, size_t len)
-{
-    size_t w = len < sizeof tmpl ? len : sizeof tmpl;
-    if (c->kind == 0) {
-        xm_block b;
-        if (xm_alloc(c->h, len, 0, &b) != XM_OK)
-            return NULL;
-        memcpy(b.rw, tmpl, w);
-        if (xm_publish(c->h, b.rx, XM_PROT_RX) != XM_OK)
-            return NULL;
-        return b.rx;
-    }
-#ifdef HAVE_ASMJIT
-    if (c->kind == 1) {
-        void *rx, *rw;
-        if (ajit_alloc(c->aj, len, &rx, &rw))
-            return NULL;
-        memcpy(rw, tmpl, w);
-        return rx;
-    }
-#endif
-    void *p = malloc(len);
-    if (p)
-        memcpy(p, tmpl, w);
-    return p;
-}
-
-static void c_put(mct *c, void *p)
-{
-    if (c->kind == 0)
-        xm_free(c->h, p);
-#ifdef HAVE_ASMJIT
-    else if (c->kind == 1)
-        ajit_release(c->aj, p);
-#endif
-    else
-        free(p);
-}
+static void c_put(contender *c, void *p, size_t len) { c->cls->put(c, p, len); }
 
 /* ---- one cell ----------------------------------------------------------- */
 
@@ -174,19 +73,13 @@ typedef struct cell_res {
     bool ok;
 } cell_res;
 
-static int cmp_d(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 static double pct(const double *v, size_t n, double q)
 {
     size_t i = (size_t)(q * (double)(n - 1) + 0.5);
     return v[i < n ? i : n - 1];
 }
 
-static bool run_cell(mct *c, size_t lo, size_t hi, size_t live, uint64_t ops,
+static bool run_cell(contender *c, size_t lo, size_t hi, size_t live, uint64_t ops,
                      uint64_t seed, cell_res *out)
 {
     memset(out, 0, sizeof *out);
@@ -201,7 +94,7 @@ static bool run_cell(mct *c, size_t lo, size_t hi, size_t live, uint64_t ops,
         memset(lat, 0, ops * sizeof *lat);
     }
     size_t rss0 = rss_bytes();
-    bool ok = rx && len && lat && c_create(c);
+    bool ok = rx && len && lat && c->cls->create(c);
     if (!ok) {
         free(rx);
         free(len);
@@ -217,19 +110,18 @@ static bool run_cell(mct *c, size_t lo, size_t hi, size_t live, uint64_t ops,
     uint64_t warm = live < 2000 ? 2000 : live;
     for (uint64_t i = 0; ok && i < warm; i++) {
         size_t k = rng(&seed) % live;
-        c_put(c, rx[k]);
+        c_put(c, rx[k], len[k]);
         live_bytes -= len[k];
         len[k] = lo + rng(&seed) % (hi - lo + 1);
         ok = (rx[k] = c_get(c, len[k])) != NULL;
         live_bytes += len[k];
     }
-    xm_stats s0, s1;
-    if (c->h)
-        xm_heap_stats(c->h, &s0);
+    ct_counters s0, s1;
+    bool counted = ct_counters_of(c, &s0);
     double t0 = now_ns(), prev = t0;
     for (uint64_t i = 0; ok && i < ops; i++) {
         size_t k = rng(&seed) % live;
-        c_put(c, rx[k]);
+        c_put(c, rx[k], len[k]);
         live_bytes -= len[k];
         len[k] = lo + rng(&seed) % (hi - lo + 1);
         ok = (rx[k] = c_get(c, len[k])) != NULL;
@@ -239,21 +131,20 @@ static bool run_cell(mct *c, size_t lo, size_t hi, size_t live, uint64_t ops,
         prev = t;
     }
     double t1 = prev;
-    if (c->h)
-        xm_heap_stats(c->h, &s1);
+    counted = counted && ct_counters_of(c, &s1);
     size_t rss1 = rss_bytes();
     for (size_t i = 0; i < live; i++)
         if (rx[i])
-            c_put(c, rx[i]);
-    c_destroy(c);
+            c_put(c, rx[i], len[i]);
+    c->cls->destroy(c);
     if (ok) {
-        qsort(lat, ops, sizeof *lat, cmp_d);
+        qsort(lat, ops, sizeof *lat, cmp_double);
         out->ns = (t1 - t0) / (double)ops;
         out->p50 = pct(lat, ops, 0.5);
         out->p99 = pct(lat, ops, 0.99);
         out->p999 = pct(lat, ops, 0.999);
         out->max = lat[ops - 1];
-        if (c->kind == 0) {
+        if (counted) {
             out->sys_k = (double)(s1.syscalls - s0.syscalls) * 1000.0 / (double)ops;
             out->rev_k = (double)(s1.revocations - s0.revocations) * 1000.0 / (double)ops;
         } else {
@@ -268,26 +159,16 @@ static bool run_cell(mct *c, size_t lo, size_t hi, size_t live, uint64_t ops,
     return ok;
 }
 
-static double med(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-static FILE *jout;
-static bool jfirst = true;
-static const char *only;
-
 static void cell(const char *name, size_t lo, size_t hi, size_t live, uint64_t ops,
                  int rounds)
 {
-    if (only && strncmp(name, only, strlen(only)))
+    if (!wanted(name))
         return;
     cell_res r[NC][8];
     bool ran[NC] = {false};
     for (int round = 0; round < rounds; round++)
         for (int c = 0; c < NC; c++) {
-            if (!cts[c].available)
+            if (!cts[c].cls->available)
                 continue;
             if (run_cell(&cts[c], lo, hi, live, ops, (uint64_t)round * 7919 + 17,
                          &r[c][round]))
@@ -302,7 +183,7 @@ static void cell(const char *name, size_t lo, size_t hi, size_t live, uint64_t o
     double base = 0;
     for (int c = 0; c < NC; c++) {
         if (!ran[c]) {
-            printf("  %-18s %s\n", cts[c].name, cts[c].available ? "failed" : "not installed");
+            printf("  %-18s %s\n", cts[c].name, cts[c].cls->available ? "failed" : "not installed");
             continue;
         }
         double v[8][8];
@@ -322,7 +203,7 @@ static void cell(const char *name, size_t lo, size_t hi, size_t live, uint64_t o
         }
         double m[8];
         for (int k = 0; k < 8; k++)
-            m[k] = med(v[k], n);
+            m[k] = median(v[k], n);
         if (c == 0)
             base = m[0];
         printf("  %-18s %9.0f %6.2f %8.0f %8.0f %9.0f %9.0f", cts[c].name, m[0],
@@ -332,25 +213,21 @@ static void cell(const char *name, size_t lo, size_t hi, size_t live, uint64_t o
         else
             printf(" %8s %8s", "-", "-");
         printf(" %7.2f\n", m[7]);
-        if (jout) {
-            fprintf(jout,
-                    "%s\n  {\"workload\": \"%s\", \"contender\": \"%s\", \"rounds\": %d, "
-                    "\"ns_per_op\": %.1f, \"ratio_to_execmem_dual\": %.3f, \"p50\": %.0f, "
-                    "\"p99\": %.0f, \"p99_9\": %.0f, \"max\": %.0f, "
-                    "\"syscalls_per_1000_ops\": %.3f, \"revocations_per_1000_ops\": %.3f, "
-                    "\"resident_over_live\": %.3f}",
-                    jfirst ? "" : ",", name, cts[c].name, n, m[0], base > 0 ? m[0] / base : 0,
-                    m[1], m[2], m[3], m[4], m[5], m[6], m[7]);
-            jfirst = false;
-        }
+        json_row("\"workload\": \"%s\", \"contender\": \"%s\", \"rounds\": %d, "
+                 "\"ns_per_op\": %.1f, \"ratio_to_execmem_dual\": %.3f, \"p50\": %.0f, "
+                 "\"p99\": %.0f, \"p99_9\": %.0f, \"max\": %.0f, "
+                 "\"syscalls_per_1000_ops\": %.3f, \"revocations_per_1000_ops\": %.3f, "
+                 "\"resident_over_live\": %.3f",
+                 name, cts[c].name, n, m[0], base > 0 ? m[0] / base : 0, m[1], m[2], m[3],
+                 m[4], m[5], m[6], m[7]);
     }
 }
 
 /* ---- batch, threads, startup -------------------------------------------- */
 
-static double batch_once(mct *c, size_t n, size_t lo, size_t hi, uint64_t seed)
+static double batch_once(contender *c, size_t n, size_t lo, size_t hi, uint64_t seed)
 {
-    if (!c_create(c))
+    if (!c->cls->create(c))
         return -1;
     void **rx = malloc(n * sizeof *rx);
     double t0 = now_ns();
@@ -364,15 +241,15 @@ static double batch_once(mct *c, size_t n, size_t lo, size_t hi, uint64_t seed)
         rx[j] = t;
     }
     for (size_t i = 0; i < n && ok; i++)
-        c_put(c, rx[i]);
+        c_put(c, rx[i], 0);
     double t1 = now_ns();
     free(rx);
-    c_destroy(c);
+    c->cls->destroy(c);
     return ok ? (t1 - t0) / (double)n : -1;
 }
 
 typedef struct thr_arg {
-    mct *c;
+    contender *c;
     size_t live, lo, hi;
     uint64_t ops, seed;
     double t0, t1;
@@ -392,23 +269,23 @@ static void *thr_main(void *a)
     t->t0 = now_ns();
     for (uint64_t i = 0; i < t->ops && ok; i++) {
         size_t k = rng(&s) % t->live;
-        c_put(t->c, rx[k]);
+        c_put(t->c, rx[k], 0);
         ok = (rx[k] = c_get(t->c, t->lo + rng(&s) % (t->hi - t->lo + 1))) != NULL;
     }
     t->t1 = now_ns();
     pthread_barrier_wait(t->bar);
     for (size_t i = 0; i < t->live; i++)
         if (rx[i])
-            c_put(t->c, rx[i]);
+            c_put(t->c, rx[i], 0);
     free(rx);
     t->ok = ok;
     return NULL;
 }
 
 /* ns per op in total (ops / wall time) for n threads sharing one heap */
-static double threads_once(mct *c, int n, size_t live, uint64_t ops, uint64_t seed)
+static double threads_once(contender *c, int n, size_t live, uint64_t ops, uint64_t seed)
 {
-    if (!c_create(c))
+    if (!c->cls->create(c))
         return -1;
     pthread_t th[2];
     thr_arg ta[2];
@@ -428,20 +305,20 @@ static double threads_once(mct *c, int n, size_t live, uint64_t ops, uint64_t se
         t1 = ta[i].t1 > t1 ? ta[i].t1 : t1;
     }
     pthread_barrier_destroy(&bar);
-    c_destroy(c);
+    c->cls->destroy(c);
     return ok ? (t1 - t0) / (double)(ops / (uint64_t)n * (uint64_t)n) : -1;
 }
 
 /* create + first allocation (execmem: and publish) + destroy */
-static double startup_once(mct *c)
+static double startup_once(contender *c)
 {
     double t0 = now_ns();
-    if (!c_create(c))
+    if (!c->cls->create(c))
         return -1;
     void *p = c_get(c, 64);
     if (p)
-        c_put(c, p);
-    c_destroy(c);
+        c_put(c, p, 64);
+    c->cls->destroy(c);
     return p ? now_ns() - t0 : -1;
 }
 
@@ -454,43 +331,23 @@ static void row(const char *name, const char *unit, double v[NC][8], const bool 
     for (int c = 0; c < NC; c++) {
         if (!ran[c])
             continue;
-        double m = med(v[c], rounds);
+        double m = median(v[c], rounds);
         if (base == 0)
             base = m;
         printf("  %-18s %12.0f %6.2f\n", cts[c].name, m, base > 0 ? m / base : 0);
-        if (jout) {
-            fprintf(jout,
-                    "%s\n  {\"workload\": \"%s\", \"contender\": \"%s\", \"rounds\": %d, "
-                    "\"%s\": %.1f, \"ratio_to_first\": %.3f}",
-                    jfirst ? "" : ",", name, cts[c].name, rounds, unit, m,
-                    base > 0 ? m / base : 0);
-            jfirst = false;
-        }
+        json_row("\"workload\": \"%s\", \"contender\": \"%s\", \"rounds\": %d, "
+                 "\"%s\": %.1f, \"ratio_to_first\": %.3f",
+                 name, cts[c].name, rounds, unit, m, base > 0 ? m / base : 0);
     }
 }
 
 int main(int argc, char **argv)
 {
-    bool quick = false;
-    const char *outpath = "bench/matrix.json";
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--quick"))
-            quick = true;
-        else if (!strcmp(argv[i], "--out") && i + 1 < argc)
-            outpath = argv[++i];
-        else if (!strcmp(argv[i], "--only") && i + 1 < argc)
-            only = argv[++i];
-        else {
-            fprintf(stderr, "usage: bench_matrix [--quick] [--out FILE] [--only PREFIX]\n");
-            return 2;
-        }
-    }
-    memset(tmpl, 0xCC, sizeof tmpl);
-    static const unsigned char ret[] = {0x48, 0xB8, 0, 0, 0, 0, 0, 0, 0, 0, 0xC3};
-    memcpy(tmpl, ret, sizeof ret);
-    jout = fopen(outpath, "w");
-    if (jout)
-        fprintf(jout, "{\"quick\": %s, \"results\": [", quick ? "true" : "false");
+    bench_args args;
+    if (!bench_start(argc, argv, &args, "bench_matrix", "bench/matrix.json", 0,
+                     "usage: bench_matrix [--quick] [--out FILE] [--only PREFIX]"))
+        return 2;
+    bool quick = args.quick;
     int R = quick ? 1 : 3;
     static const struct {
         const char *label;
@@ -525,24 +382,24 @@ int main(int argc, char **argv)
     } batches[] = {{"batch: 100000 allocs of 64 B-1 KiB, shuffled frees (ns per alloc+free)", 64, 1024},
                    {"batch: 100000 allocs of 1-4 KiB, shuffled frees (ns per alloc+free)", 1024, 4096}};
     for (int b = 0; b < 2; b++) {
-        if (only && strncmp(batches[b].name, only, strlen(only)))
+        if (!wanted(batches[b].name))
             continue;
         memset(ran, 0, sizeof ran);
         for (int round = 0; round < R; round++)
             for (int c = 0; c < NC; c++)
-                if (cts[c].available &&
+                if (cts[c].cls->available &&
                     (v[c][round] = batch_once(&cts[c], quick ? 25000 : 100000, batches[b].lo,
                                               batches[b].hi, (uint64_t)round + 5)) >= 0)
                     ran[c] = true;
         row(batches[b].name, "ns", v, ran, R);
     }
     const char *tname = "threads: 1-4 KiB x 10000 live, ns/op in total";
-    if (!only || !strncmp(tname, only, strlen(only))) {
+    if (wanted(tname)) {
         for (int n = 1; n <= 2; n++) {
             memset(ran, 0, sizeof ran);
             for (int round = 0; round < R; round++)
                 for (int c = 0; c < NC; c++)
-                    if (cts[c].available &&
+                    if (cts[c].cls->available &&
                         (v[c][round] = threads_once(&cts[c], n, 10000, quick ? 50000 : 400000,
                                                     (uint64_t)round + 9)) >= 0)
                         ran[c] = true;
@@ -552,32 +409,26 @@ int main(int argc, char **argv)
         }
     }
     const char *sname = "startup: create + first function + destroy (ns)";
-    if (!only || !strncmp(sname, only, strlen(only))) {
-        mct su[] = {{"execmem DUAL", 0, 0, 0, true, true, NULL, NULL},
-                    {"asmjit default", 1, 0, 0, AJ, false, NULL, NULL},
-                    {"asmjit dual", 1, 0, 1, AJ, false, NULL, NULL}};
+    if (wanted(sname)) {
+        contender su[] = {
+            {.name = "execmem DUAL", .cls = &ct_execmem, .variant = CT_XM_DEFAULTS},
+            {.name = "asmjit default", .cls = &ct_asmjit},
+            {.name = "asmjit dual", .cls = &ct_asmjit, .variant = 1}};
         printf("\n== %s (200 runs each, alternated; medians)\n", sname);
         double t[3][200];
         int n = quick ? 50 : 200;
         for (int i = 0; i < n; i++)
             for (int c = 0; c < 3; c++)
-                t[c][i] = su[c].available ? startup_once(&su[c]) : -1;
+                t[c][i] = su[c].cls->available ? startup_once(&su[c]) : -1;
         for (int c = 0; c < 3; c++) {
-            if (!su[c].available)
+            if (!su[c].cls->available)
                 continue;
-            double m = med(t[c], n);
+            double m = median(t[c], n);
             printf("  %-18s %12.0f\n", su[c].name, m);
-            if (jout) {
-                fprintf(jout, "%s\n  {\"workload\": \"%s\", \"contender\": \"%s\", \"ns\": %.0f}",
-                        jfirst ? "" : ",", sname, su[c].name, m);
-                jfirst = false;
-            }
+            json_row("\"workload\": \"%s\", \"contender\": \"%s\", \"ns\": %.0f", sname,
+                     su[c].name, m);
         }
     }
-    if (jout) {
-        fprintf(jout, "\n]}\n");
-        fclose(jout);
-        printf("\nfigures written to %s\n", outpath);
-    }
+    json_close();
     return 0;
 }

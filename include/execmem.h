@@ -120,7 +120,21 @@ typedef enum {
                                 lives in a memfd: perf needs this) */
 #define XM_GDB 0x10u         /* in-memory ELF objects registered with GDB's
                                 JIT interface (__jit_debug_register_code) */
-#define XM_FLAGS_ALL_ 0x1fu
+/* Protection keys (x86-64 PKU): DUAL only, combinable with XM_INPLACE. The
+ * writable alias is tagged with a key of its own that denies access in
+ * every thread's PKRU; the library allows it for the calling thread only
+ * inside the calls that write code (alloc, publish, free, patch, live
+ * patch, purge and the drain of xm_free_async at any call) and restores
+ * that thread's previous PKRU before returning, on every path. A write
+ * window (xm_write_begin) allows it for its thread until xm_write_end;
+ * with XM_INPLACE, xm_alloc allows it for its thread until that thread
+ * has published or freed every block it allocated. Any other write to the
+ * alias faults: SIGSEGV, si_code SEGV_PKUERR. No system call per call.
+ * Where the CPU or kernel has no protection keys (or on other
+ * architectures): XM_ENOTSUP; all keys taken: XM_ENOMEM; with XM_STRICT
+ * or FLIP: XM_EINVAL. AUTO never turns it on by itself. */
+#define XM_PKEYS 0x20u
+#define XM_FLAGS_ALL_ 0x3fu
 
 /* Defaults: pass NULL to xm_heap_create, or start from XM_OPTIONS_INIT
  * (`xm_options o = XM_OPTIONS_INIT;`) and set the fields you need. In every
@@ -130,10 +144,12 @@ typedef struct xm_options {
     size_t size;        /* sizeof(xm_options): set by XM_OPTIONS_INIT; any
                            other value (0 too): XM_EINVAL */
     size_t reserve;     /* address space reserved up front; 0: 1 GiB */
-    const void *near;   /* non-NULL: every block within +-2 GiB of it */
+    const void *near;   /* non-NULL: every block within a direct call's
+                           reach of it: +-2 GiB on x86-64 (rel32), +-128
+                           MiB on arm64 (B/BL) */
     xm_backend backend; /* XM_BACKEND_AUTO by default */
     unsigned flags;     /* XM_STRICT, XM_INPLACE, XM_PERF_MAP,
-                           XM_PERF_JITDUMP, XM_GDB; 0: none */
+                           XM_PERF_JITDUMP, XM_GDB, XM_PKEYS; 0: none */
     size_t lazy_limit;  /* freed mapped bytes kept before an automatic purge;
                            0: the larger of 8 MiB and a quarter of the
                            mapped bytes in use; SIZE_MAX: only xm_purge or
@@ -310,10 +326,15 @@ XM_API xm_result xm_heap_stats(xm_heap *h, xm_stats *out);
 #define XM_AUDIT_ALIAS 2u /* a shared writable and an executable view of one
                              object's range (file, memfd, SysV shm segment) */
 #define XM_AUDIT_MAYBE 4u /* could become W+X by mprotect (VmFlags mw and me) */
+#define XM_AUDIT_PKEY 8u  /* an alias pair as XM_AUDIT_ALIAS whose writable
+                             view has a protection key other than 0 (smaps
+                             ProtectionKey): denied by default (XM_PKEYS),
+                             counted as protected, not as a W+X alias */
 typedef struct xm_audit_range {
     uintptr_t start, end; /* the executable (or W+X) mapping */
-    unsigned kind;        /* XM_AUDIT_WX, XM_AUDIT_ALIAS or XM_AUDIT_MAYBE */
-    uintptr_t other;      /* ALIAS: start of the writable mapping */
+    unsigned kind;        /* XM_AUDIT_WX, XM_AUDIT_ALIAS, XM_AUDIT_MAYBE or
+                             XM_AUDIT_PKEY */
+    uintptr_t other;      /* ALIAS, PKEY: start of the writable mapping */
     char path[96];        /* the mapping's name as /proc shows it ("" if none),
                              cut to fit */
 } xm_audit_range;
@@ -331,11 +352,21 @@ typedef struct xm_audit_report {
                            as private file mappings of program text */
     size_t ranges_omitted; /* ranges found but not listed in ranges[] (it
                               holds XM_AUDIT_MAX_RANGES): wx_mappings +
-                              wx_aliases + wx_possible - nranges */
+                              wx_aliases + wx_possible + pkey_aliases -
+                              nranges */
+    size_t pkey_aliases;   /* (shared writable, executable) pairs whose
+                              writable view has a protection key other than
+                              0: no thread may write it unless it enabled
+                              the key in its own PKRU (XM_PKEYS heaps);
+                              not counted in wx_aliases */
+    int pkeys[XM_AUDIT_MAX_RANGES]; /* ranges[i].kind XM_AUDIT_PKEY: the
+                              writable view's key; else 0 */
 } xm_audit_report;
 /* XM_EINVAL: out NULL or pid < 0; XM_EOS: the maps file cannot be read
  * (xm_last_errno() tells why: ENOENT no such process, EACCES no right).
- * W+X ranges come first in ranges[], then aliases, then XM_AUDIT_MAYBE; at
+ * Where an alias is found, smaps is read too, for its protection key.
+ * W+X ranges come first in ranges[], then aliases, then XM_AUDIT_MAYBE,
+ * then XM_AUDIT_PKEY; at
  * most XM_AUDIT_MAX_RANGES are listed, ranges_omitted counts the rest. */
 XM_API xm_result xm_audit(pid_t pid, xm_audit_report *out);
 /* The same with options: XM_AUDIT_SMAPS also reads /proc/PID/smaps to
@@ -356,7 +387,8 @@ typedef struct xm_sysinfo {
     int exec_anon;            /* anonymous memory can gain PROT_EXEC */
     int selinux;              /* 1 enforcing, 0 permissive, -1 absent */
     int mdwe;                 /* PR_GET_MDWE flags of this process; -1 unknown */
-    int pkeys;                /* protection keys can be allocated */
+    int pkeys;                /* protection keys can be allocated and the
+                                 CPU's PKRU is usable: XM_PKEYS works */
     int membarrier_sync_core; /* MEMBARRIER_CMD_PRIVATE_EXPEDITED_SYNC_CORE */
     char thp_enabled[16];     /* transparent_hugepage/enabled: the selected
                                  value ("always", "madvise", "never"), or "" */
@@ -364,6 +396,9 @@ typedef struct xm_sysinfo {
     xm_backend auto_backend;  /* what XM_BACKEND_AUTO gives here */
     xm_result auto_result;    /* XM_OK, or why no heap can be made */
     const char *auto_reason;  /* one sentence: why that backend (static) */
+    /* additions */
+    int pkeys_free;           /* protection keys this process can still
+                                 allocate (one per XM_PKEYS heap); 0 none */
 } xm_sysinfo;
 XM_API xm_result xm_system_info(xm_sysinfo *out);
 

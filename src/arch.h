@@ -19,6 +19,19 @@
 #error "execmem: unsupported architecture (need a trap fill in src/arch.h)"
 #endif
 
+/* xm_options.near: every block within a direct call's reach of near, so
+ * that JIT code can call the host (and the host the JIT code) with one
+ * instruction. x86-64: call/jmp rel32, +-2 GiB. arm64: B/BL imm26, +-128
+ * MiB (not ADRP's +-4 GiB: a call that needs a veneer is not near). The
+ * reserve with near defaults to a quarter of the reach at most. */
+#if defined(__aarch64__)
+#define XM__NEAR_REACH ((uintptr_t)1 << 27)
+#define XM__NEAR_RESERVE ((size_t)32 << 20)
+#else
+#define XM__NEAR_REACH ((uintptr_t)1 << 31)
+#define XM__NEAR_RESERVE ((size_t)512 << 20)
+#endif
+
 /* Makes freshly written code at [p, p+n) visible to instruction fetch of the
  * calling thread; other threads see it on their next context-synchronizing
  * event (x86 needs nothing for code that was never executed before). */
@@ -26,6 +39,43 @@ static inline void xm__icache_sync(void *p, size_t n)
 {
     __builtin___clear_cache((char *)p, (char *)p + n);
 }
+
+/* Protection keys (XM_PKEYS, pkeys.h): the per-thread PKRU register, read
+ * and written by RDPKRU/WRPKRU, instructions of a few cycles that make no
+ * system call. x86-64 only, and only where the OS enabled them (CPUID
+ * leaf 7 ECX bit 4, OSPKE: CR4.PKE is set, so both do not raise #UD).
+ * Key k's two bits in PKRU: 1 << 2k access disabled, 2 << 2k write
+ * disabled. Elsewhere xm__pkru_usable() is 0 and XM_PKEYS is XM_ENOTSUP. */
+#if defined(__x86_64__)
+#define XM__HAVE_PKRU 1
+static inline int xm__pkru_usable(void)
+{
+    unsigned a = 0, b, c = 0, d;
+    __asm__ volatile("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
+    if (a < 7)
+        return 0;
+    a = 7;
+    c = 0;
+    __asm__ volatile("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d));
+    return (c >> 4) & 1; /* OSPKE */
+}
+static inline unsigned xm__rdpkru(void)
+{
+    unsigned eax, edx;
+    __asm__ volatile(".byte 0x0f,0x01,0xee" : "=a"(eax), "=d"(edx) : "c"(0));
+    return eax;
+}
+/* A compiler barrier too: no access to the alias moves across it. */
+static inline void xm__wrpkru(unsigned v)
+{
+    __asm__ volatile(".byte 0x0f,0x01,0xef" ::"a"(v), "c"(0), "d"(0) : "memory");
+}
+#else
+#define XM__HAVE_PKRU 0
+static inline int xm__pkru_usable(void) { return 0; }
+static inline unsigned xm__rdpkru(void) { return 0; }
+static inline void xm__wrpkru(unsigned v) { (void)v; }
+#endif
 
 /* A hint in spin loops. */
 static inline void xm__cpu_relax(void)

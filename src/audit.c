@@ -19,6 +19,13 @@
  *     equals a segment id (memfds live on that device too);
  *   - with smaps, mappings that are neither but carry both may-write and
  *     may-exec (VmFlags mw, me): one mprotect away from W+X.
+ * Protection keys (XM_PKEYS): when aliases are found, smaps is read for
+ * each writable view's `ProtectionKey`. A key other than 0 denies access
+ * in the kernel's default PKRU (the first thread, exec, every signal
+ * handler) and in every thread that did not open it: such a pair counts
+ * as protected (pkey_aliases, kind XM_AUDIT_PKEY), not as a W+X alias.
+ * From outside a process its threads' PKRU cannot be read: the audit
+ * trusts the default, which execmem keeps outside its calls.
  */
 #include "internal.h"
 
@@ -33,17 +40,20 @@ typedef struct audit_map {
     unsigned dev_major, dev_minor;
     bool w, x, shared, sysv;
     const char *path; /* into the file buffer */
+    int pkey;         /* smaps ProtectionKey (0: none or unknown) */
 } audit_map;
 
 typedef struct audit_acc {
-    xm_audit_range r[3][XM_AUDIT_MAX_RANGES]; /* WX, ALIAS, MAYBE */
-    size_t n[3];
+    xm_audit_range r[4][XM_AUDIT_MAX_RANGES]; /* WX, ALIAS, MAYBE, PKEY */
+    int key[XM_AUDIT_MAX_RANGES];             /* of r[3][i] */
+    size_t n[4];
 } audit_acc;
 
 static void audit_note(audit_acc *acc, int which, uintptr_t s, uintptr_t e,
                        uintptr_t other, const char *path)
 {
-    static const unsigned kinds[3] = {XM_AUDIT_WX, XM_AUDIT_ALIAS, XM_AUDIT_MAYBE};
+    static const unsigned kinds[4] = {XM_AUDIT_WX, XM_AUDIT_ALIAS, XM_AUDIT_MAYBE,
+                                      XM_AUDIT_PKEY};
     if (acc->n[which] >= XM_AUDIT_MAX_RANGES)
         return;
     xm_audit_range *r = &acc->r[which][acc->n[which]++];
@@ -88,6 +98,35 @@ static bool vmflags_maybe_wx(const char *line)
             p++;
     }
     return mw && me;
+}
+
+/* Fills maps[].pkey from /proc/PID/smaps ("ProtectionKey:" follows each
+ * mapping's header line; absent where the kernel has no keys). */
+static void audit_keys(const char *dir, audit_map *maps, size_t n)
+{
+    char path[64], *buf;
+    size_t len;
+    snprintf(path, sizeof path, "%s/smaps", dir);
+    if (xm__os_read_file(NULL, path, &buf, &len))
+        return; /* keys unknown: every alias counts as W+X */
+    audit_map *cur = NULL;
+    for (char *line = buf; line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl)
+            *nl = 0;
+        uintptr_t s, e;
+        int key;
+        if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " ", &s, &e) == 2) {
+            cur = NULL;
+            for (size_t i = 0; i < n && !cur; i++)
+                if (maps[i].start == s && maps[i].end == e)
+                    cur = &maps[i];
+        } else if (cur && sscanf(line, "ProtectionKey: %d", &key) == 1) {
+            cur->pkey = key;
+        }
+        line = nl ? nl + 1 : NULL;
+    }
+    xm__mem_free(buf);
 }
 
 xm_result xm_audit_ex(pid_t pid, unsigned flags, xm_audit_report *out)
@@ -157,7 +196,7 @@ xm_result xm_audit_ex(pid_t pid, unsigned flags, xm_audit_report *out)
                     cap *= 2;
                 }
                 maps[n++] = (audit_map){s, en, off, inode, maj, min, w, x,
-                                        perms[3] == 's', audit_is_sysv(name), name};
+                                        perms[3] == 's', audit_is_sysv(name), name, 0};
             }
         } else if (strncmp(line, "VmFlags:", 8) == 0 && cur_e && !cur_wx &&
                    vmflags_maybe_wx(line)) {
@@ -166,6 +205,7 @@ xm_result xm_audit_ex(pid_t pid, unsigned flags, xm_audit_report *out)
         }
         line = nl ? nl + 1 : NULL;
     }
+    bool keys = false;
     for (size_t i = 0; i < n; i++) {
         if (!maps[i].x)
             continue;
@@ -178,16 +218,37 @@ xm_result xm_audit_ex(pid_t pid, unsigned flags, xm_audit_report *out)
             uint64_t a0 = maps[i].off, a1 = a0 + (maps[i].end - maps[i].start);
             uint64_t b0 = maps[j].off, b1 = b0 + (maps[j].end - maps[j].start);
             if (a0 < b1 && b0 < a1) {
+                if (!keys) { /* the first alias: read the keys once */
+                    char dir[48];
+                    if (pid == 0)
+                        snprintf(dir, sizeof dir, "/proc/self");
+                    else
+                        snprintf(dir, sizeof dir, "/proc/%ld", (long)pid);
+                    audit_keys(dir, maps, n);
+                    keys = true;
+                }
+                if (maps[j].pkey > 0) { /* denied by default: protected */
+                    if (acc->n[3] < XM_AUDIT_MAX_RANGES)
+                        acc->key[acc->n[3]] = maps[j].pkey;
+                    rep.pkey_aliases++;
+                    audit_note(acc, 3, maps[i].start, maps[i].end,
+                               maps[j].start, maps[i].path);
+                    continue;
+                }
                 rep.wx_aliases++;
                 audit_note(acc, 1, maps[i].start, maps[i].end, maps[j].start,
                            maps[i].path);
             }
         }
     }
-    for (int k = 0; k < 3; k++)
-        for (size_t i = 0; i < acc->n[k] && rep.nranges < XM_AUDIT_MAX_RANGES; i++)
+    for (int k = 0; k < 4; k++)
+        for (size_t i = 0; i < acc->n[k] && rep.nranges < XM_AUDIT_MAX_RANGES; i++) {
+            if (k == 3)
+                rep.pkeys[rep.nranges] = acc->key[i];
             rep.ranges[rep.nranges++] = acc->r[k][i];
-    rep.ranges_omitted = rep.wx_mappings + rep.wx_aliases + rep.wx_possible - rep.nranges;
+        }
+    rep.ranges_omitted = rep.wx_mappings + rep.wx_aliases + rep.wx_possible +
+                         rep.pkey_aliases - rep.nranges;
     xm__mem_free(acc);
     xm__mem_free(maps);
     xm__mem_free(buf);

@@ -8,6 +8,7 @@
  * request (deferred.c drains it). Public-API layer: calls down only.
  */
 #include "internal.h"
+#include "pkeys.h"
 #include "fast.h"
 
 /* The general paths, out of line so that the fast paths in the public
@@ -43,13 +44,34 @@ static XM__FAST xm_result alloc_kind(xm_heap *h, int kind, size_t size,
     return alloc_slow(h, kind, size, align, out);
 }
 
+/* XM_PKEYS (pkeys.h): every public call that may write the alias runs
+ * with the alias opened to its thread, and the thread's PKRU is back as it
+ * was when it returns (the drain opens it for itself, deferred.c). With
+ * XM_INPLACE the caller writes rw itself: a block allocated holds the
+ * thread's right until its publish or free. Out of line: a heap without
+ * keys pays one test of h->pkey. */
+static XM__NOINLINE xm_result alloc_pk(xm_heap *h, int kind, size_t size,
+                                       size_t align, xm_block *out)
+{
+    unsigned old = xm__pk_open(h);
+    xm_result r = alloc_kind(h, kind, size, align, out);
+    xm__pk_close(old);
+    if (r == XM_OK && (h->flags & XM_INPLACE))
+        xm__pk_hold(h);
+    return r;
+}
+
 xm_result xm_alloc(xm_heap *h, size_t size, size_t align, xm_block *out)
 {
+    if (h && h->pkey)
+        return alloc_pk(h, XM__K_CODE, size, align, out);
     return alloc_kind(h, XM__K_CODE, size, align, out);
 }
 
 xm_result xm_alloc_data(xm_heap *h, size_t size, size_t align, xm_block *out)
 {
+    if (h && h->pkey)
+        return alloc_pk(h, XM__K_DATA, size, align, out);
     return alloc_kind(h, XM__K_DATA, size, align, out);
 }
 
@@ -66,16 +88,33 @@ static XM__NOINLINE xm_result publish_slow(xm_heap *h, void *rx, int prot)
     return xm__leave(h, a, r);
 }
 
+static XM__NOINLINE xm_result publish_pk(xm_heap *h, void *rx, int prot)
+{
+    unsigned old = xm__pk_open(h);
+    xm_result r = XM_OK;
+    if (!xm__publish_fast(h, (uintptr_t)rx, prot))
+        r = publish_slow(h, rx, prot);
+    else
+        r = xm__leave(h, NULL, XM_OK);
+    xm__pk_close(old);
+    if (r == XM_OK && (h->flags & XM_INPLACE))
+        xm__pk_release(h);
+    return r;
+}
+
 xm_result xm_publish(xm_heap *h, void *rx, int prot)
 {
     if (!h || !rx || (prot != XM_PROT_RX && prot != XM_PROT_R))
         return XM_EINVAL;
+    if (h->pkey)
+        return publish_pk(h, rx, prot);
     if (xm__publish_fast(h, (uintptr_t)rx, prot))
         return xm__leave(h, NULL, XM_OK);
     return publish_slow(h, rx, prot);
 }
 
-static XM__NOINLINE xm_result free_slow(xm_heap *h, void *rx)
+/* *unpub (may be NULL): whether the block freed was unpublished. */
+static XM__NOINLINE xm_result free_slow_ex(xm_heap *h, void *rx, bool *unpub)
 {
     xm_result r = xm__enter(h, true);
     if (r != XM_OK)
@@ -83,15 +122,39 @@ static XM__NOINLINE xm_result free_slow(xm_heap *h, void *rx)
     xm__pack *p;
     uint32_t g;
     xm__arena *a = xm__lock_block(h, (uintptr_t)rx, &p, &g, &r);
+    if (r == XM_OK && unpub)
+        *unpub = !xm__bit_get(p->pub, g);
     if (r == XM_OK)
         r = xm__block_free_locked(h, p, g);
     return xm__leave(h, a, r);
+}
+
+static XM__NOINLINE xm_result free_slow(xm_heap *h, void *rx)
+{
+    return free_slow_ex(h, rx, NULL);
+}
+
+static XM__NOINLINE xm_result free_pk(xm_heap *h, void *rx)
+{
+    unsigned old = xm__pk_open(h);
+    bool unpub = false;
+    xm_result r = XM_OK;
+    if (xm__free_fast(h, (uintptr_t)rx)) /* published blocks only */
+        r = xm__leave(h, NULL, XM_OK);
+    else
+        r = free_slow_ex(h, rx, &unpub);
+    xm__pk_close(old);
+    if (r == XM_OK && unpub && (h->flags & XM_INPLACE))
+        xm__pk_release(h);
+    return r;
 }
 
 xm_result xm_free(xm_heap *h, void *rx)
 {
     if (!h || !rx)
         return XM_EINVAL;
+    if (h->pkey)
+        return free_pk(h, rx);
     if (xm__free_fast(h, (uintptr_t)rx))
         return xm__leave(h, NULL, XM_OK);
     return free_slow(h, rx);

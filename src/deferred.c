@@ -30,6 +30,7 @@
  * gate's one load; after, two more loads while nothing is pending.
  */
 #include "internal.h"
+#include "pkeys.h"
 
 #if XM_DEBUG >= 1
 void (*xm__drain_hook)(xm_heap *h);
@@ -90,6 +91,8 @@ static xm__arena *lock_live_pack(xm_heap *h, xm__pack *p)
 
 void xm__drain(xm_heap *h)
 {
+    /* frees write traps through the alias: XM_PKEYS opens it (pkeys.h) */
+    unsigned pk = h->pkey ? xm__pk_open(h) : 0;
     pthread_mutex_lock(&h->drain_lock);
     atomic_store(&h->draining, 1);
     xm__pack *p = atomic_exchange(&h->pending, NULL);
@@ -136,4 +139,6 @@ void xm__drain(xm_heap *h)
     }
     atomic_store(&h->draining, 0);
     pthread_mutex_unlock(&h->drain_lock);
+    if (h->pkey)
+        xm__pk_close(pk);
 }

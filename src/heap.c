@@ -10,6 +10,7 @@
  * (arena_lock.c).
  */
 #include "internal.h"
+#include "pkeys.h"
 
 #include <string.h>
 
@@ -26,6 +27,9 @@ xm_result xm_heap_create(const xm_options *opt, xm_heap **out)
     }
     if (o.flags & ~XM_FLAGS_ALL_)
         return XM_EINVAL;
+    if ((o.flags & XM_PKEYS) &&
+        ((o.flags & XM_STRICT) || o.backend == XM_BACKEND_FLIP))
+        return XM_EINVAL; /* keys guard the alias, which these lack */
     if (o.backend != XM_BACKEND_AUTO && o.backend != XM_BACKEND_DUAL &&
         o.backend != XM_BACKEND_FLIP)
         return XM_EINVAL;
@@ -49,10 +53,22 @@ void xm_heap_destroy(xm_heap *h)
     xm__heap_free(h);
 }
 
+static xm_result purge_impl(xm_heap *h);
+
 xm_result xm_purge(xm_heap *h)
 {
     if (!h)
         return XM_EINVAL;
+    if (!h->pkey)
+        return purge_impl(h);
+    unsigned old = xm__pk_open(h);
+    xm_result r = purge_impl(h);
+    xm__pk_close(old);
+    return r;
+}
+
+static xm_result purge_impl(xm_heap *h)
+{
     xm_result r = xm__enter(h, true);
     if (r != XM_OK)
         return r;

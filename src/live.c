@@ -32,6 +32,7 @@
  * which every thread runs the new instruction. Anything else: XM_ENOTSUP.
  */
 #include "internal.h"
+#include "pkeys.h"
 #include "arch.h"
 
 #include <errno.h>
@@ -182,7 +183,19 @@ static xm_result live_steps(xm_heap *h, xm__pack *p, uint32_t g, uintptr_t dst,
 }
 #endif
 
+static xm_result live_impl(xm_heap *h, void *dst, const void *src, size_t len);
+
 xm_result xm_patch_live(xm_heap *h, void *dst, const void *src, size_t len)
+{
+    if (!h || !h->pkey)
+        return live_impl(h, dst, src, len);
+    unsigned old = xm__pk_open(h); /* XM_PKEYS: pkeys.h */
+    xm_result r = live_impl(h, dst, src, len);
+    xm__pk_close(old);
+    return r;
+}
+
+static xm_result live_impl(xm_heap *h, void *dst, const void *src, size_t len)
 {
     if (!h || !dst || !src || len == 0 || len > 15)
         return XM_EINVAL;

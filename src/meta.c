@@ -8,6 +8,8 @@
  * anonymous mapping that holds the heap and its per-page metadata.
  */
 #include "internal.h"
+#include "pkeys.h"
+#include "arch.h"
 
 #include <errno.h>
 #include <string.h>
@@ -94,6 +96,11 @@ static xm_result setup_dual(xm_heap *h)
         if (!a)
             return xm__os_result(-err, false);
         h->alias = a;
+        if (h->flags & XM_PKEYS) { /* the alias's key (pkeys.c) */
+            xm_result pr = xm__pk_setup(h);
+            if (pr != XM_OK)
+                return pr;
+        }
         /* the child of a fork must never write the parent's code */
         r = xm__os_dontfork(&h->osc, a, h->reserve);
         if (r)
@@ -111,6 +118,7 @@ static void teardown_dual(xm_heap *h)
     if (h->alias)
         (void)xm__os_unmap(&h->osc, h->alias, h->reserve);
     h->alias = NULL;
+    xm__pk_teardown(h);
     if (h->fd_ro >= 0)
         (void)xm__os_close(&h->osc, h->fd_ro);
     if (h->fd >= 0)
@@ -230,6 +238,10 @@ xm_result xm__heap_new(const xm_options *o, size_t reserve, xm_heap **out)
     }
     r = XM_ENOTSUP;
     int dual_errno = 0;
+    /* pkey_alloc sets the calling thread's rights for the new key: a
+       creation that fails puts back the PKRU it found (pkeys.h) */
+    bool pk = (o->flags & XM_PKEYS) && xm__pkru_usable();
+    unsigned pkru = pk ? xm__rdpkru() : 0;
     if (o->backend != XM_BACKEND_FLIP) {
         r = setup_dual(h);
         if (r == XM_OK) {
@@ -244,7 +256,8 @@ xm_result xm__heap_new(const xm_options *o, size_t reserve, xm_heap **out)
        is refused. A shortage (EMFILE, ENFILE, ENOMEM: RLIMIT_NOFILE,
        RLIMIT_AS) is an error, as for explicit DUAL, not a silent switch to
        a backend 50-250x slower per operation (issue 16). */
-    bool fallback = o->backend == XM_BACKEND_AUTO && !dual_transient(dual_errno);
+    bool fallback = o->backend == XM_BACKEND_AUTO && !(o->flags & XM_PKEYS) &&
+                    !dual_transient(dual_errno);
     if (r != XM_OK && (o->backend == XM_BACKEND_FLIP || fallback)) {
         r = probe_flip(h);
         if (r == XM_OK)
@@ -261,6 +274,8 @@ xm_result xm__heap_new(const xm_options *o, size_t reserve, xm_heap **out)
         (void)xm__os_unmap(&h->osc, (void *)h->base, h->reserve);
         teardown_dual(h);
         heap_free_meta(h);
+        if (pk)
+            xm__wrpkru(pkru);
         return r;
     }
     xm__range_init(h);

@@ -122,8 +122,19 @@ void xm__os_uc_set_pc(void *uc, uintptr_t pc);
 
 /* PR_GET_MDWE of this process: its flags, or a negative errno. */
 int xm__os_mdwe(xm__osc *c);
-/* Whether protection keys can be allocated (allocates and frees one). */
+/* How many protection keys this process can still allocate (allocates
+ * them all and frees them again); 0 where it has none. */
 int xm__os_pkeys_probe(xm__osc *c);
+/* Protection keys (XM_PKEYS): pkey_alloc(0, rights) returns the key or
+ * -errno (EINVAL or ENOSPC where the CPU or kernel has none, ENOSPC when
+ * all are taken, ENOSYS before Linux 4.9); it sets the calling thread's
+ * rights for the key only. pkey_mprotect tags [addr, addr+len) with key
+ * and sets its rights. pkey_free gives the key back. */
+#define XM__PKEY_DENY_ACCESS 1u /* PKEY_DISABLE_ACCESS */
+#define XM__PKEY_DENY_WRITE 2u  /* PKEY_DISABLE_WRITE */
+int xm__os_pkey_alloc(xm__osc *c, unsigned rights);
+int xm__os_pkey_protect(xm__osc *c, void *addr, size_t len, int prot, int key);
+int xm__os_pkey_free(xm__osc *c, int key);
 
 /* Symbol sinks (sym.c). Creates or opens path for writing: append 1 opens
  * O_WRONLY|O_APPEND (perf map), 0 O_RDWR|O_TRUNC (jitdump, which is also

@@ -631,14 +631,66 @@ int xm__os_pkeys_probe(xm__osc *c)
     if (os_enter(c, ENOSPC))
         return 0;
 #ifdef SYS_pkey_alloc
-    long k = syscall(SYS_pkey_alloc, 0UL, 0UL);
-    if (k < 0) /* EINVAL or ENOSPC where the CPU has no PKU: no keys */
-        return 0;
-    os_count(c);
-    syscall(SYS_pkey_free, k);
-    return 1;
+    long keys[16];
+    int n = 0;
+    while (n < 16) { /* x86-64 has 16 keys, key 0 is everyone's default */
+        long k = syscall(SYS_pkey_alloc, 0UL, 0UL);
+        if (k < 0) /* EINVAL or ENOSPC where the CPU has no PKU: no keys */
+            break;
+        keys[n++] = k;
+        os_count(c);
+    }
+    for (int i = 0; i < n; i++) {
+        os_count(c);
+        syscall(SYS_pkey_free, keys[i]);
+    }
+    return n;
 #else
     return 0;
+#endif
+}
+
+int xm__os_pkey_alloc(xm__osc *c, unsigned rights)
+{
+    int e = os_enter(c, ENOSPC);
+    if (e)
+        return -e;
+#ifdef SYS_pkey_alloc
+    long k = syscall(SYS_pkey_alloc, 0UL, (unsigned long)rights);
+    return k < 0 ? os_fail() : (int)k;
+#else
+    (void)rights;
+    os_last_errno = ENOSYS;
+    return -ENOSYS;
+#endif
+}
+
+int xm__os_pkey_protect(xm__osc *c, void *addr, size_t len, int prot, int key)
+{
+    int e = os_enter(c, ENOMEM);
+    if (e)
+        return -e;
+#ifdef SYS_pkey_mprotect
+    return syscall(SYS_pkey_mprotect, addr, len, (unsigned long)os_prot(prot),
+                   (long)key) ? os_fail() : 0;
+#else
+    (void)addr, (void)len, (void)prot, (void)key;
+    os_last_errno = ENOSYS;
+    return -ENOSYS;
+#endif
+}
+
+int xm__os_pkey_free(xm__osc *c, int key)
+{
+    int e = os_enter(c, EINVAL);
+    if (e)
+        return -e;
+#ifdef SYS_pkey_free
+    return syscall(SYS_pkey_free, (long)key) ? os_fail() : 0;
+#else
+    (void)key;
+    os_last_errno = ENOSYS;
+    return -ENOSYS;
 #endif
 }
 

@@ -7,11 +7,24 @@
  * live.c. Public-API layer: calls down only.
  */
 #include "internal.h"
+#include "pkeys.h"
 #include "arch.h"
 
 #include <string.h>
 
+static xm_result patch_impl(xm_heap *h, void *dst, const void *src, size_t len);
+
 xm_result xm_patch(xm_heap *h, void *dst, const void *src, size_t len)
+{
+    if (!h || !h->pkey)
+        return patch_impl(h, dst, src, len);
+    unsigned old = xm__pk_open(h);
+    xm_result r = patch_impl(h, dst, src, len);
+    xm__pk_close(old);
+    return r;
+}
+
+static xm_result patch_impl(xm_heap *h, void *dst, const void *src, size_t len)
 {
     if (!h || !dst || !src || len == 0)
         return XM_EINVAL;
@@ -28,7 +41,37 @@ xm_result xm_patch(xm_heap *h, void *dst, const void *src, size_t len)
     return xm__leave(h, a, r);
 }
 
+static xm_result begin_impl(xm_heap *h, void *rx, size_t len, void **rw);
+static xm_result end_impl(xm_heap *h, void *rx);
+
+/* XM_PKEYS (pkeys.h): a window holds its thread's right to write the alias
+ * from begin to end; both calls also run opened, like every writing call
+ * (a drain may run in them). */
 xm_result xm_write_begin(xm_heap *h, void *rx, size_t len, void **rw)
+{
+    if (!h || !h->pkey)
+        return begin_impl(h, rx, len, rw);
+    unsigned old = xm__pk_open(h);
+    xm_result r = begin_impl(h, rx, len, rw);
+    xm__pk_close(old);
+    if (r == XM_OK)
+        xm__pk_hold(h);
+    return r;
+}
+
+xm_result xm_write_end(xm_heap *h, void *rx)
+{
+    if (!h || !h->pkey)
+        return end_impl(h, rx);
+    unsigned old = xm__pk_open(h);
+    xm_result r = end_impl(h, rx);
+    xm__pk_close(old);
+    if (r == XM_OK)
+        xm__pk_release(h);
+    return r;
+}
+
+static xm_result begin_impl(xm_heap *h, void *rx, size_t len, void **rw)
 {
     if (!h || !rx || !rw || len == 0)
         return XM_EINVAL;
@@ -73,7 +116,7 @@ xm_result xm_write_begin(xm_heap *h, void *rx, size_t len, void **rw)
     return xm__leave(h, a, XM_OK);
 }
 
-xm_result xm_write_end(xm_heap *h, void *rx)
+static xm_result end_impl(xm_heap *h, void *rx)
 {
     if (!h || !rx)
         return XM_EINVAL;

@@ -8,6 +8,7 @@
  * Nothing stays mapped or open afterwards.
  */
 #include "internal.h"
+#include "arch.h"
 
 #include <errno.h>
 
@@ -92,7 +93,11 @@ xm_result xm_system_info(xm_sysinfo *out)
     s.selinux = read_int("/sys/fs/selinux/enforce");
     int m = xm__os_mdwe(NULL);
     s.mdwe = m < 0 ? -1 : m;
-    s.pkeys = xm__os_pkeys_probe(NULL);
+    /* XM_PKEYS needs both: keys from the kernel and WRPKRU (arch.h) */
+    s.pkeys_free = xm__os_pkeys_probe(NULL);
+    if (!xm__pkru_usable())
+        s.pkeys_free = 0;
+    s.pkeys = s.pkeys_free > 0;
     s.membarrier_sync_core = xm__os_membarrier_probe(NULL);
     read_choice("/sys/kernel/mm/transparent_hugepage/enabled", s.thp_enabled,
                 sizeof s.thp_enabled);

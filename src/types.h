@@ -308,6 +308,8 @@ struct xm_heap {
     /* the state of every page of the reserve (xm__pstate): a call finds a
        block's state from its address alone, in parallel with its pack */
     xm__pstate *ps;
+    int pkey;          /* XM_PKEYS: the alias's protection key; 0: none */
+    uint64_t pk_id;    /* XM_PKEYS: this heap's number (pkeys.c) */
     size_t meta_len; /* the mapping that holds the heap and these arrays */
     xm__pack *spare, *spare_large; /* recycled descriptors, by size */
     xm__pack **all; /* every descriptor ever made */

@@ -54,11 +54,19 @@ const config configs[] = {
 };
 const size_t nconfigs = sizeof configs / sizeof configs[0];
 
+bool config_name_enabled(const char *name)
+{
+    const char *only = getenv("XM_TEST_CONFIG");
+    return !only || !*only || !strcmp(only, name);
+}
+
+bool config_enabled(size_t i) { return config_name_enabled(configs[i].name); }
+
 xm_heap *make_heap(const config *c, size_t reserve, size_t lazy_limit)
 {
     xm_options o = XM_OPTIONS_INIT;
     o.backend = c->backend;
-    o.flags = c->flags;
+    o.flags = c->flags | test_extra_flags(c); /* XM_TEST_PKEYS=1 */
     o.reserve = reserve;
     o.lazy_limit = lazy_limit;
     xm_heap *h = NULL;
@@ -66,15 +74,6 @@ xm_heap *make_heap(const config *c, size_t reserve, size_t lazy_limit)
     if (r != XM_OK)
         printf("    xm_heap_create(%s): %s\n", c->name, xm_strerror(r));
     return h;
-}
-
-void emit_ret(void *dst, uint64_t v)
-{
-    unsigned char *p = dst;
-    p[0] = 0x48;
-    p[1] = 0xB8;
-    memcpy(p + 2, &v, 8);
-    p[10] = 0xC3;
 }
 
 uint64_t call_at(const void *rx)
@@ -135,6 +134,12 @@ bool under_valgrind(void)
 #endif
 }
 
+bool under_emulation(void)
+{
+    const char *e = getenv("XM_EMULATED");
+    return e && *e && strcmp(e, "0") != 0;
+}
+
 bool audit_clean(bool strict)
 {
     xm_audit_report a;
@@ -160,6 +165,8 @@ int main(int argc, char **argv)
     /* a fresh process for a test that needs one (test_concurrency.c) */
     if (argc == 2 && !strcmp(argv[1], "--fork-handler-probe"))
         return fork_handler_probe();
+    if (getpid() == 1) /* /init of a virtual machine (test/pkeys_check.sh) */
+        test_init_system();
     int passed = 0, failed = 0, skipped = 0;
     for (int i = 0; i < ntests; i++) {
         bool run = argc < 2;
@@ -189,5 +196,7 @@ int main(int argc, char **argv)
         }
     }
     printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
+    if (getpid() == 1)
+        test_halt_system();
     return failed ? 1 : 0;
 }

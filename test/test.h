@@ -65,12 +65,32 @@ typedef struct config {
 extern const config configs[];
 extern const size_t nconfigs;
 xm_heap *make_heap(const config *c, size_t reserve, size_t lazy_limit);
+/* test_pkeys.c: flags make_heap adds to a configuration (XM_PKEYS for the
+ * DUAL ones without XM_STRICT when XM_TEST_PKEYS=1); the runner as PID 1
+ * of a virtual machine: mounts /proc, /sys, /dev, /tmp; powers off. */
+unsigned test_extra_flags(const config *c);
+void test_init_system(void);
+void test_halt_system(void);
+/* False for a configuration that XM_TEST_CONFIG=name leaves out (make
+ * check-arm64 runs the suite once per backend). */
+bool config_enabled(size_t i);
+/* For a test that makes its own heap of one configuration (not FOR_CONFIGS):
+ * where XM_TEST_CONFIG names another one, it says SKIP and returns; it runs
+ * in the pass of its own configuration. */
+bool config_name_enabled(const char *name);
+#define ONLY_IN_CONFIG(name)                                                   \
+    do {                                                                       \
+        if (!config_name_enabled(name)) {                                      \
+            test_skip("makes its own %s heap: runs in the %s pass", name, name); \
+            return;                                                            \
+        }                                                                      \
+    } while (0)
 
 /* Runs fn(&config) for every configuration (those where cond holds) and
  * stops at the first failure, naming the configuration. */
 #define FOR_CONFIGS_IF(fn, cond)                                               \
     for (size_t ci_ = 0; ci_ < nconfigs; ci_++) {                              \
-        if (!(cond))                                                           \
+        if (!(cond) || !config_enabled(ci_))                                   \
             continue;                                                          \
         fn(&configs[ci_]);                                                     \
         if (test_failed) {                                                     \
@@ -80,9 +100,9 @@ xm_heap *make_heap(const config *c, size_t reserve, size_t lazy_limit);
     }
 #define FOR_CONFIGS(fn) FOR_CONFIGS_IF(fn, 1)
 
-/* x86-64 code for `return v;`: mov rax, imm64; ret (11 bytes). */
-#define RET_LEN 11
-void emit_ret(void *dst, uint64_t v);
+/* The code tests run (return a constant, call, live patch, the trap fill
+ * and its signal), per architecture: snippets.h. */
+#include "snippets.h"
 /* Calls the function at rx (no arguments, returns uint64_t). */
 uint64_t call_at(const void *rx);
 /* Allocates, writes `return v`, publishes. */
@@ -96,8 +116,14 @@ int child_status(int (*fn)(void *), void *arg);
 /* In a fresh runner process (runner --fork-handler-probe): whether an
  * earlier atfork child handler's mapping survives execmem's (0: yes). */
 int fork_handler_probe(void);
+/* n divided by XM_TEST_SCALE (default 1, at least 1 is returned): the
+ * heavy loops' knob for full-system emulation (test/pkeys_check.sh). */
+long test_scaled(long n);
 /* True when the runner runs under valgrind. */
 bool under_valgrind(void);
+/* True under a CPU emulator (XM_EMULATED set: make check-arm64, TCG), where
+ * the heaviest tests do a fraction of their rounds. */
+bool under_emulation(void);
 /* Audit of this process; returns false (and prints) when not clean. */
 bool audit_clean(bool strict);
 

@@ -103,9 +103,9 @@ static void unpublished_traps(const config *c)
     CHECK_OK(xm_alloc(h, 100000, 0, &big));
     emit_ret(big.rw, 6);
     int sig = child_signal(call_void, b.rx);
-    CHECK(sig == SIGTRAP || sig == SIGSEGV);
+    CHECK(sig == TRAP_SIG || sig == SIGSEGV);
     sig = child_signal(call_void, big.rx);
-    CHECK(sig == SIGTRAP || sig == SIGSEGV);
+    CHECK(sig == TRAP_SIG || sig == SIGSEGV);
     /* and once published, the same bytes run */
     CHECK_OK(xm_publish(h, b.rx, XM_PROT_RX));
     CHECK_EQ(call_at(b.rx), 5);
@@ -132,21 +132,21 @@ static void freed_traps(const config *c)
     static const size_t offs[] = {0, 1, 2, 7, 10, 63, 200};
     for (size_t i = 0; i < sizeof offs / sizeof offs[0]; i++) {
         int sig = child_signal(call_void, (char *)b.rx + offs[i]);
-        CHECK(sig == SIGTRAP || sig == SIGSEGV);
+        CHECK(sig == trap_sig_at((char *)b.rx + offs[i]) || sig == SIGSEGV);
         sig = child_signal(call_void, (char *)big.rx + offs[i]);
-        CHECK(sig == SIGTRAP || sig == SIGSEGV);
+        CHECK(sig == trap_sig_at((char *)big.rx + offs[i]) || sig == SIGSEGV);
     }
-    if (c->backend == XM_BACKEND_DUAL) { /* still mapped: every byte is INT3 */
+    if (c->backend == XM_BACKEND_DUAL) { /* still mapped: every byte is fill */
         const unsigned char *p = b.rx;
         for (size_t i = 0; i < 256; i++)
-            CHECK_EQ(p[i], 0xCC);
+            CHECK_EQ(p[i], TRAP_BYTE);
         p = big.rx;
         for (size_t i = 0; i < 65536; i += 97)
-            CHECK_EQ(p[i], 0xCC);
+            CHECK_EQ(p[i], TRAP_BYTE);
     }
     CHECK_OK(xm_purge(h));
     int sig = child_signal(call_void, big.rx);
-    CHECK(sig == SIGSEGV || sig == SIGTRAP);
+    CHECK(sig == SIGSEGV || sig == TRAP_SIG);
     CHECK_EQ(call_at(keep.rx), 1);
     xm_heap_destroy(h);
 }
@@ -174,7 +174,7 @@ static void magazine_reuse(const config *c)
     CHECK_EQ(xm_patch(h, (char *)b.rx + b.size - 1, "\xcc", 1), XM_OK);
     CHECK_EQ(xm_patch(h, (char *)b.rx + b.size, "\xcc", 1), XM_ERANGE);
     int sig = child_signal(call_void, a.rx);
-    CHECK(sig == SIGTRAP || (c->backend == XM_BACKEND_FLIP && sig == SIGSEGV));
+    CHECK(sig == TRAP_SIG || (c->backend == XM_BACKEND_FLIP && sig == SIGSEGV));
     CHECK_EQ(call_at(b.rx), 1);
     /* same size again: the block comes back unpublished, traps until
        published, then runs the new code */
@@ -182,7 +182,7 @@ static void magazine_reuse(const config *c)
     CHECK_OK(xm_alloc(h, 192, 0, &r));
     if (c->backend != XM_BACKEND_FLIP && !(c->flags & XM_INPLACE)) {
         CHECK(r.rx == a.rx);
-        CHECK_EQ(child_signal(call_void, r.rx), SIGTRAP);
+        CHECK_EQ(child_signal(call_void, r.rx), TRAP_SIG);
     }
     emit_ret(r.rw, 3);
     CHECK_OK(xm_publish(h, r.rx, XM_PROT_RX));
@@ -214,7 +214,7 @@ static void unpublished_free_free(const config *c)
     for (int i = 0; i < 1000; i++) {
         xm_block b;
         CHECK_OK(xm_alloc(h, 64 + (size_t)(i % 7) * 100, 0, &b));
-        memset(b.rw, 0x90, 64);
+        memset(b.rw, FILL_BYTE, 64);
         CHECK_OK(xm_free(h, b.rx));
     }
     CHECK_OK(xm_heap_stats(h, &s1));
@@ -339,7 +339,9 @@ static void data_write_faults(const config *c)
     CHECK_EQ(child_signal(call_void, d.rx), SIGSEGV); /* data never runs */
     CHECK_OK(xm_alloc(h, 64, 0, &code));
     CHECK_EQ(xm_publish(h, code.rx, XM_PROT_R), XM_EINVAL);
-    CHECK_EQ(read_byte(d.rx), 0x48);
+    unsigned char ret[RET_LEN];
+    emit_ret(ret, 4);
+    CHECK_EQ(read_byte(d.rx), ret[0]);
     (void)read_void;
     xm_heap_destroy(h);
 }
@@ -369,12 +371,12 @@ static void patching(const config *c)
     CHECK_OK(make_fn(h, 64, 2, &b));
     CHECK_OK(make_fn(h, 70000, 3, &big));
     for (uint64_t v = 10; v < 20; v++) {
-        CHECK_OK(xm_patch(h, (char *)a.rx + 2, &v, 8)); /* the imm64 */
+        CHECK_OK(patch_ret(h, a.rx, v)); /* the imm64 */
         CHECK_EQ(call_at(a.rx), v);
         CHECK_EQ(call_at(b.rx), 2);
     }
     uint64_t v = 33;
-    CHECK_OK(xm_patch(h, (char *)big.rx + 2, &v, 8));
+    CHECK_OK(patch_ret(h, big.rx, v));
     CHECK_EQ(call_at(big.rx), 33);
     /* out of range: past the end, spanning two blocks, not in a block */
     unsigned char buf[128] = {0};
@@ -545,6 +547,8 @@ static void exhaustion(const config *c)
 TEST(reserve_exhaustion_and_recovery) { FOR_CONFIGS(exhaustion); }
 
 static int near_anchor(void) { return 1; }
+/* near: every block within a direct call's reach of it (x86-64 rel32:
+ * +-2 GiB; arm64 BL: +-128 MiB), proven by such a call. */
 TEST(near_places_blocks_within_rel32)
 {
     xm_options o = XM_OPTIONS_INIT;
@@ -554,15 +558,15 @@ TEST(near_places_blocks_within_rel32)
     xm_block b;
     CHECK_OK(xm_alloc(h, 64, 0, &b));
     intptr_t d = (intptr_t)b.rx - (intptr_t)(uintptr_t)&near_anchor;
-    CHECK(d > -(intptr_t)0x7fffffff && d < (intptr_t)0x7fffffff);
-    /* a real rel32 call from JIT code into the host program */
-    unsigned char *p = b.rw;
-    int32_t rel = (int32_t)((intptr_t)(uintptr_t)&near_anchor -
-                            ((intptr_t)b.rx + 9)); /* after the call */
-    p[0] = 0x48; p[1] = 0x83; p[2] = 0xEC; p[3] = 0x08; /* sub rsp, 8 */
-    p[4] = 0xE8; memcpy(p + 5, &rel, 4);                 /* call rel32 */
-    p[9] = 0x48; p[10] = 0x83; p[11] = 0xC4; p[12] = 0x08; /* add rsp, 8 */
-    p[13] = 0xC3;
+    CHECK(d > -NEAR_REACH + 64 && d < NEAR_REACH - 64);
+    /* the whole reserve, not only the first block */
+    uintptr_t base, alias;
+    size_t len;
+    xm__heap_ranges(h, &base, &len, &alias);
+    intptr_t lo = (intptr_t)base - (intptr_t)(uintptr_t)&near_anchor;
+    CHECK(lo > -NEAR_REACH && lo + (intptr_t)len < NEAR_REACH);
+    /* a real direct call (rel32, BL) from JIT code into the host program */
+    CHECK(emit_call_fn(b.rw, b.rx, (const void *)(uintptr_t)&near_anchor));
     CHECK_OK(xm_publish(h, b.rx, XM_PROT_RX));
     int (*f)(void);
     memcpy(&f, &b.rx, sizeof f);

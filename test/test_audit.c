@@ -122,7 +122,7 @@ static void strict_stages(const config *c)
     }
     CHECK(audit_clean(strict)); /* published */
     uint64_t v = 77;
-    CHECK_OK(xm_patch(h, (char *)b[2].rx + 2, &v, 8));
+    CHECK_OK(patch_ret(h, b[2].rx, v));
     CHECK_EQ(call_at(b[2].rx), 77);
     CHECK(audit_clean(strict)); /* patched */
     xm_block d;
@@ -136,7 +136,9 @@ static void strict_stages(const config *c)
     xm_audit_report a;
     CHECK_OK(xm_audit(0, &a));
     if (c->backend == XM_BACKEND_DUAL && !strict)
-        CHECK(a.wx_aliases > 0); /* the persistent alias, as README says */
+        CHECK(a.wx_aliases + a.pkey_aliases > 0); /* the persistent alias, as
+                                                      README says (keyed with
+                                                      XM_PKEYS: protected) */
     xm_heap_destroy(h);
     CHECK(audit_clean(true));
 }
@@ -285,6 +287,7 @@ static int sysv_alias_child(void *arg)
     if (w == (void *)-1 || x == (void *)-1 || x1 == (void *)-1)
         return 3;
     emit_ret(w, 4242);
+    __builtin___clear_cache((char *)x, (char *)x + RET_LEN); /* arm64 */
     /* really one object, written and run (valgrind does not take SHM_EXEC
        attachments for code: the native run checks it) */
     if (!under_valgrind() && call_at(x) != 4242)
@@ -421,6 +424,13 @@ TEST(audit_program_text_and_data_in_one_page_is_clean)
     reap(pid);
     /* the layout the test is about: text and data views of one file
        overlap (the same page, read+exec and read+write private) */
+#if defined(__aarch64__)
+    if (xino != 0 && !(xino == wino && xoff < wend && woff < xend)) {
+        test_skip("the arm64 linker (ld -z noseparate-code) still starts "
+                  "wx_nosep's data on a page of its own: no such layout to audit");
+        return;
+    }
+#endif
     CHECK(xino != 0 && xino == wino && xoff < wend && woff < xend);
     CHECK_OK(r);
     CHECK_EQ(a.wx_aliases, 0);
@@ -463,11 +473,13 @@ static int memfd_reach_child(void *arg)
             writable++;
         int rw = open(p, O_RDWR | O_CLOEXEC);
         if (rw >= 0) {
-            uint64_t v = 666; /* the attack: rewrite published code */
+            unsigned char v[RET_IMM_LEN]; /* the attack: rewrite published code */
+            emit_ret_imm(v, 666);
             uintptr_t base, alias;
             size_t len;
             xm__heap_ranges(h, &base, &len, &alias);
-            if (pwrite(rw, &v, 8, (off_t)((uintptr_t)b.rx + 2 - base)) != 8)
+            if (pwrite(rw, v, RET_IMM_LEN,
+                       (off_t)((uintptr_t)b.rx + RET_IMM_OFF - base)) != RET_IMM_LEN)
                 return 3;
             return call_at(b.rx) == 666 ? 4 : 3;
         }

@@ -55,7 +55,7 @@ static void async_in_handler(const config *c)
 {
     sig_heap = make_heap(c, 0, 1 << 20);
     CHECK(sig_heap);
-    sig_count = under_valgrind() ? 300 : SIG_BLOCKS;
+    sig_count = under_valgrind() || under_emulation() ? 300 : (int)test_scaled(SIG_BLOCKS);
     atomic_store(&sig_next, 0);
     atomic_store(&sig_ok, 0);
     atomic_store(&sig_err, 0);
@@ -177,7 +177,7 @@ static void async_completes(const config *c)
     CHECK_OK(xm_heap_stats(h, &s)); /* any heap call completes it */
     CHECK_EQ(s.live_blocks, 1);
     int sig = child_signal(call_void, b.rx);
-    CHECK(sig == SIGTRAP || sig == SIGSEGV);
+    CHECK(sig == TRAP_SIG || sig == SIGSEGV);
     CHECK_EQ(call_at(keep.rx), 1);
     xm_heap_destroy(h);
 }
@@ -186,6 +186,7 @@ TEST(free_async_completes_at_next_call) { FOR_CONFIGS(async_completes); }
 /* ---- threads ------------------------------------------------------------ */
 
 enum { TH_N = 4, TH_OPS = 20000 };
+static int th_ops(void) { return (int)test_scaled(under_emulation() ? TH_OPS / 40 : TH_OPS); } /* TCG: FLIP 135 s at /5 */
 typedef struct th_arg {
     xm_heap *h;
     int id;
@@ -199,7 +200,7 @@ static void *th_main(void *p)
     xm_block ring[32];
     memset(ring, 0, sizeof ring);
     unsigned seed = (unsigned)a->id * 7919u + 1;
-    for (int it = 0; it < TH_OPS && !a->bad; it++) {
+    for (int it = 0; it < th_ops() && !a->bad; it++) {
         int k = it & 31;
         uint64_t want = ((uint64_t)a->id << 32) | (uint64_t)(it - 32);
         if (ring[k].rx) {
@@ -255,8 +256,8 @@ static void threads_run(const config *c)
     xm_stats s;
     CHECK_OK(xm_heap_stats(h, &s));
     CHECK_EQ(s.live_blocks, 0);
-    CHECK_EQ(s.allocs, (uint64_t)TH_N * TH_OPS);
-    CHECK_EQ(s.frees, (uint64_t)TH_N * TH_OPS);
+    CHECK_EQ(s.allocs, (uint64_t)TH_N * (uint64_t)th_ops());
+    CHECK_EQ(s.frees, (uint64_t)TH_N * (uint64_t)th_ops());
     CHECK(audit_clean(c->flags & XM_STRICT));
     xm__heap_check(h);
     xm_heap_destroy(h);
@@ -292,7 +293,7 @@ static int fork_child_dual(void *arg)
     if (call_at(fk_b.rx) != 2) /* nor its free */
         return 14;
     uint64_t v = 99;
-    if (xm_patch(fk_heap, (char *)fk_a.rx + 2, &v, 8) != XM_ESTATE)
+    if (patch_ret(fk_heap, fk_a.rx, v) != XM_ESTATE)
         return 15;
     xm_block nb;
     if (xm_alloc(fk_heap, 64, 0, &nb) != XM_ESTATE)
@@ -329,7 +330,7 @@ static void fork_dual(const config *c)
         _exit(fork_child_dual((c->flags & XM_STRICT) ? (void *)1 : NULL));
     CHECK_EQ(wait_byte(fk_back[0]), 0);
     uint64_t v = 7;
-    CHECK_OK(xm_patch(fk_heap, (char *)fk_a.rx + 2, &v, 8));
+    CHECK_OK(patch_ret(fk_heap, fk_a.rx, v));
     CHECK_OK(xm_free(fk_heap, fk_b.rx));
     CHECK(write(fk_pipe[1], "g", 1) == 1);
     int st;
@@ -357,7 +358,7 @@ static int fork_child_flip(void *arg)
     if (call_at(fk_a.rx) != 1)
         return 30;
     uint64_t v = 55;
-    if (xm_patch(fk_heap, (char *)fk_a.rx + 2, &v, 8) != XM_OK)
+    if (patch_ret(fk_heap, fk_a.rx, v) != XM_OK)
         return 31;
     if (call_at(fk_a.rx) != 55)
         return 32;

@@ -34,12 +34,12 @@ static void rw_size(const config *c)
         CHECK_OK(xm_alloc(h, asks[i], 0, &b));
         CHECK(b.size >= asks[i]);
         /* every one of b.size bytes is writable through rw and lands at rx */
-        memset(b.rw, 0x90, b.size);
+        memset(b.rw, FILL_BYTE, b.size);
         emit_ret(b.rw, 9);
         CHECK_OK(xm_publish(h, b.rx, XM_PROT_RX));
         const unsigned char *p = (const unsigned char *)b.rx;
-        CHECK_EQ(p[b.size - 1], 0x90);
-        CHECK_EQ(p[RET_LEN], 0x90);
+        CHECK_EQ(p[b.size - 1], FILL_BYTE);
+        CHECK_EQ(p[RET_LEN], FILL_BYTE);
         CHECK_EQ(call_at(b.rx), 9);
         CHECK_OK(xm_free(h, b.rx));
     }

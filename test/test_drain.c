@@ -112,7 +112,7 @@ static void drain_in_flight(const config *c)
     CHECK_EQ(q.r, XM_EBADPTR); /* the block is no longer there */
     dr_target = b.rx;
     int sig = child_signal(dr_run_freed, NULL);
-    CHECK(sig == SIGTRAP || sig == SIGSEGV || sig == SIGILL);
+    CHECK(sig == TRAP_SIG || sig == SIGSEGV || sig == SIGILL);
     CHECK_EQ(call_at(keep.rx), 6);
     xm_stats s;
     CHECK_OK(xm_heap_stats(h, &s));

@@ -182,7 +182,7 @@ static bool step(xm_heap *h, model *m, int op, int k, uint64_t v)
     case 2: /* patch */
         if (!m->live[k] || !m->pub[k])
             return true;
-        r = xm_patch(h, (char *)m->b[k].rx + 2, &v, 8);
+        r = patch_ret(h, m->b[k].rx, v);
         if (r == XM_OK)
             m->val[k] = v;
         return call_at(m->b[k].rx) == m->val[k];
@@ -381,6 +381,7 @@ TEST(fault_injection_in_heap_create) { FOR_CONFIGS(create_faults); }
  * stays writable and unpublished. */
 TEST(publish_refused_exec_reports_eperm)
 {
+    ONLY_IN_CONFIG("flip");
     const config c = {"flip", XM_BACKEND_FLIP, 0};
     xm_heap *h = make_heap(&c, 0, 0);
     CHECK(h);
@@ -430,7 +431,7 @@ static void flip_dead_block(bool poke_fails, bool by_purge)
     uint64_t v = 1;
     void *w;
     CHECK_EQ(xm_query(h, b.rx, &q), XM_EBADPTR);
-    CHECK_EQ(xm_patch(h, (char *)b.rx + 2, &v, 8), XM_ERANGE);
+    CHECK_EQ(patch_ret(h, b.rx, v), XM_ERANGE);
     CHECK_EQ(xm_publish(h, b.rx, XM_PROT_RX), XM_EBADPTR);
     CHECK_EQ(xm_write_begin(h, b.rx, 8, &w), XM_ERANGE);
     CHECK_EQ(xm_free(h, b.rx), XM_EBADPTR);
@@ -446,7 +447,7 @@ static void flip_dead_block(bool poke_fails, bool by_purge)
         /* the old code is gone at once: traps (the rights may have been
            dropped already by the immediate retry: then it faults) */
         int sig = child_signal(call_void, b.rx);
-        CHECK(sig == SIGTRAP || sig == SIGSEGV);
+        CHECK(sig == TRAP_SIG || sig == SIGSEGV);
     }
     /* its pages are not handed out again while they keep their rights */
     bool pending = s1.quarantine_bytes > s0.quarantine_bytes;
@@ -474,6 +475,7 @@ static void flip_dead_block(bool poke_fails, bool by_purge)
 }
 TEST(flip_free_that_cannot_drop_rights_kills_the_block)
 {
+    ONLY_IN_CONFIG("flip");
     flip_dead_block(false, false);
     if (!test_failed)
         flip_dead_block(true, false);
@@ -514,7 +516,7 @@ static int map_limit_child(void *arg)
             return 4;
     for (int i = 0; i < N; i += 2 * 37) {
         int sig = child_signal(call_void, b[i].rx);
-        if (sig != SIGTRAP && sig != SIGSEGV)
+        if (sig != TRAP_SIG && sig != SIGSEGV)
             return 8;
     }
     if (call_at(b[1].rx) != 1) /* the live neighbours run on */
@@ -534,6 +536,7 @@ static int map_limit_child(void *arg)
 }
 TEST(flip_frees_at_the_map_count_limit_succeed)
 {
+    ONLY_IN_CONFIG("flip");
     if (under_valgrind()) { /* 65,000 mappings under valgrind: too slow */
         printf("    skipped under valgrind (the native run checks it)\n");
         return;

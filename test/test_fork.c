@@ -28,19 +28,13 @@ typedef struct fk_state {
     _Atomic int first_error[2];
 } fk_state;
 
-static void fk_mov(unsigned char *p, uint32_t v)
-{
-    p[0] = 0xB8; /* mov eax, imm32 */
-    memcpy(p + 1, &v, 4);
-}
-
-/* A function returning v (mov eax, imm32; ret), published; 0 or -1. */
+/* A function returning v (emit_mov32; ret), published; 0 or -1. */
 static int fk_fn(xm_heap *h, uint32_t v, xm_block *b)
 {
     if (xm_alloc(h, 64, 0, b) != XM_OK)
         return -1;
-    fk_mov(b->rw, v);
-    ((unsigned char *)b->rw)[5] = 0xC3;
+    emit_mov32(b->rw, v);
+    emit_reti((char *)b->rw + MOV32_LEN);
     return xm_publish(h, b->rx, XM_PROT_RX) == XM_OK ? 0 : -1;
 }
 
@@ -53,18 +47,18 @@ static int fk_round(xm_heap *h, uint32_t v, bool async, bool solo)
         return 1;
     if ((uint32_t)call_at(b.rx) != v)
         return 2;
-    unsigned char ins[5];
-    fk_mov(ins, v + 1);
-    if (xm_patch(h, b.rx, ins, 5) != XM_OK || (uint32_t)call_at(b.rx) != v + 1)
+    unsigned char ins[MOV32_LEN];
+    emit_mov32(ins, v + 1);
+    if (xm_patch(h, b.rx, ins, MOV32_LEN) != XM_OK || (uint32_t)call_at(b.rx) != v + 1)
         return 3;
     void *rw;
-    if (xm_write_begin(h, b.rx, 5, &rw) != XM_OK)
+    if (xm_write_begin(h, b.rx, MOV32_LEN, &rw) != XM_OK)
         return 4;
-    fk_mov(rw, v + 2);
+    emit_mov32(rw, v + 2);
     if (xm_write_end(h, b.rx) != XM_OK || (uint32_t)call_at(b.rx) != v + 2)
         return 5;
-    fk_mov(ins, v + 3);
-    xm_result r = xm_patch_live(h, b.rx, ins, 5);
+    emit_mov32(ins, v + 3); /* arm64: not hotpatch-safe, XM_ENOTSUP */
+    xm_result r = xm_patch_live(h, b.rx, ins, MOV32_LEN);
     if (r != XM_OK && r != XM_ENOTSUP)
         return 6;
     if (r == XM_OK && (uint32_t)call_at(b.rx) != v + 3)
@@ -135,8 +129,8 @@ static int fk_child(const config *c)
         return call_at(fk.keep.rx) == 77 ? 0 : 23;
     }
     /* DUAL: frozen */
-    unsigned char ins[5];
-    fk_mov(ins, 9);
+    unsigned char ins[MOV32_LEN];
+    emit_mov32(ins, 9);
     void *rw;
     if (xm_alloc(h, 64, 0, &b) != XM_ESTATE)
         return 24;
@@ -144,13 +138,13 @@ static int fk_child(const config *c)
         return 25;
     if (xm_publish(h, fk.keep.rx, XM_PROT_RX) != XM_ESTATE)
         return 26;
-    if (xm_patch(h, fk.keep.rx, ins, 5) != XM_ESTATE)
+    if (xm_patch(h, fk.keep.rx, ins, MOV32_LEN) != XM_ESTATE)
         return 27;
-    if (xm_write_begin(h, fk.keep.rx, 5, &rw) != XM_ESTATE)
+    if (xm_write_begin(h, fk.keep.rx, MOV32_LEN, &rw) != XM_ESTATE)
         return 28;
     if (xm_write_end(h, fk.keep.rx) != XM_ESTATE)
         return 29;
-    if (xm_patch_live(h, fk.keep.rx, ins, 5) != XM_ESTATE)
+    if (xm_patch_live(h, fk.keep.rx, ins, MOV32_LEN) != XM_ESTATE)
         return 30;
     if (xm_name(h, fk.keep.rx, "child") != XM_ESTATE)
         return 31;

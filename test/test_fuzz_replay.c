@@ -22,8 +22,11 @@ TEST(fuzz_corpus_replay)
     int n = 0;
     size_t bytes = 0;
     struct dirent *e;
+    int seen = 0;
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.')
+            continue;
+        if (under_emulation() && seen++ % 10) /* TCG: every tenth input */
             continue;
         char path[1024];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);

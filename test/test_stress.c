@@ -202,7 +202,7 @@ static void st_op(st_thread *t)
             b->pub = true;
         } else if (!b->data) {
             uint64_t v = b->val ^ 0xFF00;
-            if ((e = xm_patch(st_heap, (char *)b->rx + 2, &v, 8)) != XM_OK)
+            if ((e = patch_ret(st_heap, b->rx, v)) != XM_OK)
                 ST_FAIL(t, "patch: %s", xm_strerror(e));
             b->val = v;
             t->patches++;

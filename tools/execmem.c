@@ -13,6 +13,7 @@
  * and in the JSON). `execmem COMMAND --help` describes each command.
  */
 #include <execmem.h>
+#include "expr.h"
 #include "proc_tlb.h"
 
 #include <ctype.h>
@@ -90,7 +91,8 @@ static const char *audit_help =
 static const char *demo_help =
     "usage: execmem [--json] demo [options]\n"
     "\n"
-    "JIT-compiles random arithmetic functions to x86-64 into an execmem heap,\n"
+    "JIT-compiles random arithmetic functions (x86-64 or AArch64 code, the\n"
+    "machine's own) into an execmem heap,\n"
     "checks every one against an interpreter, frees old ones, and reports\n"
     "the costs and the W^X audit of its own process (clean means what it\n"
     "means for audit: no W+X mapping and no W+X alias).\n"
@@ -152,12 +154,13 @@ static int cmd_info(void)
         printf("{\"page_size\": %zu, \"memfd\": %d, \"memfd_noexec_seal\": %d, "
                "\"vm_memfd_noexec\": %d, \"exec_memfd\": %d, \"exec_anon\": %d, "
                "\"selinux_enforcing\": %d, \"mdwe\": %d, \"pkeys\": %d, "
+               "\"pkeys_free\": %d, "
                "\"membarrier_sync_core\": %d, \"thp_enabled\": \"%s\", "
                "\"thp_shmem_enabled\": \"%s\", \"auto_backend\": \"%s\", "
                "\"auto_result\": \"%s\", \"reason\": \"%s\"}\n",
                s.page_size, s.memfd, s.memfd_noexec_seal, s.memfd_noexec_sysctl,
                s.exec_memfd, s.exec_anon, s.selinux, s.mdwe, s.pkeys,
-               s.membarrier_sync_core, s.thp_enabled, s.thp_shmem,
+               s.pkeys_free, s.membarrier_sync_core, s.thp_enabled, s.thp_shmem,
                s.auto_result == XM_OK ? backend_name(s.auto_backend) : "none",
                xm_strerror(s.auto_result), s.auto_reason);
         return s.auto_result == XM_OK ? 0 : 2;
@@ -179,7 +182,8 @@ static int cmd_info(void)
            s.selinux < 0 ? "absent" : s.selinux ? "enforcing" : "permissive");
     printf("  MDWE (PR_GET_MDWE)              %s\n",
            s.mdwe < 0 ? "unknown" : s.mdwe ? "refuse exec gain" : "off");
-    printf("  protection keys                 %s\n", yn(s.pkeys));
+    printf("  protection keys (XM_PKEYS)      %s, %d free\n", yn(s.pkeys),
+           s.pkeys_free);
     printf("  membarrier SYNC_CORE            %s\n", yn(s.membarrier_sync_core));
     printf("  THP anonymous / shmem           %s / %s\n",
            s.thp_enabled[0] ? s.thp_enabled : "unknown",
@@ -224,7 +228,10 @@ static void read_comm(pid_t pid, char *out, size_t cap)
 
 static const char *kind_name(unsigned k)
 {
-    return k == XM_AUDIT_WX ? "W+X" : k == XM_AUDIT_ALIAS ? "alias" : "may-W+X";
+    return k == XM_AUDIT_WX      ? "W+X"
+           : k == XM_AUDIT_ALIAS ? "alias"
+           : k == XM_AUDIT_PKEY  ? "pkey"
+                                 : "may-W+X";
 }
 
 /* One process, in detail. Returns 0 clean, 1 found, 2 error. An error is
@@ -255,16 +262,18 @@ static int audit_one(pid_t pid, bool first)
                (long)(pid ? pid : getpid()));
         json_string(comm);
         printf(", \"mappings\": %zu, \"wx_mappings\": %zu, \"wx_aliases\": %zu, "
-               "\"wx_possible\": %zu, \"clean\": %s, \"ranges_omitted\": %zu, "
-               "\"ranges\": [",
+               "\"wx_possible\": %zu, \"pkey_aliases\": %zu, \"clean\": %s, "
+               "\"ranges_omitted\": %zu, \"ranges\": [",
                r.mappings, r.wx_mappings, r.wx_aliases, r.wx_possible,
-               found ? "false" : "true", r.ranges_omitted);
+               r.pkey_aliases, found ? "false" : "true", r.ranges_omitted);
         for (size_t i = 0; i < r.nranges; i++) {
             printf("%s{\"kind\": \"%s\", \"start\": \"0x%lx\", \"end\": \"0x%lx\"",
                    i ? ", " : "", kind_name(r.ranges[i].kind),
                    (unsigned long)r.ranges[i].start, (unsigned long)r.ranges[i].end);
-            if (r.ranges[i].kind == XM_AUDIT_ALIAS)
+            if (r.ranges[i].kind == XM_AUDIT_ALIAS || r.ranges[i].kind == XM_AUDIT_PKEY)
                 printf(", \"writable_at\": \"0x%lx\"", (unsigned long)r.ranges[i].other);
+            if (r.ranges[i].kind == XM_AUDIT_PKEY)
+                printf(", \"protection_key\": %d", r.pkeys[i]);
             printf(", \"path\": ");
             json_string(r.ranges[i].path);
             printf("}");
@@ -282,12 +291,20 @@ static int audit_one(pid_t pid, bool first)
                (unsigned long)g->end);
         if (g->kind == XM_AUDIT_ALIAS)
             printf(" (writable at %012lx)", (unsigned long)g->other);
+        if (g->kind == XM_AUDIT_PKEY)
+            printf(" (writable at %012lx, protection key %d)",
+                   (unsigned long)g->other, r.pkeys[i]);
         printf(" %s\n", g->path[0] ? g->path : "[anonymous]");
     }
     if (r.ranges_omitted)
         printf("  ... and %zu more range%s not listed (at most %d are)\n",
                r.ranges_omitted, r.ranges_omitted == 1 ? "" : "s",
                XM_AUDIT_MAX_RANGES);
+    if (r.pkey_aliases)
+        printf("  (pkey: %zu alias%s whose writable view has a protection key "
+               "that every thread's default denies (XM_PKEYS): counted as "
+               "protected, not as W+X aliases)\n",
+               r.pkey_aliases, r.pkey_aliases == 1 ? "" : "es");
     if (r.wx_possible)
         printf("  (may-W+X: private or shared mappings with both may-write and "
                "may-exec; one mprotect from W+X unless MDWE forbids it)\n");
@@ -409,136 +426,8 @@ static int cmd_audit(int argc, char **argv)
 
 /* ---- demo: a small real JIT -------------------------------------------- */
 
-/* Expression trees over four int64 arguments, compiled to x86-64. */
-enum { OP_CONST, OP_VAR, OP_ADD, OP_SUB, OP_MUL, OP_XOR, OP_AND, OP_OR,
-       OP_SHL, OP_NEG };
-enum { MAX_NODES = 63, MAX_CODE = MAX_NODES * 16 + 1 };
-
-typedef struct node {
-    uint8_t op, a, b; /* a, b: child indices (OP_SHL: b is the shift) */
-    uint64_t k;       /* OP_CONST value, OP_VAR argument index */
-} node;
-
-typedef struct expr {
-    node n[MAX_NODES];
-    int count, root;
-} expr;
-
-static uint64_t rng_next(uint64_t *s) /* splitmix64 */
-{
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static int gen(expr *e, uint64_t *rng, int depth)
-{
-    uint64_t r = rng_next(rng);
-    int i = e->count++;
-    node *n = &e->n[i];
-    if (depth == 0 || e->count > MAX_NODES - 3 || r % 5 == 0) {
-        if (r & 0x100) {
-            n->op = OP_VAR;
-            n->k = (r >> 9) & 3;
-        } else {
-            n->op = OP_CONST;
-            n->k = (r >> 12) & 1 ? rng_next(rng) : (uint64_t)(int64_t)(int16_t)(r >> 16);
-        }
-        return i;
-    }
-    static const uint8_t ops[] = {OP_ADD, OP_SUB, OP_MUL, OP_XOR, OP_AND,
-                                  OP_OR, OP_ADD, OP_SHL, OP_NEG};
-    n->op = ops[(r >> 8) % sizeof ops];
-    int a = gen(e, rng, depth - 1);
-    e->n[i].a = (uint8_t)a;
-    if (e->n[i].op == OP_SHL)
-        e->n[i].b = (uint8_t)((r >> 20) & 63);
-    else if (e->n[i].op != OP_NEG)
-        e->n[i].b = (uint8_t)gen(e, rng, depth - 1);
-    return i;
-}
-
-static uint64_t eval(const expr *e, int i, const uint64_t *x)
-{
-    const node *n = &e->n[i];
-    switch (n->op) {
-    case OP_CONST: return n->k;
-    case OP_VAR: return x[n->k];
-    case OP_ADD: return eval(e, n->a, x) + eval(e, n->b, x);
-    case OP_SUB: return eval(e, n->a, x) - eval(e, n->b, x);
-    case OP_MUL: return eval(e, n->a, x) * eval(e, n->b, x);
-    case OP_XOR: return eval(e, n->a, x) ^ eval(e, n->b, x);
-    case OP_AND: return eval(e, n->a, x) & eval(e, n->b, x);
-    case OP_OR: return eval(e, n->a, x) | eval(e, n->b, x);
-    case OP_SHL: return eval(e, n->a, x) << n->b;
-    default: return 0 - eval(e, n->a, x);
-    }
-}
-
-typedef struct emitter {
-    uint8_t *p;
-} emitter;
-
-static void emit(emitter *m, const uint8_t *b, size_t n)
-{
-    memcpy(m->p, b, n);
-    m->p += n;
-}
-#define EMIT(m, ...)                                                           \
-    do {                                                                       \
-        static const uint8_t b_[] = {__VA_ARGS__};                             \
-        emit(m, b_, sizeof b_);                                                \
-    } while (0)
-
-/* Leaves the node's value in rax; binary operators keep the left operand on
- * the stack while the right one is computed, then combine with r11. */
-static void cg(emitter *m, const expr *e, int i)
-{
-    const node *n = &e->n[i];
-    switch (n->op) {
-    case OP_CONST:
-        if ((int64_t)n->k == (int32_t)n->k) {
-            uint32_t v = (uint32_t)n->k;
-            EMIT(m, 0x48, 0xC7, 0xC0); /* mov rax, simm32 */
-            emit(m, (const uint8_t *)&v, 4);
-        } else {
-            EMIT(m, 0x48, 0xB8); /* mov rax, imm64 */
-            emit(m, (const uint8_t *)&n->k, 8);
-        }
-        return;
-    case OP_VAR: {
-        static const uint8_t modrm[4] = {0xF8, 0xF0, 0xD0, 0xC8}; /* rdi rsi rdx rcx */
-        uint8_t b[3] = {0x48, 0x89, modrm[n->k]};
-        emit(m, b, 3);
-        return;
-    }
-    case OP_NEG:
-        cg(m, e, n->a);
-        EMIT(m, 0x48, 0xF7, 0xD8); /* neg rax */
-        return;
-    case OP_SHL:
-        cg(m, e, n->a);
-        EMIT(m, 0x48, 0xC1, 0xE0); /* shl rax, imm8 */
-        emit(m, &n->b, 1);
-        return;
-    default:
-        break;
-    }
-    cg(m, e, n->a);
-    EMIT(m, 0x50); /* push rax */
-    cg(m, e, n->b);
-    EMIT(m, 0x49, 0x89, 0xC3, 0x58); /* mov r11, rax; pop rax */
-    switch (n->op) {
-    case OP_ADD: EMIT(m, 0x4C, 0x01, 0xD8); break;       /* add rax, r11 */
-    case OP_SUB: EMIT(m, 0x4C, 0x29, 0xD8); break;       /* sub rax, r11 */
-    case OP_MUL: EMIT(m, 0x49, 0x0F, 0xAF, 0xC3); break; /* imul rax, r11 */
-    case OP_XOR: EMIT(m, 0x4C, 0x31, 0xD8); break;       /* xor rax, r11 */
-    case OP_AND: EMIT(m, 0x4C, 0x21, 0xD8); break;       /* and rax, r11 */
-    default: EMIT(m, 0x4C, 0x09, 0xD8); break;           /* or rax, r11 */
-    }
-}
-
+/* The expression compiler (generator, interpreter, code for this build's
+ * architecture): tools/expr.h. */
 typedef uint64_t (*jit_fn)(uint64_t, uint64_t, uint64_t, uint64_t);
 
 typedef struct demo_cfg {
@@ -569,8 +458,8 @@ static bool verify(demo_thread *t, const expr *e, void *rx, uint64_t *rng, int n
     for (int k = 0; k < n; k++) {
         uint64_t x[4];
         for (int j = 0; j < 4; j++)
-            x[j] = k == 0 && j == 0 ? 0 : rng_next(rng) >> (rng_next(rng) & 63);
-        uint64_t got = f(x[0], x[1], x[2], x[3]), want = eval(e, e->root, x);
+            x[j] = k == 0 && j == 0 ? 0 : expr_rng_next(rng) >> (expr_rng_next(rng) & 63);
+        uint64_t got = f(x[0], x[1], x[2], x[3]), want = expr_eval(e, e->root, x);
         t->calls++;
         if (got != want) {
             if (t->mismatches++ == 0)
@@ -591,7 +480,7 @@ static void *demo_main(void *arg)
     int ws = c->working_set;
     expr *trees = calloc((size_t)ws, sizeof *trees);
     void **fns = calloc((size_t)ws, sizeof *fns);
-    uint8_t code[MAX_CODE];
+    uint8_t code[EXPR_MAX_CODE];
     if (!trees || !fns) {
         t->error = XM_ENOMEM;
         t->error_what = "calloc";
@@ -600,7 +489,7 @@ static void *demo_main(void *arg)
         return NULL;
     }
     for (uint64_t i = 0; i < c->count; i++) {
-        int slot = (int)(rng_next(&rng) % (uint64_t)ws);
+        int slot = (int)(expr_rng_next(&rng) % (uint64_t)ws);
         if (fns[slot]) { /* a last check, then the old function goes */
             verify(t, &trees[slot], fns[slot], &rng, 1);
             xm_result r = (i & 7) == 0 ? xm_free_async(c->heap, fns[slot])
@@ -614,11 +503,8 @@ static void *demo_main(void *arg)
         }
         expr *e = &trees[slot];
         e->count = 0;
-        e->root = gen(e, &rng, 1 + (int)(rng_next(&rng) % 5));
-        emitter m = {code};
-        cg(&m, e, e->root);
-        EMIT(&m, 0xC3); /* ret */
-        size_t len = (size_t)(m.p - code);
+        e->root = expr_gen(e, &rng, 1 + (int)(expr_rng_next(&rng) % 5));
+        size_t len = expr_compile(e, code);
         xm_block b;
         xm_result r = xm_alloc(c->heap, len, 0, &b);
         if (r == XM_OK) {
@@ -642,7 +528,7 @@ static void *demo_main(void *arg)
         t->code_bytes += len;
         verify(t, e, b.rx, &rng, 3);
         /* and a call into some other live function of the working set */
-        int other = (int)(rng_next(&rng) % (uint64_t)ws);
+        int other = (int)(expr_rng_next(&rng) % (uint64_t)ws);
         if (fns[other])
             verify(t, &trees[other], fns[other], &rng, 1);
         if ((i & 1023) == 0)
@@ -677,13 +563,13 @@ static bool parse_u64(const char *s, uint64_t *out)
 
 static int cmd_demo(int argc, char **argv)
 {
-#if !defined(__x86_64__)
-    (void)argc;
-    (void)argv;
-    printf("execmem demo: the demo JIT emits x86-64 code; this machine is not "
-           "x86-64, nothing to run\n");
-    return 0;
-#else
+    if (!expr_arch) {
+        (void)argc;
+        (void)argv;
+        printf("execmem demo: the demo JIT emits x86-64 or AArch64 code; this "
+               "machine is neither, nothing to run\n");
+        return 0;
+    }
     uint64_t count = 1000000, ws = 2000, threads = 1, seed = 1;
     xm_options o = XM_OPTIONS_INIT;
     int progress = -1;
@@ -833,8 +719,8 @@ static int cmd_demo(int argc, char **argv)
                err ? "\"" : "", err ? err : "null", err ? "\"" : "");
     } else {
         printf("execmem demo: %llu functions JIT-compiled (random expression trees "
-               "over 4 int64 arguments, x86-64)\n",
-               (unsigned long long)compiled);
+               "over 4 int64 arguments, %s)\n",
+               (unsigned long long)compiled, expr_arch);
         printf("  backend %s%s, %llu thread%s, working set %llu per thread, seed %llu\n",
                backend_name(s.backend), (s.flags & XM_STRICT) ? " + XM_STRICT" : "",
                (unsigned long long)threads, threads == 1 ? "" : "s",
@@ -870,7 +756,6 @@ static int cmd_demo(int argc, char **argv)
     if (err)
         return 2;
     return bad || !as_promised ? 1 : 0;
-#endif
 }
 
 int main(int argc, char **argv)
