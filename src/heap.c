@@ -11,6 +11,7 @@
  */
 #include "internal.h"
 #include "pkeys.h"
+#include "arch.h"
 
 #include <string.h>
 
@@ -37,11 +38,11 @@ xm_result xm_heap_create(const xm_options *opt, xm_heap **out)
         return XM_ENOTSUP;
     size_t reserve = o.reserve ? o.reserve : XM__DEFAULT_RESERVE;
     if (o.near && !o.reserve)
-        reserve = (size_t)512 << 20;
+        reserve = XM__NEAR_RESERVE;
     if (reserve > ((size_t)1 << 44) || reserve < XM__PACK_PAGES * XM__PAGE)
         return XM_EINVAL;
     reserve = (reserve + XM__PAGE - 1) & ~(size_t)(XM__PAGE - 1);
-    if (o.near && reserve > ((size_t)1 << 31) - 64 * XM__PAGE)
+    if (o.near && reserve > XM__NEAR_REACH - 64 * XM__PAGE)
         return XM_EINVAL;
     return xm__heap_new(&o, reserve, out);
 }

@@ -24,15 +24,16 @@ static xm_result reserve_space(xm_heap *h, const void *near)
         h->base = (uintptr_t)p;
         return XM_OK;
     }
-    /* every byte within +-2 GiB of near: try candidate bases stepping away
-       from near in both directions, exact placement only */
-    const uintptr_t lim = ((uintptr_t)1 << 31) - 2 * XM__PAGE;
+    /* every byte within a direct call's reach of near (x86-64 +-2 GiB,
+       arm64 +-128 MiB: src/arch.h): try candidate bases stepping away from
+       near in both directions, exact placement only */
+    const uintptr_t lim = XM__NEAR_REACH - 2 * XM__PAGE;
     uintptr_t n = (uintptr_t)near & ~(uintptr_t)(XM__PAGE - 1);
     uintptr_t lo = n > lim ? n - lim : XM__PAGE * 16;
     uintptr_t hi = n + lim - h->reserve; /* highest base */
-    const uintptr_t step = (uintptr_t)64 << 20;
+    const uintptr_t step = XM__NEAR_REACH / 32; /* x86-64: 64 MiB */
     for (uintptr_t k = 0; k < 64; k++) {
-        uintptr_t cand[2] = {n + 16 * XM__PAGE * 256 + k * step,
+        uintptr_t cand[2] = {n + XM__NEAR_REACH / 128 + k * step,
                              n > (k + 1) * step + h->reserve
                                  ? n - (k + 1) * step - h->reserve
                                  : 0};
