@@ -230,6 +230,10 @@ static _Atomic int churn_go;
    few tens of microseconds, and each wake-up took a core from a worker:
    with 2 workers on 2 CPUs that cost the 2-thread figure up to a third) */
 static sem_t churn_done;
+/* and once when its live set is built: the counts and the resident size are
+   read after every fill (a fixed 20 ms wait let slow fills, STRICT or naive
+   with 10,000 live blocks, run into the counted window) */
+static sem_t churn_ready;
 static void *churn_thread(void *a)
 {
     churn_arg *ca = a;
@@ -245,6 +249,7 @@ static void *churn_thread(void *a)
     pin_to_cpu(ca - ca->base);
     if (!fill(c, p, &ls, per, &seed, &ca->live_bytes))
         fail = true;
+    sem_post(&churn_ready);
     while (!atomic_load(&churn_go))
         ;
     ca->t_start = now_ns();
@@ -293,9 +298,10 @@ static bool run_churn(contender *c, const wl_params *p, uint64_t seed, sample *o
         ca[t] = (churn_arg){c, p, seed * 7919 + (uint64_t)t + 1, 0, false, 0, 0, ca};
         pthread_create(&th[t], NULL, churn_thread, &ca[t]);
     }
-    /* the live sets are built; wait a moment for them, then time */
-    struct timespec ts = {0, 20000000};
-    nanosleep(&ts, NULL);
+    /* the live sets are built: then count and time */
+    for (int t = 0; t < p->threads; t++)
+        while (sem_wait(&churn_ready))
+            ;
     size_t rss1 = rss_bytes();
     ct_counters s0, s1;
     bool counted = ct_counters_of(c, &s0);
@@ -556,6 +562,7 @@ static void churn_workload(const char *name, const wl_params *p, int rounds,
 int main(int argc, char **argv)
 {
     sem_init(&churn_done, 0, 0);
+    sem_init(&churn_ready, 0, 0);
     if (!bench_start(argc, argv, &args, "bench", "bench/results.json", NCT,
                      "usage: bench [--quick] [--out results.json] [--only WORKLOAD] "
                      "[--with CONTENDER]..."))

@@ -531,14 +531,19 @@ static xm_result pack_new(xm_heap *h, xm__arena *a, int kind, uint32_t npages,
     uint32_t filled = npages;
     if (state != want) {
         XM_ASSERT(state == XM__FR_NONE);
-        /* alone, a small pack is filled as used (pack_reach); the pages of
-           a chunk mapped ahead go to the free ranges, trap-filled */
-        filled = large || taken > npages || flip(h) ? taken : 0;
+        /* a small heap's small pack is filled as used (pack_reach: a heap
+           that publishes one function fills one page); a growing heap's
+           whole, with one call; the pages of a chunk mapped ahead go to
+           the free ranges, trap-filled */
+        bool lazy = !large && taken == npages && !flip(h) &&
+                    atomic_load_explicit(&h->resident_bytes, memory_order_relaxed) <
+                        XM__LAZY_FILL_BELOW;
+        filled = lazy ? 0 : taken;
         xm_result r = map_fresh(h, kind, page, taken, filled);
         if (r != XM_OK && taken > npages) { /* the chunk: try the block alone */
             xm__range_put(h, page + npages, taken - npages, XM__FR_NONE, 0);
             taken = npages;
-            filled = large || flip(h) ? npages : 0;
+            filled = lazy ? 0 : npages;
             r = map_fresh(h, kind, page, npages, filled);
         }
         if (r != XM_OK) {

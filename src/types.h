@@ -83,6 +83,9 @@
 #define XM__LINE_PAIR 128u
 #define XM__DEFAULT_RESERVE ((size_t)1 << 30)
 #define XM__DEFAULT_LAZY ((size_t)8 << 20)
+/* Small packs of a heap with less mapped than this are trap-filled page by
+ * page as allocations reach them (pack.c, pack_reach); then whole. */
+#define XM__LAZY_FILL_BELOW ((size_t)1 << 20)
 
 enum { XM__K_CODE = 0, XM__K_DATA = 1 };
 /* Free-range states: reserve only; mapped trap-filled code / data (DUAL);

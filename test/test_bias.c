@@ -36,6 +36,16 @@ static void *owner_main(void *p)
     for (int i = 0; i < RING; i++)
         if (make_fn(o->h, 64, (uint64_t)i, &ring[i]) != XM_OK)
             o->errors++;
+    /* the arena's pack reached to its end (a small heap's pack is
+       trap-filled as allocations reach its pages, a system call a step):
+       none of that growth in the window where remote frees are counted */
+    xm_block big[8];
+    for (int i = 0; i < 8; i++)
+        if (xm_alloc(o->h, 16000, 0, &big[i]) != XM_OK)
+            o->errors++;
+    for (int i = 0; i < 8; i++)
+        if (!o->errors && xm_free(o->h, big[i].rx) != XM_OK)
+            o->errors++;
     atomic_store(&o->ready, 1);
     uint64_t v = RING;
     /* bounded, and yielding now and then: valgrind runs one thread at a
