@@ -90,11 +90,14 @@ $(O)/execmem.pc: execmem.pc.in include/execmem.h
 $(O)/hello: examples/hello.c $(O)/libexecmem.a include/execmem.h
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -Iinclude $< -o $@ $(O)/libexecmem.a $(LDLIBS)
 
-# The demo's expression compiler: tools/expr.c and one back end per
-# architecture (each file compiles to nothing elsewhere).
-EXPR_SRCS := tools/expr.c tools/expr_x86.c tools/expr_a64.c
-$(O)/execmem: tools/execmem.c $(EXPR_SRCS) tools/expr.h tools/proc_tlb.h $(O)/libexecmem.a include/execmem.h
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -Iinclude tools/execmem.c $(EXPR_SRCS) -o $@ $(O)/libexecmem.a $(LDLIBS)
+# The execmem command, every tools/*.c: main.c (dispatch), one file per
+# command (info.c, audit.c, demo.c: tools/cmd.h), out.c (text/JSON/progress:
+# tools/out.h), and the demo's expression compiler, expr.c with one back end
+# per architecture (each compiles to nothing elsewhere: tools/expr.h).
+TOOL_SRCS := $(sort $(wildcard tools/*.c))
+TOOL_HDRS := $(wildcard tools/*.h)
+$(O)/execmem: $(TOOL_SRCS) $(TOOL_HDRS) $(O)/libexecmem.a include/execmem.h
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -Iinclude $(TOOL_SRCS) -o $@ $(O)/libexecmem.a $(LDLIBS)
 
 # asmjit (Debian libasmjit-dev: header + static archive) is optional: the
 # client example is built and run by make check only where it is installed.

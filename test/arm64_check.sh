@@ -44,7 +44,7 @@ make -s O="$O" CC=$CC AR=aarch64-linux-gnu-ar "$O/libexecmem.a"
 $CC $CFLAGS -Iinclude test/live_arm64.c -o "$O/live_arm64" "$O/libexecmem.a" -lpthread -static
 $CC $CFLAGS -DXM_DEBUG=1 -Iinclude -Isrc test/runner.c test/fuzz_api.c test/test_*.c \
     -o "$O/runner" "$O/libexecmem.a" -lpthread -static
-$CC $CFLAGS -Iinclude tools/execmem.c tools/expr.c tools/expr_x86.c tools/expr_a64.c -o "$O/execmem" \
+$CC $CFLAGS -Iinclude tools/*.c -o "$O/execmem" \
     "$O/libexecmem.a" -lpthread -static
 # (test_audit: a program whose text and data share a file page)
 $CC -std=c11 -D_GNU_SOURCE -O2 -Wl,-z,noseparate-code -Wl,-z,norelro \
