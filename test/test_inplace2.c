@@ -67,20 +67,18 @@ static void one_config(const config *c)
     CHECK(q.rw == b[1].rw); /* rw lives on after publish */
     /* patch through rw, as sljit_set_const does: reaches the code at
        xm_commit (under the copy modes, not before) */
-    uint64_t v = 8;
-    memcpy((char *)b[1].rw + 2, &v, 8);
+    emit_ret_imm((char *)b[1].rw + RET_IMM_OFF, 8);
     if (copy)
         CHECK_EQ(call_at(b[1].rx), 7);
     n0 = syscalls(h);
-    CHECK_OK(xm_commit(h, (char *)b[1].rx + 2, 8));
+    CHECK_OK(xm_commit(h, (char *)b[1].rx + RET_IMM_OFF, RET_IMM_LEN));
     n1 = syscalls(h);
     if (c->backend == XM_BACKEND_DUAL)
         CHECK_EQ(n1 - n0, (c->flags & XM_STRICT) ? 1 : 0);
     CHECK_EQ(call_at(b[1].rx), 8);
     /* xm_patch keeps rw equal to the code: a later commit of the whole
        block does not undo it */
-    v = 9;
-    CHECK_OK(xm_patch(h, (char *)b[1].rx + 2, &v, 8));
+    CHECK_OK(patch_ret(h, b[1].rx, 9));
     CHECK(memcmp(b[1].rw, b[1].rx, RET_LEN) == 0);
     CHECK_OK(xm_commit(h, b[1].rx, b[1].size));
     CHECK_EQ(call_at(b[1].rx), 9);
