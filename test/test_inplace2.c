@@ -50,7 +50,7 @@ static void one_config(const config *c)
     emit_ret(b[1].rw, 7);
     if (copy) { /* not executable until published: rx still traps */
         int sig = child_signal(call_void, b[1].rx);
-        CHECK(sig == SIGTRAP || sig == SIGSEGV);
+        CHECK(sig == TRAP_SIG || sig == SIGSEGV);
         CHECK(memcmp(b[1].rx, b[1].rw, RET_LEN) != 0);
     }
     uint64_t n0 = syscalls(h);
@@ -104,7 +104,7 @@ static void one_config(const config *c)
     /* free: the bytes trap, the block is gone */
     CHECK_OK(xm_free(h, b[1].rx));
     int sig = child_signal(call_void, b[1].rx);
-    CHECK(sig == SIGTRAP || sig == SIGSEGV);
+    CHECK(sig == TRAP_SIG || sig == SIGSEGV);
     CHECK_EQ(xm_block_state(h, b[1].rx, &st), XM_EBADPTR);
     /* the same distance for a block that reuses the place */
     xm_block r;
