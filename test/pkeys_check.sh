@@ -6,7 +6,10 @@
 #   2. boots it as /init of Debian's cloud amd64 kernel (the .deb fetched
 #      with apt-get download and unpacked with dpkg-deb -x into BUILD, not
 #      installed) in qemu-system-x86_64 -accel tcg -cpu max (PKU, OSPKE),
-#      -smp 2; the kernel command line gives it XM_TEST_PKEYS=1 (make_heap
+#      -smp 2; the kernel command line gives it XM_EMULATED=1 (test.h
+#      under_emulation: the heaviest loops shortened, and the live-patch
+#      hammer rewrites a code page whose stale translation keeps a caller
+#      on a gone INT3, which TCG does now and then), XM_TEST_PKEYS=1 (make_heap
 #      adds XM_PKEYS to every DUAL configuration without XM_STRICT, and the
 #      pkeys_* tests run instead of skipping) and the scale knobs below;
 #   3. reads the verdict from the serial log (QEMU exits 0 whatever the
@@ -66,13 +69,14 @@ mkdir -p "$O/initrd/test" && cp -r test/corpus "$O/initrd/test/"
 # of the threads that meet the INT3 cost about 12 ms); the heavy loops (threads_share_one_heap, the window,
 # scale, bias and pkeys loops: 20,000 iterations natively) divided by
 # XM_TEST_SCALE; the stress tests 1 s per configuration
+# qemu's exit bounds a hung guest: PKEYS_TIMEOUT seconds (a whole run takes 2-5 min)
 HAMMER=${PKEYS_HAMMER:-200}
 SCALE=${PKEYS_SCALE:-10}
 log="$O/serial.log"
 start=$(date +%s)
-timeout 900 qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 2 -m 2048 \
+timeout ${PKEYS_TIMEOUT:-600} qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 2 -m 2048 \
     -nographic -no-reboot -net none -kernel "$k" -initrd "$O/initrd.gz" \
-    -append "console=ttyS0 panic=-1 quiet XM_TEST_PKEYS=1 XM_HAMMER=$HAMMER XM_TEST_SCALE=$SCALE XM_STRESS_SECONDS=1 -- ${PKEYS_TESTS:-}" \
+    -append "console=ttyS0 panic=-1 quiet XM_EMULATED=1 XM_TEST_PKEYS=1 XM_HAMMER=$HAMMER XM_TEST_SCALE=$SCALE XM_STRESS_SECONDS=1 -- ${PKEYS_TESTS:-}" \
     2>&1 | perl -MTime::HiRes=time -ne 'BEGIN { $|= 1; $t0 = time }
         printf "%7.1f %s", time - $t0, $_' > "$log.t"
 qrc=$?
