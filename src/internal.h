@@ -72,6 +72,15 @@ static inline void *xm__stage_buf_get(xm__arena *a, size_t usable, size_t align)
         return xm__stage_big_get(a, usable);
     return xm__stage_buf_new(usable, align);
 }
+/* Whether a buffer taken for `usable` bytes is one for `got` bytes too
+ * (larger blocks' buffers go by power-of-two classes: stage.c). */
+static inline bool xm__stage_same_buf(size_t usable, size_t got)
+{
+    size_t big = (size_t)XM__STAGE_CLASSES << XM__GRAN_SHIFT;
+    return usable == got ||
+           (usable > big && __builtin_clzll((unsigned long long)usable - 1) ==
+                                __builtin_clzll((unsigned long long)got - 1));
+}
 static inline void xm__stage_buf_put(xm__arena *a, void *buf, size_t usable)
 {
     size_t c = (usable >> XM__GRAN_SHIFT) - 1;

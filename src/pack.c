@@ -697,8 +697,8 @@ static void mag_flush(xm_heap *h, xm__arena *ar) { mag_flush_some(h, ar, NULL); 
 static bool stage_regrow(xm__arena *ar, void **stage, size_t usable, size_t got,
                          size_t align)
 {
-    if (!*stage)
-        return true;
+    if (!*stage || xm__stage_same_buf(usable, got))
+        return true; /* the buffer serves `got` as it is */
     void *st2 = xm__stage_buf_get(ar, got, align < 16 ? 16 : align);
     if (!st2)
         return false;

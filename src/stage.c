@@ -117,55 +117,40 @@ void *xm__stage_buf_new(size_t usable, size_t align)
     return xm__mem_aligned(align > pair ? align : pair, (usable + pair - 1) & ~(pair - 1));
 }
 
-/* A kept buffer of at least `usable` and at most twice that (the
- * smallest), or a fresh one; the size it was made for stays with it. */
+/* Buffers of larger blocks go by power-of-two classes: class k serves
+ * blocks of 2^(k-1) < usable <= 2^k bytes (k >= 15: above the small
+ * classes' 16 KiB) and every buffer of it is 2^k bytes, so a put files a
+ * buffer by the size it was taken for, and it serves the next block of that
+ * class whatever its size. One kept per class. */
+static unsigned big_class(size_t usable)
+{
+    unsigned k = 64u - (unsigned)__builtin_clzll((unsigned long long)usable - 1);
+    return k < 15 ? 0 : k - 15;
+}
+
 void *xm__stage_big_get(xm__arena *a, size_t usable)
 {
-    unsigned best = XM__STAGE_BIG;
-    for (unsigned i = 0; i < XM__STAGE_BIG; i++)
-        if (a->stbig[i] && a->stbig_sz[i] >= usable && a->stbig_sz[i] / 2 <= usable &&
-            (best == XM__STAGE_BIG || a->stbig_sz[i] < a->stbig_sz[best]))
-            best = i;
-    if (best == XM__STAGE_BIG)
-        return xm__stage_buf_new(usable, XM__PAGE);
-    void *b = a->stbig[best];
-    a->stbig[best] = NULL;
+    unsigned k = big_class(usable);
+    if (k >= XM__STAGE_BIG || !a->stbig[k]) /* not kept: exactly its class */
+        return xm__stage_buf_new((size_t)1 << (k + 15), XM__PAGE);
+    void *b = a->stbig[k];
+    a->stbig[k] = NULL;
+    a->stbig_bytes -= (size_t)1 << (k + 15);
     return b;
 }
 
-/* Keeps buf (made for at least `usable` bytes) in place of the smallest
- * kept one, within the byte budget; frees what does not stay. The size
- * kept is `usable`: a buffer taken for a smaller block than it was made
- * for is kept as that smaller size (never read past what it holds). */
+/* Keeps buf (taken for `usable` bytes) in its class's slot if that is empty
+ * and the byte budget allows; frees it otherwise. */
 void xm__stage_big_put(xm__arena *a, void *buf, size_t usable)
 {
-    unsigned slot = XM__STAGE_BIG;
-    size_t total = usable;
-    for (unsigned i = 0; i < XM__STAGE_BIG; i++) {
-        if (!a->stbig[i]) {
-            if (slot == XM__STAGE_BIG || a->stbig[slot])
-                slot = i;
-            continue;
-        }
-        total += a->stbig_sz[i];
-        if (slot == XM__STAGE_BIG || (a->stbig[slot] && a->stbig_sz[i] < a->stbig_sz[slot]))
-            slot = i;
-    }
-    if (a->stbig[slot]) { /* full: the smallest goes */
-        total -= a->stbig_sz[slot];
-        if (a->stbig_sz[slot] > usable) {
-            xm__mem_free(buf);
-            return;
-        }
-        xm__mem_free(a->stbig[slot]);
-        a->stbig[slot] = NULL;
-    }
-    if (total > XM__STAGE_BIG_KEEP) {
+    unsigned k = big_class(usable);
+    size_t cap = (size_t)1 << (k + 15);
+    if (k >= XM__STAGE_BIG || a->stbig[k] || a->stbig_bytes + cap > XM__STAGE_BIG_KEEP) {
         xm__mem_free(buf);
         return;
     }
-    a->stbig[slot] = buf;
-    a->stbig_sz[slot] = usable;
+    a->stbig[k] = buf;
+    a->stbig_bytes += cap;
 }
 
 /* The oldest kept buffer must still be all traps. */
@@ -202,6 +187,7 @@ void xm__stage_buf_drop_all(xm__arena *a)
         xm__mem_free(a->stbig[i]);
         a->stbig[i] = NULL;
     }
+    a->stbig_bytes = 0;
     for (size_t c = 0; c < XM__STAGE_CLASSES; c++) {
         while (a->stbuf[c]) {
             void *b = a->stbuf[c];

@@ -203,13 +203,15 @@ typedef struct xm__frange {
  * makes no malloc/free. Trade-off: up to 64 KiB kept per arena. */
 #define XM__STAGE_CLASSES 256u
 #define XM__STAGE_KEEP (256u << 10)
-/* Staging buffers of larger blocks: up to XM__STAGE_BIG kept per arena
- * (page-aligned, used for any block that fits in up to twice its size), so
- * a churn of large blocks does not map and fault in a fresh buffer of up
- * to a megabyte for every block (malloc gives large ones back to the
- * system). Trade-off: at most XM__STAGE_BIG_KEEP bytes per arena. */
-#define XM__STAGE_BIG 4u
-#define XM__STAGE_BIG_KEEP ((size_t)4 << 20)
+/* Staging buffers of larger blocks: by power-of-two classes of 32 KiB to
+ * 64 MiB (stage.c), one kept per class and arena, at most
+ * XM__STAGE_BIG_KEEP bytes per arena, so a churn of large blocks does not
+ * get a fresh buffer for every block (malloc maps a large one and faults
+ * it in page by page: 20% of a 64 KiB-1 MiB churn's time went to the
+ * kernel for it). Trade-off: up to 8 MiB of address space per arena that
+ * made such blocks, resident as far as blocks wrote them. */
+#define XM__STAGE_BIG 12u
+#define XM__STAGE_BIG_KEEP ((size_t)8 << 20)
 
 /* Debug builds (XM_DEBUG >= 2): the staging buffers of the last
  * XM__STAGE_DEAD published or freed blocks per arena are not recycled but
@@ -280,7 +282,7 @@ typedef struct xm__arena {
     void *stbuf[XM__STAGE_CLASSES]; /* recycled staging buffers by size */
     size_t stbuf_bytes;
     void *stbig[XM__STAGE_BIG]; /* and of larger blocks, with their sizes */
-    size_t stbig_sz[XM__STAGE_BIG];
+    size_t stbig_bytes; /* their total size */
     uint8_t nmag[2][XM__MAG_CLASSES];
     size_t mag_mid_bytes[2]; /* bytes waiting in classes >= XM__MAG_EXACT */
     uintptr_t mag[2][XM__MAG_CLASSES][XM__MAG_DEPTH]; /* rx of cached blocks */
