@@ -141,6 +141,58 @@ static xm_result probe_flip(xm_heap *h)
     return r2 ? xm__os_result(r2, false) : XM_OK;
 }
 
+/* One destroyed heap's metadata mapping is kept for the next heap of the
+ * same reserve size, zeroed where it was written, instead of unmapped: the
+ * next heap's metadata is then resident, not a dozen fresh pages, which
+ * cost 10-20 us each to touch on this VM (a heap per test, per regular
+ * expression). Only a small heap's (META_PARK_MAX bytes written at most:
+ * zeroing more would cost more than it saves). The mapping's first word
+ * holds its length while parked. Private anonymous memory: a fork child
+ * has its own copy, as of all the parent's memory. */
+#define META_PARK_MAX ((size_t)1 << 20)
+static _Atomic(void *) meta_parked;
+
+/* Unmaps a parked or unparkable mapping (its length in its first word). */
+static void meta_unmap(void *m)
+{
+    xm__osc osc = {0, 0};
+    (void)xm__os_unmap(&osc, m, *(size_t *)m);
+}
+
+static void meta_park(xm_heap *h)
+{
+    size_t len = h->meta_len;
+    char *m = (char *)(void *)h;
+    size_t o_ps = (size_t)((char *)(void *)h->ps - m);
+    size_t o_fr = (size_t)((char *)(void *)h->fr - m);
+    size_t n_ps = o_ps + (size_t)h->ps_hw * sizeof(xm__pstate);
+    size_t n_fr = ((size_t)h->frused + 1) * sizeof(xm__frange);
+    if (n_ps + n_fr > META_PARK_MAX || h->valgrind) {
+        xm__osc osc = {0, 0};
+        (void)xm__os_unmap(&osc, m, len); /* h too */
+        return;
+    }
+    memset(m, 0, n_ps);
+    memset(m + o_fr, 0, n_fr);
+    *(size_t *)(void *)m = len;
+    void *old = atomic_exchange(&meta_parked, (void *)m);
+    if (old)
+        meta_unmap(old);
+}
+
+/* The parked mapping if it has length len (zero-filled), else NULL. */
+static char *meta_unpark(size_t len)
+{
+    char *m = atomic_exchange(&meta_parked, NULL);
+    if (m && *(size_t *)(void *)m != len) {
+        meta_unmap(m);
+        m = NULL;
+    }
+    if (m)
+        *(size_t *)(void *)m = 0;
+    return m;
+}
+
 static void heap_free_meta(xm_heap *h)
 {
     unsigned used = atomic_load(&h->arenas_used);
@@ -165,8 +217,7 @@ static void heap_free_meta(xm_heap *h)
         xm__mem_free(h->all[i]);
     xm__mem_free(h->all);
     pthread_mutex_destroy(&h->lock);
-    xm__osc osc = {0, 0};
-    (void)xm__os_unmap(&osc, h, h->meta_len); /* h too */
+    meta_park(h);
 }
 
 /* The heap and its per-page metadata in one anonymous mapping: zero-filled
@@ -197,7 +248,9 @@ static xm_heap *heap_map_meta(size_t reserve, xm__osc *osc)
     len = (len + XM__PAGE - 1) & ~(size_t)(XM__PAGE - 1);
 #undef XM__UP
     int err = 0;
-    char *m = xm__os_map_anon(osc, len, XM__P_R | XM__P_W, &err);
+    char *m = meta_unpark(len);
+    if (!m)
+        m = xm__os_map_anon(osc, len, XM__P_R | XM__P_W, &err);
     if (!m)
         return NULL;
     xm_heap *h = (xm_heap *)(void *)m;

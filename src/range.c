@@ -208,6 +208,7 @@ void xm__range_init(xm_heap *h)
     uint32_t t = node_new(h);
     h->fr[t] = (xm__frange){0, h->npages, XM__FR_NONE, 0, 0, 0, 0, 0, 0};
     run_insert(h, t);
+    h->ps_hw = 1;
 }
 
 /* The smallest run of at least n pages among the first XM__FIT_SCAN of
@@ -309,6 +310,9 @@ int xm__range_take(xm_heap *h, uint32_t npages, uint32_t slack, int want,
     if (!t)
         return -1;
     xm__frange *r = &h->fr[t];
+    /* the pages' state and the tag of the run that follows (meta.c) */
+    if (r->page + n + 1 > h->ps_hw)
+        h->ps_hw = r->page + n + 1 < h->npages ? r->page + n + 1 : h->npages;
     *page = r->page;
     *state = r->state;
     *raised = r->raised;

@@ -325,6 +325,7 @@ struct xm_heap {
        and the age list of mapped runs (oldest first) */
     xm__frange *fr;
     uint32_t frfree, frcap, frused; /* free node list, pool size, high mark */
+    uint32_t ps_hw; /* pages below this may have state: ps[ps_hw..) is untouched */
     uint32_t frhead[XM__FR_STATES][XM__FR_CLASSES];
     uint64_t frmask[XM__FR_STATES][2];
     uint32_t agehead, agetail, naged;

@@ -379,3 +379,46 @@ TEST(large_descriptors_are_small)
     CHECK(grown < (4l << 20));
     xm_heap_destroy(h);
 }
+
+/* A destroyed heap's metadata mapping serves the next heap of the same
+ * reserve (meta.c: a new heap's metadata is resident, not fresh pages),
+ * zeroed where the first heap wrote it: the second heap sits where the
+ * first did, starts with empty statistics and structures, and runs code
+ * in packs and page runs over the pages whose state the first heap left. */
+static void meta_reused(const config *c)
+{
+    xm_heap *h = make_heap(c, 0, 0);
+    CHECK(h);
+    static void *rx[300];
+    for (int i = 0; i < 300; i++) {
+        xm_block b;
+        CHECK_OK(make_fn(h, i % 7 == 0 ? 40000 : 64 + (size_t)i * 8, (uint64_t)i, &b));
+        rx[i] = b.rx;
+    }
+    for (int i = 0; i < 300; i += 2)
+        CHECK_OK(xm_free(h, rx[i]));
+    void *first = h;
+    xm_heap_destroy(h);
+    h = make_heap(c, 0, 0);
+    CHECK(h);
+    if (!under_valgrind()) /* (valgrind: every heap gets a fresh mapping) */
+        CHECK(h == first);
+    xm_stats s;
+    CHECK_OK(xm_heap_stats(h, &s));
+    CHECK_EQ(s.live_blocks, 0);
+    CHECK_EQ(s.allocs + s.frees + s.publishes + s.purges, 0);
+    CHECK_EQ(s.quarantine_bytes, 0);
+    xm__heap_check(h);
+    for (int i = 0; i < 300; i++) {
+        xm_block b;
+        CHECK_OK(make_fn(h, i % 5 == 0 ? 70000 : 32 + (size_t)i * 4, 1000u + (uint64_t)i, &b));
+        rx[i] = b.rx;
+    }
+    for (int i = 0; i < 300; i++)
+        CHECK_EQ(call_at(rx[i]), 1000u + (uint64_t)i);
+    xm__heap_check(h);
+    CHECK_OK(xm_heap_stats(h, &s));
+    CHECK_EQ(s.live_blocks, 300);
+    xm_heap_destroy(h);
+}
+TEST(destroyed_heap_metadata_serves_the_next_heap_zeroed) { FOR_CONFIGS(meta_reused); }
