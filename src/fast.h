@@ -106,8 +106,10 @@ static inline xm__arena *fast_lock_small(xm_heap *h, _Atomic(xm__pack *) *slot,
  * not wait for the pack's descriptor: page pg = (rx - base) >> 12, bit
  * `m` = 1 << ((rx >> 6) & 63), granule (rx - base) >> 6. */
 
-/* size in 1..XM__MAG_CLASSES granules, align 0 or a power of two up to
- * XM__LINE_PAIR (the caller checks). */
+/* size in 1..XM__MAG_EXACT granules, align 0 or a power of two up to
+ * XM__LINE_PAIR (the caller checks): its staging buffer is one of the
+ * exact classes. */
+_Static_assert(XM__MAG_EXACT <= XM__STAGE_CLASSES, "fast sizes have exact staging classes");
 static XM__FAST bool xm__alloc_fast(xm_heap *h, int kind, size_t size, size_t align, xm_block *out)
 {
     bool async;

@@ -118,24 +118,25 @@ void *xm__stage_buf_new(size_t usable, size_t align)
 }
 
 /* Buffers of larger blocks go by power-of-two classes: class k serves
- * blocks of 2^(k-1) < usable <= 2^k bytes (k >= 15: above the small
- * classes' 16 KiB) and every buffer of it is 2^k bytes, so a put files a
- * buffer by the size it was taken for, and it serves the next block of that
- * class whatever its size. One kept per class. */
+ * blocks of 2^(s+k-1) < usable <= 2^(s+k) bytes (s: XM__STAGE_BIG_SHIFT;
+ * class 0 all from the small classes' end up) and every buffer of it is
+ * 2^(s+k) bytes, so a put files a buffer by the size it was taken for, and
+ * it serves the next block of that class whatever its size. One kept per
+ * class. */
 static unsigned big_class(size_t usable)
 {
     unsigned k = 64u - (unsigned)__builtin_clzll((unsigned long long)usable - 1);
-    return k < 15 ? 0 : k - 15;
+    return k < XM__STAGE_BIG_SHIFT ? 0 : k - XM__STAGE_BIG_SHIFT;
 }
 
 void *xm__stage_big_get(xm__arena *a, size_t usable)
 {
     unsigned k = big_class(usable);
     if (k >= XM__STAGE_BIG || !a->stbig[k]) /* not kept: exactly its class */
-        return xm__stage_buf_new((size_t)1 << (k + 15), XM__PAGE);
+        return xm__stage_buf_new((size_t)1 << (k + XM__STAGE_BIG_SHIFT), XM__PAGE);
     void *b = a->stbig[k];
     a->stbig[k] = NULL;
-    a->stbig_bytes -= (size_t)1 << (k + 15);
+    a->stbig_bytes -= (size_t)1 << (k + XM__STAGE_BIG_SHIFT);
     return b;
 }
 
@@ -144,7 +145,7 @@ void *xm__stage_big_get(xm__arena *a, size_t usable)
 void xm__stage_big_put(xm__arena *a, void *buf, size_t usable)
 {
     unsigned k = big_class(usable);
-    size_t cap = (size_t)1 << (k + 15);
+    size_t cap = (size_t)1 << (k + XM__STAGE_BIG_SHIFT);
     if (k >= XM__STAGE_BIG || a->stbig[k] || a->stbig_bytes + cap > XM__STAGE_BIG_KEEP) {
         xm__mem_free(buf);
         return;
