@@ -77,12 +77,10 @@ xm_result xm_alloc_data(xm_heap *h, size_t size, size_t align, xm_block *out)
 
 static XM__NOINLINE xm_result publish_slow(xm_heap *h, void *rx, int prot)
 {
-    xm_result r = xm__enter(h, true);
-    if (r != XM_OK)
-        return r;
+    xm_result r;
     xm__pack *p;
     uint32_t g;
-    xm__arena *a = xm__lock_block(h, (uintptr_t)rx, &p, &g, &r);
+    xm__arena *a = xm__enter_at(h, true, XM__AT_BLOCK, (uintptr_t)rx, 0, &p, &g, &r);
     if (r == XM_OK)
         r = xm__block_publish_locked(h, p, g, prot);
     return xm__leave(h, a, r);
@@ -116,12 +114,10 @@ xm_result xm_publish(xm_heap *h, void *rx, int prot)
 /* *unpub (may be NULL): whether the block freed was unpublished. */
 static XM__NOINLINE xm_result free_slow_ex(xm_heap *h, void *rx, bool *unpub)
 {
-    xm_result r = xm__enter(h, true);
-    if (r != XM_OK)
-        return r;
+    xm_result r;
     xm__pack *p;
     uint32_t g;
-    xm__arena *a = xm__lock_block(h, (uintptr_t)rx, &p, &g, &r);
+    xm__arena *a = xm__enter_at(h, true, XM__AT_BLOCK, (uintptr_t)rx, 0, &p, &g, &r);
     if (r == XM_OK && unpub)
         *unpub = !xm__bit_get(p->pub, g);
     if (r == XM_OK)
@@ -164,15 +160,11 @@ xm_result xm_query(xm_heap *h, const void *addr, xm_block *out)
 {
     if (!h || !out)
         return XM_EINVAL;
-    xm_result r = xm__enter(h, false);
-    if (r != XM_OK)
-        return r;
+    xm_result r;
     xm__pack *p;
     uint32_t g;
-    xm__arena *a = xm__lock_pack_of(h, (uintptr_t)addr, &p);
-    if (!a)
-        return xm__leave(h, NULL, XM_EBADPTR);
-    r = xm__block_containing(p, (uintptr_t)addr, &g);
+    xm__arena *a = xm__enter_at(h, false, XM__AT_CONTAINING, (uintptr_t)addr, 0,
+                                &p, &g, &r);
     if (r == XM_OK) {
         uintptr_t rx = xm__block_addr(p, g);
         out->rx = (void *)rx;

@@ -17,6 +17,20 @@ xm_result xm__enter(xm_heap *h, bool mutating)
     return XM_OK;
 }
 
+xm__arena *xm__enter_at(xm_heap *h, bool mutating, xm__at how, uintptr_t addr,
+                        size_t len, xm__pack **p, uint32_t *g, xm_result *r)
+{
+    if ((*r = xm__enter(h, mutating)) != XM_OK)
+        return NULL;
+    if (how == XM__AT_BLOCK)
+        return xm__lock_block(h, addr, p, g, r);
+    if (how == XM__AT_RANGE)
+        return xm__lock_range(h, addr, len, p, g, r);
+    xm__arena *a = xm__lock_pack_of(h, addr, p);
+    *r = a ? xm__block_containing(*p, addr, g) : XM_EBADPTR;
+    return a;
+}
+
 xm_result xm__leave(xm_heap *h, xm__arena *a, xm_result r)
 {
     if (a)

@@ -149,6 +149,16 @@ void xm__window_remove(xm__arena *a, size_t i);
 /* call.c: the start and end of every public call (see call.c). */
 xm_result xm__enter(xm_heap *h, bool mutating);
 xm_result xm__leave(xm_heap *h, xm__arena *a, xm_result r);
+/* The preamble of every call on one block (call.c): xm__enter, then the
+ * arena of the pack at addr locked and the block found there, as
+ * XM__AT_BLOCK: the block that starts at addr (else XM_EBADPTR);
+ * XM__AT_RANGE: the block holding all of [addr, addr+len) (else XM_ERANGE);
+ * XM__AT_CONTAINING: the block holding addr (else XM_EBADPTR).
+ * *r is XM_OK with *p, *g set, or the error; the call ends with
+ * xm__leave(h, the arena returned (NULL: nothing locked), *r). */
+typedef enum { XM__AT_BLOCK, XM__AT_RANGE, XM__AT_CONTAINING } xm__at;
+xm__arena *xm__enter_at(xm_heap *h, bool mutating, xm__at how, uintptr_t addr,
+                        size_t len, xm__pack **p, uint32_t *g, xm_result *r);
 
 /* meta.c: a heap made for valid options (xm_heap_create checks them; the
  * reserve a multiple of the page), and unmade (xm_heap_destroy, fork.c's

@@ -301,7 +301,7 @@ xm_result xm__heap_new(const xm_options *o, size_t reserve, xm_heap **out)
         if (r == XM_OK) {
             h->backend = XM_BACKEND_DUAL;
         } else {
-            dual_errno = xm_last_errno(); /* of the call that failed */
+            dual_errno = xm__os_last_errno(); /* of the call that failed */
             teardown_dual(h);
             xm__os_set_errno(dual_errno);
         }

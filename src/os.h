@@ -37,6 +37,7 @@ enum { XM__P_NONE = 0, XM__P_R = 1, XM__P_W = 2, XM__P_X = 4 };
  * EPERM, where exec rights were asked for) or XM_EOS. */
 xm_result xm__os_result(int neg_errno, bool exec);
 void xm__os_set_errno(int err);
+int xm__os_last_errno(void); /* what xm_last_errno() returns */
 int xm__os_page_size(void);
 
 /* Address space: PROT_NONE, no memory. hint != NULL with exact: exactly there

@@ -71,6 +71,7 @@ static _Atomic uint64_t os_total;
 static _Atomic uint64_t os_fired; /* injected failures delivered */
 
 void xm__os_set_errno(int err) { os_last_errno = err; }
+int xm__os_last_errno(void) { return os_last_errno; }
 int xm_last_errno(void) { return os_last_errno; }
 
 void xm__os_inject(long n, int err) { xm__os_inject_run(n, 1, err); }

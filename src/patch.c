@@ -30,12 +30,10 @@ static xm_result patch_impl(xm_heap *h, void *dst, const void *src, size_t len)
         return XM_EINVAL;
     if ((uintptr_t)dst + len < (uintptr_t)dst)
         return XM_ERANGE;
-    xm_result r = xm__enter(h, true);
-    if (r != XM_OK)
-        return r;
+    xm_result r;
     xm__pack *p;
     uint32_t g;
-    xm__arena *a = xm__lock_range(h, (uintptr_t)dst, len, &p, &g, &r);
+    xm__arena *a = xm__enter_at(h, true, XM__AT_RANGE, (uintptr_t)dst, len, &p, &g, &r);
     if (r == XM_OK)
         r = xm__block_patch_locked(h, p, g, (uintptr_t)dst, src, len);
     return xm__leave(h, a, r);
@@ -78,12 +76,10 @@ static xm_result begin_impl(xm_heap *h, void *rx, size_t len, void **rw)
     uintptr_t dst = (uintptr_t)rx;
     if (dst + len < dst)
         return XM_ERANGE;
-    xm_result r = xm__enter(h, true);
-    if (r != XM_OK)
-        return r;
+    xm_result r;
     xm__pack *p;
     uint32_t g;
-    xm__arena *a = xm__lock_range(h, dst, len, &p, &g, &r);
+    xm__arena *a = xm__enter_at(h, true, XM__AT_RANGE, dst, len, &p, &g, &r);
     if (r != XM_OK)
         return xm__leave(h, a, r);
     uintptr_t block = xm__block_addr(p, g);
@@ -171,12 +167,10 @@ xm_result xm_commit(xm_heap *h, void *rx, size_t len)
     uintptr_t dst = (uintptr_t)rx;
     if (dst + len < dst)
         return XM_ERANGE;
-    xm_result r = xm__enter(h, true);
-    if (r != XM_OK)
-        return r;
+    xm_result r;
     xm__pack *p;
     uint32_t g;
-    xm__arena *a = xm__lock_range(h, dst, len, &p, &g, &r);
+    xm__arena *a = xm__enter_at(h, true, XM__AT_RANGE, dst, len, &p, &g, &r);
     if (r == XM_OK && !xm__bit_get(p->pub, g))
         r = XM_ESTATE;
     if (r == XM_OK) {
@@ -197,15 +191,11 @@ xm_result xm_block_state(xm_heap *h, const void *addr, unsigned *state)
 {
     if (!h || !state)
         return XM_EINVAL;
-    xm_result r = xm__enter(h, false);
-    if (r != XM_OK)
-        return r;
+    xm_result r;
     xm__pack *p;
     uint32_t g;
-    xm__arena *a = xm__lock_pack_of(h, (uintptr_t)addr, &p);
-    if (!a)
-        return xm__leave(h, NULL, XM_EBADPTR);
-    r = xm__block_containing(p, (uintptr_t)addr, &g);
+    xm__arena *a = xm__enter_at(h, false, XM__AT_CONTAINING, (uintptr_t)addr, 0,
+                                &p, &g, &r);
     if (r == XM_OK)
         *state = (xm__bit_get(p->pub, g) ? XM_BLOCK_PUBLISHED : 0u) |
                  (p->kind == XM__K_DATA ? XM_BLOCK_DATA : 0u) |

@@ -391,12 +391,10 @@ xm_result xm_name(xm_heap *h, void *rx, const char *name)
     for (size_t i = 0; i < len; i++)
         if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
             return XM_EINVAL;
-    xm_result r = xm__enter(h, true);
-    if (r != XM_OK)
-        return r;
+    xm_result r;
     xm__pack *p;
     uint32_t g;
-    xm__arena *a = xm__lock_block(h, (uintptr_t)rx, &p, &g, &r);
+    xm__arena *a = xm__enter_at(h, true, XM__AT_BLOCK, (uintptr_t)rx, 0, &p, &g, &r);
     if (r == XM_OK && p->kind != XM__K_CODE)
         r = XM_EINVAL;
     if (r != XM_OK || !(h->flags & XM__SYM_FLAGS))

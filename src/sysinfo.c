@@ -111,7 +111,7 @@ xm_result xm_system_info(xm_sysinfo *out)
     s.auto_result = xm__os_page_size() != (int)XM__PAGE
                         ? XM_ENOTSUP
                         : xm__heap_new(&o, o.reserve, &h);
-    int auto_errno = xm_last_errno();
+    int auto_errno = xm__os_last_errno();
     if (h) {
         s.auto_backend = h->backend;
         xm__heap_free(h);
