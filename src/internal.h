@@ -77,9 +77,11 @@ static inline void *xm__stage_buf_get(xm__arena *a, size_t usable, size_t align)
 static inline bool xm__stage_same_buf(size_t usable, size_t got)
 {
     size_t big = (size_t)XM__STAGE_CLASSES << XM__GRAN_SHIFT;
+    size_t top = (size_t)1 << (XM__STAGE_BIG + XM__STAGE_BIG_SHIFT - 1);
     return usable == got ||
-           (usable > big && __builtin_clzll((unsigned long long)usable - 1) ==
-                                __builtin_clzll((unsigned long long)got - 1));
+           (usable > big && got <= top &&
+            __builtin_clzll((unsigned long long)usable - 1) ==
+                __builtin_clzll((unsigned long long)got - 1));
 }
 static inline void xm__stage_buf_put(xm__arena *a, void *buf, size_t usable)
 {

@@ -146,35 +146,47 @@ static xm_result probe_flip(xm_heap *h)
  * next heap's metadata is then resident, not a dozen fresh pages, which
  * cost 10-20 us each to touch on this VM (a heap per test, per regular
  * expression). Only a small heap's (META_PARK_MAX bytes written at most:
- * zeroing more would cost more than it saves). The mapping's first word
- * holds its length while parked. Private anonymous memory: a fork child
- * has its own copy, as of all the parent's memory. */
+ * zeroing more would cost more than it saves). While parked, its heap's
+ * meta_len is all that is not zero. Private anonymous memory: a fork child
+ * has its own copy, as of all the parent's memory. A handle used after
+ * xm_heap_destroy may now reach zeroed or reused memory instead of an
+ * unmapped page: as with free(), that is the caller's bug. */
 #define META_PARK_MAX ((size_t)1 << 20)
 static _Atomic(void *) meta_parked;
 
-/* Unmaps a parked or unparkable mapping (its length in its first word). */
+/* Unmaps a parked mapping. */
 static void meta_unmap(void *m)
 {
     xm__osc osc = {0, 0};
-    (void)xm__os_unmap(&osc, m, *(size_t *)m);
+    (void)xm__os_unmap(&osc, m, ((xm_heap *)m)->meta_len);
 }
 
 static void meta_park(xm_heap *h)
 {
     size_t len = h->meta_len;
     char *m = (char *)(void *)h;
+    /* what was written: the arenas ever locked (an arena is written only
+       under its lock, or by fork and the debug walk, which lock them all),
+       the rest of the heap, the page states below the high mark, the
+       nodes used; the rest of the mapping was never touched */
+    unsigned used = atomic_load(&h->arenas_used);
+    size_t o_tail = (size_t)((char *)(void *)&h->lock - m);
     size_t o_ps = (size_t)((char *)(void *)h->ps - m);
     size_t o_fr = (size_t)((char *)(void *)h->fr - m);
-    size_t n_ps = o_ps + (size_t)h->ps_hw * sizeof(xm__pstate);
+    size_t n_ps = (size_t)h->ps_hw * sizeof(xm__pstate);
     size_t n_fr = ((size_t)h->frused + 1) * sizeof(xm__frange);
-    if (n_ps + n_fr > META_PARK_MAX || h->valgrind) {
+    size_t n_ar = (size_t)__builtin_popcount(used) * sizeof(xm__arena);
+    if (n_ar + (o_ps - o_tail) + n_ps + n_fr > META_PARK_MAX || h->valgrind) {
         xm__osc osc = {0, 0};
         (void)xm__os_unmap(&osc, m, len); /* h too */
         return;
     }
-    memset(m, 0, n_ps);
+    for (unsigned k = 0; k < XM__ARENAS; k++)
+        if ((used >> k) & 1)
+            memset(&h->arenas[k], 0, sizeof h->arenas[k]);
+    memset(m + o_tail, 0, o_ps - o_tail + n_ps);
     memset(m + o_fr, 0, n_fr);
-    *(size_t *)(void *)m = len;
+    h->meta_len = len; /* while parked: its length (heap_map_meta sets it) */
     void *old = atomic_exchange(&meta_parked, (void *)m);
     if (old)
         meta_unmap(old);
@@ -184,13 +196,11 @@ static void meta_park(xm_heap *h)
 static char *meta_unpark(size_t len)
 {
     char *m = atomic_exchange(&meta_parked, NULL);
-    if (m && *(size_t *)(void *)m != len) {
+    if (m && ((xm_heap *)(void *)m)->meta_len != len) {
         meta_unmap(m);
         m = NULL;
     }
-    if (m)
-        *(size_t *)(void *)m = 0;
-    return m;
+    return m; /* (meta_len: heap_map_meta sets it again) */
 }
 
 static void heap_free_meta(xm_heap *h)

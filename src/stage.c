@@ -132,7 +132,9 @@ static unsigned big_class(size_t usable)
 void *xm__stage_big_get(xm__arena *a, size_t usable)
 {
     unsigned k = big_class(usable);
-    if (k >= XM__STAGE_BIG || !a->stbig[k]) /* not kept: exactly its class */
+    if (k >= XM__STAGE_BIG) /* above the classes: its own size */
+        return xm__stage_buf_new(usable, XM__PAGE);
+    if (!a->stbig[k]) /* none kept: one of exactly its class */
         return xm__stage_buf_new((size_t)1 << (k + XM__STAGE_BIG_SHIFT), XM__PAGE);
     void *b = a->stbig[k];
     a->stbig[k] = NULL;

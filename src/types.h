@@ -207,13 +207,14 @@ typedef struct xm__frange {
 #define XM__STAGE_CLASSES 32u
 #define XM__STAGE_KEEP (256u << 10)
 /* Staging buffers of larger blocks: by power-of-two classes of 4 KiB to
- * 64 MiB (stage.c), one kept per class and arena, at most
+ * 8 MiB (stage.c; a block above that gets a buffer of its own size, not
+ * kept), one kept per class and arena, at most
  * XM__STAGE_BIG_KEEP bytes per arena, so a churn of large blocks does not
  * get a fresh buffer for every block (malloc maps a large one and faults
  * it in page by page: 20% of a 64 KiB-1 MiB churn's time went to the
  * kernel for it). Trade-off: up to 8 MiB of address space per arena that
  * made such blocks, resident as far as blocks wrote them. */
-#define XM__STAGE_BIG 15u
+#define XM__STAGE_BIG 12u
 #define XM__STAGE_BIG_SHIFT 12u /* the smallest class: 4 KiB */
 #define XM__STAGE_BIG_KEEP ((size_t)8 << 20)
 
@@ -285,7 +286,7 @@ typedef struct xm__arena {
     size_t stcap, stcount;
     void *stbuf[XM__STAGE_CLASSES]; /* recycled staging buffers by size */
     size_t stbuf_bytes;
-    void *stbig[XM__STAGE_BIG]; /* and of larger blocks, with their sizes */
+    void *stbig[XM__STAGE_BIG]; /* and of larger blocks: one per class */
     size_t stbig_bytes; /* their total size */
     uint8_t nmag[2][XM__MAG_CLASSES];
     size_t mag_mid_bytes[2]; /* bytes waiting in classes >= XM__MAG_EXACT */

@@ -85,7 +85,7 @@ static double since(const struct timespec *t0)
 static long join_callers(xm_heap *h, const config *c, pthread_t *t, void *rx,
                          const unsigned char *last)
 {
-    long nudges = 0;
+    long nudges = 0, tries = 0;
     for (int k = 0; k < 2; k++) {
         for (;;) {
             struct timespec dl;
@@ -97,7 +97,7 @@ static long join_callers(xm_heap *h, const config *c, pthread_t *t, void *rx,
             printf("    [%s] a caller is not back %d s after the last patch; the "
                    "last patch's bytes are %s at rx\n", c->name, JOIN_SECONDS,
                    there ? "there" : "NOT");
-            if (!there || !under_emulation() || nudges == 3) {
+            if (!there || !under_emulation() || tries++ == 3) {
                 printf("FAIL patch_live_hammer: [%s] a caller is stuck at the "
                        "patched instruction\n", c->name);
                 fflush(stdout);

@@ -7,6 +7,8 @@
  */
 #include "test.h"
 
+#include <sys/mman.h>
+
 #include <stdlib.h>
 
 #ifndef XM_DEBUG
@@ -399,9 +401,15 @@ static void meta_reused(const config *c)
         CHECK_OK(xm_free(h, rx[i]));
     void *first = h;
     xm_heap_destroy(h);
+    /* still mapped (parked; mincore: ENOMEM for an unmapped page), and
+       the next heap takes it (valgrind: every heap gets a fresh mapping) */
+    unsigned char vec[1];
+    bool parked = mincore(first, 4096, vec) == 0;
+    if (!under_valgrind())
+        CHECK(parked);
     h = make_heap(c, 0, 0);
     CHECK(h);
-    if (!under_valgrind()) /* (valgrind: every heap gets a fresh mapping) */
+    if (!under_valgrind())
         CHECK(h == first);
     xm_stats s;
     CHECK_OK(xm_heap_stats(h, &s));
@@ -422,3 +430,41 @@ static void meta_reused(const config *c)
     xm_heap_destroy(h);
 }
 TEST(destroyed_heap_metadata_serves_the_next_heap_zeroed) { FOR_CONFIGS(meta_reused); }
+
+/* Staging buffers above 2 KiB go by power-of-two classes (stage.c): a
+ * block of another size in the same class gets the buffer the last one
+ * published gave back; every byte of b.size is writable (the sanitizer runs
+ * see an overrun); a block above the classes (8 MiB) gets one of its own
+ * size. Each block runs, and traps where it was not written. */
+static void stage_classes(const config *c)
+{
+    if (c->backend != XM_BACKEND_DUAL || (c->flags & XM_INPLACE))
+        return; /* no staging */
+    xm_heap *h = make_heap(c, (size_t)64 << 20, 0);
+    CHECK(h);
+    static const size_t pairs[][2] = {
+        {2200, 4000}, {5000, 8000}, {40000, 60000}, {600000, 1000000}, {(9u << 20), (9u << 20) + 4096}};
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        void *rw[2];
+        for (int k = 0; k < 2; k++) {
+            xm_block b;
+            CHECK_OK(xm_alloc(h, pairs[i][k], 0, &b));
+            CHECK(b.size >= pairs[i][k]);
+            const unsigned char *q = b.rw;
+            CHECK(q[0] == TRAP_BYTE && q[b.size - 1] == TRAP_BYTE);
+            memset(b.rw, TRAP_BYTE, b.size); /* every byte offered */
+            emit_ret(b.rw, 100 + i * 2 + (size_t)k);
+            rw[k] = b.rw;
+            CHECK_OK(xm_publish(h, b.rx, XM_PROT_RX));
+            CHECK_EQ(call_at(b.rx), 100 + i * 2 + (size_t)k);
+            CHECK_OK(xm_free(h, b.rx));
+        }
+#if XM_DEBUG < 2 /* (debug builds keep released buffers to check them) */
+        if (pairs[i][0] < ((size_t)8 << 20))
+            CHECK(rw[1] == rw[0]); /* the class's buffer, recycled */
+#endif
+    }
+    xm__heap_check(h);
+    xm_heap_destroy(h);
+}
+TEST(staging_buffers_recycled_by_class) { FOR_CONFIGS(stage_classes); }
