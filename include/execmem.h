@@ -196,7 +196,9 @@ typedef struct xm_stats {
  * bits, unknown backend, reserve out of range); XM_ENOTSUP: asked-for backend unavailable;
  * XM_EPERM: the OS refuses executable memory entirely. */
 XM_API xm_result xm_heap_create(const xm_options *opt, xm_heap **out);
-/* Unmaps everything. NULL is a no-op. No block may be used afterwards. */
+/* Unmaps the heap's code, its views and its descriptors (a small heap's
+ * metadata mapping is kept, zeroed, for the next heap: README, guarantee
+ * 11). NULL is a no-op. Neither h nor any block may be used afterwards. */
 XM_API void xm_heap_destroy(xm_heap *h);
 
 /* A code block of at least `size` bytes. align: 0 for the default (16), else
