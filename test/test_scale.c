@@ -462,6 +462,8 @@ static void stage_classes(const config *c)
 #if XM_DEBUG < 2 /* (debug builds keep released buffers to check them) */
         if (pairs[i][0] < ((size_t)8 << 20))
             CHECK(rw[1] == rw[0]); /* the class's buffer, recycled */
+#else
+        (void)rw;
 #endif
     }
     xm__heap_check(h);
