@@ -72,16 +72,22 @@ static inline void *xm__stage_buf_get(xm__arena *a, size_t usable, size_t align)
         return xm__stage_big_get(a, usable);
     return xm__stage_buf_new(usable, align);
 }
-/* Whether a buffer taken for `usable` bytes is one for `got` bytes too
- * (larger blocks' buffers go by power-of-two classes: stage.c). */
+/* The power-of-two class of the buffer for a block of `usable` bytes above
+ * the exact classes (stage.c): class k's buffers are 2^(k + XM__STAGE_BIG_SHIFT)
+ * bytes; from XM__STAGE_BIG on, no class (a buffer of the block's size). */
+static inline unsigned xm__stage_big_class(size_t usable)
+{
+    unsigned k = 64u - (unsigned)__builtin_clzll((unsigned long long)usable - 1);
+    return k < XM__STAGE_BIG_SHIFT ? 0 : k - XM__STAGE_BIG_SHIFT;
+}
+/* Whether a buffer taken for `usable` bytes is one for `got` (>= usable)
+ * bytes too: the same size, or the same class. */
 static inline bool xm__stage_same_buf(size_t usable, size_t got)
 {
-    size_t big = (size_t)XM__STAGE_CLASSES << XM__GRAN_SHIFT;
-    size_t top = (size_t)1 << (XM__STAGE_BIG + XM__STAGE_BIG_SHIFT - 1);
+    unsigned k = xm__stage_big_class(got);
     return usable == got ||
-           (usable > big && got <= top &&
-            __builtin_clzll((unsigned long long)usable - 1) ==
-                __builtin_clzll((unsigned long long)got - 1));
+           (usable > ((size_t)XM__STAGE_CLASSES << XM__GRAN_SHIFT) &&
+            k < XM__STAGE_BIG && xm__stage_big_class(usable) == k);
 }
 static inline void xm__stage_buf_put(xm__arena *a, void *buf, size_t usable)
 {

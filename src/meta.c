@@ -177,8 +177,7 @@ static void meta_park(xm_heap *h)
     size_t n_fr = ((size_t)h->frused + 1) * sizeof(xm__frange);
     size_t n_ar = (size_t)__builtin_popcount(used) * sizeof(xm__arena);
     if (n_ar + (o_ps - o_tail) + n_ps + n_fr > META_PARK_MAX || h->valgrind) {
-        xm__osc osc = {0, 0};
-        (void)xm__os_unmap(&osc, m, len); /* h too */
+        meta_unmap(m); /* h too */
         return;
     }
     for (unsigned k = 0; k < XM__ARENAS; k++)

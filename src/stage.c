@@ -117,28 +117,22 @@ void *xm__stage_buf_new(size_t usable, size_t align)
     return xm__mem_aligned(align > pair ? align : pair, (usable + pair - 1) & ~(pair - 1));
 }
 
-/* Buffers of larger blocks go by power-of-two classes: class k serves
- * blocks of 2^(s+k-1) < usable <= 2^(s+k) bytes (s: XM__STAGE_BIG_SHIFT;
- * class 0 all from the small classes' end up) and every buffer of it is
- * 2^(s+k) bytes, so a put files a buffer by the size it was taken for, and
- * it serves the next block of that class whatever its size. One kept per
- * class. */
-static unsigned big_class(size_t usable)
-{
-    unsigned k = 64u - (unsigned)__builtin_clzll((unsigned long long)usable - 1);
-    return k < XM__STAGE_BIG_SHIFT ? 0 : k - XM__STAGE_BIG_SHIFT;
-}
+/* Buffers of larger blocks go by power-of-two classes
+ * (xm__stage_big_class): every buffer of class k is 2^(k + shift) bytes, so
+ * a put files a buffer by the size it was taken for, and it serves the next
+ * block of that class whatever its size. One kept per class. */
+static size_t big_cap(unsigned k) { return (size_t)1 << (k + XM__STAGE_BIG_SHIFT); }
 
 void *xm__stage_big_get(xm__arena *a, size_t usable)
 {
-    unsigned k = big_class(usable);
+    unsigned k = xm__stage_big_class(usable);
     if (k >= XM__STAGE_BIG) /* above the classes: its own size */
         return xm__stage_buf_new(usable, XM__PAGE);
     if (!a->stbig[k]) /* none kept: one of exactly its class */
-        return xm__stage_buf_new((size_t)1 << (k + XM__STAGE_BIG_SHIFT), XM__PAGE);
+        return xm__stage_buf_new(big_cap(k), XM__PAGE);
     void *b = a->stbig[k];
     a->stbig[k] = NULL;
-    a->stbig_bytes -= (size_t)1 << (k + XM__STAGE_BIG_SHIFT);
+    a->stbig_bytes -= big_cap(k);
     return b;
 }
 
@@ -146,14 +140,13 @@ void *xm__stage_big_get(xm__arena *a, size_t usable)
  * and the byte budget allows; frees it otherwise. */
 void xm__stage_big_put(xm__arena *a, void *buf, size_t usable)
 {
-    unsigned k = big_class(usable);
-    size_t cap = (size_t)1 << (k + XM__STAGE_BIG_SHIFT);
-    if (k >= XM__STAGE_BIG || a->stbig[k] || a->stbig_bytes + cap > XM__STAGE_BIG_KEEP) {
+    unsigned k = xm__stage_big_class(usable);
+    if (k >= XM__STAGE_BIG || a->stbig[k] || a->stbig_bytes + big_cap(k) > XM__STAGE_BIG_KEEP) {
         xm__mem_free(buf);
         return;
     }
     a->stbig[k] = buf;
-    a->stbig_bytes += cap;
+    a->stbig_bytes += big_cap(k);
 }
 
 /* The oldest kept buffer must still be all traps. */
