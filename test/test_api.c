@@ -121,20 +121,31 @@ static void freed_traps(const config *c)
 {
     xm_heap *h = make_heap(c, 0, SIZE_MAX);
     CHECK(h);
-    xm_block keep, b, big;
+    xm_block keep, b, big, huge;
     CHECK_OK(make_fn(h, 64, 1, &keep)); /* keeps the pack mapped */
     CHECK_OK(make_fn(h, 256, 2, &b));
     CHECK_OK(make_fn(h, 65536, 3, &big));
+    /* above XM__FILL_COLD_MIN, filled by streaming stores (src/arch.h):
+       no byte of it is a trap when published, every byte one when freed */
+    CHECK_OK(xm_alloc(h, (512 << 10) - 100, 0, &huge));
+    memset(huge.rw, 0x5A, huge.size);
+    emit_ret((char *)huge.rw + huge.size - 64, 4);
+    CHECK_OK(xm_publish(h, huge.rx, XM_PROT_RX));
     CHECK_EQ(call_at(b.rx), 2);
     CHECK_EQ(call_at(big.rx), 3);
+    CHECK_EQ(call_at((char *)huge.rx + huge.size - 64), 4);
     CHECK_OK(xm_free(h, b.rx));
     CHECK_OK(xm_free(h, big.rx));
+    CHECK_OK(xm_free(h, huge.rx));
     static const size_t offs[] = {0, 1, 2, 7, 10, 63, 200};
     for (size_t i = 0; i < sizeof offs / sizeof offs[0]; i++) {
         int sig = child_signal(call_void, (char *)b.rx + offs[i]);
         CHECK(sig == trap_sig_at((char *)b.rx + offs[i]) || sig == SIGSEGV);
         sig = child_signal(call_void, (char *)big.rx + offs[i]);
         CHECK(sig == trap_sig_at((char *)big.rx + offs[i]) || sig == SIGSEGV);
+        char *at = (char *)huge.rx + huge.size - 1 - offs[i] * 4099;
+        sig = child_signal(call_void, at);
+        CHECK(sig == trap_sig_at(at) || sig == SIGSEGV);
     }
     if (c->backend == XM_BACKEND_DUAL) { /* still mapped: every byte is fill */
         const unsigned char *p = b.rx;
@@ -143,6 +154,11 @@ static void freed_traps(const config *c)
         p = big.rx;
         for (size_t i = 0; i < 65536; i += 97)
             CHECK_EQ(p[i], TRAP_BYTE);
+        p = huge.rx;
+        size_t bad = 0;
+        for (size_t i = 0; i < huge.size; i++)
+            bad += p[i] != TRAP_BYTE;
+        CHECK_EQ(bad, 0);
     }
     CHECK_OK(xm_purge(h));
     int sig = child_signal(call_void, big.rx);
