@@ -9,7 +9,7 @@
  * allocates a block of a random size in the band, fills all of it and makes
  * it executable (malloc: fills it). Every contender runs every cell in turn
  * (A B C ... A B C ...), each round on a fresh heap: the live set is built,
- * a warm-up of `live` operations (at least 2,000) runs untimed, then the
+ * a warm-up of 2 x `live` operations (at least 6,000) runs untimed, then the
  * timed operations: first `ops` timed as a whole (ns/op), then as many
  * again each timed alone with the monotonic clock (p50/p99/p99.9/max of one
  * operation; the clock's ~30 ns on this VM are in every percentile, kept
@@ -109,7 +109,10 @@ static bool run_cell(contender *c, size_t lo, size_t hi, size_t live, uint64_t o
         ok = (rx[i] = c_get(c, len[i])) != NULL;
         live_bytes += len[i];
     }
-    uint64_t warm = live < 2000 ? 2000 : live;
+    /* until the holes settle: after 2,000 operations 1,000 live blocks of
+       64 KiB-1 MiB still grew the heap (a system call every ~130
+       operations); 10,000 of 4-16 KiB did after 10,000 */
+    uint64_t warm = live < 3000 ? 6000 : 2 * (uint64_t)live;
     for (uint64_t i = 0; ok && i < warm; i++) {
         size_t k = rng(&seed) % live;
         c_put(c, rx[k], len[k]);
