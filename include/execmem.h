@@ -197,7 +197,8 @@ typedef struct xm_stats {
  * XM_EPERM: the OS refuses executable memory entirely. */
 XM_API xm_result xm_heap_create(const xm_options *opt, xm_heap **out);
 /* Unmaps the heap's code, its views and its descriptors (a small heap's
- * metadata mapping is kept, zeroed, for the next heap: README, guarantee
+ * metadata mapping, and the first page of its reserve and of its alias as
+ * PROT_NONE anonymous pages, are kept for the next heap: README, guarantee
  * 11). NULL is a no-op. Neither h nor any block may be used afterwards. */
 XM_API void xm_heap_destroy(xm_heap *h);
 

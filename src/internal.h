@@ -173,6 +173,11 @@ xm__arena *xm__enter_at(xm_heap *h, bool mutating, xm__at how, uintptr_t addr,
  * xm__heap_destroy_all, sysinfo.c's probe). */
 xm_result xm__heap_new(const xm_options *o, size_t reserve, xm_heap **out);
 void xm__heap_free(xm_heap *h);
+/* What a destroy keeps for the next heap (meta.c: the metadata mapping and
+ * the two anchor pages): xm__park_drop unmaps it, xm__park_peek tells the
+ * anchors (0: none). For tests that count mappings. */
+void xm__park_drop(void);
+void xm__park_peek(uintptr_t *rx, uintptr_t *alias);
 
 /* deferred.c: xm_free_async's request (h and rx non-NULL). */
 xm_result xm__free_request(xm_heap *h, void *rx);

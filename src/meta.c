@@ -14,9 +14,43 @@
 #include <errno.h>
 #include <string.h>
 
-static xm_result reserve_space(xm_heap *h, const void *near)
+/* The first pages of the last destroyed heap's reserve and alias, left
+ * mapped PROT_NONE (anonymous: no file, no rights) while its metadata is
+ * parked, so that the page tables over the start of both ranges survive
+ * for the next heap of the same reserve size, which maps its ranges back
+ * at the same addresses. The kernel frees a page-table page only when no
+ * mapping is left in the range it covers; on this VM a fresh one costs
+ * 20-40 us to make and free (PVM shadow paging): a create + first
+ * function + destroy cycle 175 -> 57 us and the first call of the new
+ * heap's first function 38 -> 9 us in a scratch program with the heap's
+ * own system calls. 0: none. Consumed (zeroed) by whoever maps over it;
+ * xm__heap_new unmaps what is left. */
+typedef struct anchors {
+    uintptr_t rx, alias;
+} anchors;
+
+static void anchors_drop(anchors *an)
+{
+    xm__osc osc = {0, 0};
+    if (an->rx)
+        (void)xm__os_unmap(&osc, (void *)an->rx, XM__PAGE);
+    if (an->alias)
+        (void)xm__os_unmap(&osc, (void *)an->alias, XM__PAGE);
+    an->rx = an->alias = 0;
+}
+
+static xm_result reserve_space(xm_heap *h, const void *near, anchors *an)
 {
     int err = 0;
+    if (!near && an->rx) { /* the rest of the last reserve, if still free */
+        void *p = xm__os_reserve(&h->osc, h->reserve - XM__PAGE,
+                                 (void *)(an->rx + XM__PAGE), 1, &err);
+        if (p) {
+            h->base = an->rx;
+            an->rx = 0;
+            return XM_OK;
+        }
+    }
     if (!near) {
         void *p = xm__os_reserve(&h->osc, h->reserve, NULL, 0, &err);
         if (!p)
@@ -63,7 +97,24 @@ static bool dual_transient(int e)
 
 /* DUAL: memfd, its read-only reopen, the alias, and a probe that the
  * executable view can be mapped. */
-static xm_result setup_dual(xm_heap *h)
+/* The alias, back at the last heap's address when its anchor is there and
+ * the rest is still free: the rest first, then the anchor's page (mapped
+ * over in that order, each keeps the page tables the other covers). */
+static void *map_alias(xm_heap *h, int fd, anchors *an, int *err)
+{
+    char *at = (char *)an->alias;
+    if (at && xm__os_map_fd_free_at(&h->osc, at + XM__PAGE, h->reserve - XM__PAGE,
+                                    XM__P_R | XM__P_W, fd, XM__PAGE, err)) {
+        if (xm__os_map_fd(&h->osc, at, XM__PAGE, XM__P_R | XM__P_W, fd, 0, err)) {
+            an->alias = 0;
+            return at;
+        }
+        (void)xm__os_unmap(&h->osc, at + XM__PAGE, h->reserve - XM__PAGE);
+    }
+    return xm__os_map_fd(&h->osc, NULL, h->reserve, XM__P_R | XM__P_W, fd, 0, err);
+}
+
+static xm_result setup_dual(xm_heap *h, anchors *an)
 {
     int fd = xm__os_memfd(&h->osc, "execmem", NULL);
     if (fd < 0)
@@ -92,8 +143,7 @@ static xm_result setup_dual(xm_heap *h)
     if (r)
         return xm__os_result(r, false);
     if (!(h->flags & XM_STRICT)) {
-        void *a = xm__os_map_fd(&h->osc, NULL, h->reserve, XM__P_R | XM__P_W,
-                                fd, 0, &err);
+        void *a = map_alias(h, fd, an, &err);
         if (!a)
             return xm__os_result(-err, false);
         h->alias = a;
@@ -147,24 +197,47 @@ static xm_result probe_flip(xm_heap *h)
  * cost 10-20 us each to touch on this VM (a heap per test, per regular
  * expression). Only a small heap's (META_PARK_MAX bytes written at most:
  * zeroing more would cost more than it saves). While parked, its heap's
- * meta_len is all that is not zero. Private anonymous memory: a fork child
- * has its own copy, as of all the parent's memory. A handle used after
- * xm_heap_destroy may now reach zeroed or reused memory instead of an
- * unmapped page: as with free(), that is the caller's bug. */
+ * meta_len, and base and alias (its anchors, 0 if none), are all that is
+ * not zero. Private anonymous memory: a fork child has its own copy, as of
+ * all the parent's memory. A handle used after xm_heap_destroy may now
+ * reach zeroed or reused memory instead of an unmapped page: as with
+ * free(), that is the caller's bug. */
 #define META_PARK_MAX ((size_t)1 << 20)
 static _Atomic(void *) meta_parked;
 
-/* Unmaps a parked mapping. */
-static void meta_unmap(void *m)
+/* Unmaps a parked mapping and its anchors. */
+static void park_unmap(void *m)
 {
+    xm_heap *p = m;
+    anchors an = {p->base, (uintptr_t)p->alias};
+    anchors_drop(&an);
     xm__osc osc = {0, 0};
-    (void)xm__os_unmap(&osc, m, ((xm_heap *)m)->meta_len);
+    (void)xm__os_unmap(&osc, m, p->meta_len);
 }
 
-static void meta_park(xm_heap *h)
+/* Whether h's metadata will be parked: a small heap's. */
+static bool meta_parkable(const xm_heap *h)
+{
+    const char *m = (const char *)(const void *)h;
+    size_t o_tail = (size_t)((const char *)(const void *)&h->lock - m);
+    size_t o_ps = (size_t)((const char *)(const void *)h->ps - m);
+    size_t n_ps = (size_t)h->ps_hw * sizeof(xm__pstate);
+    size_t n_fr = ((size_t)h->frused + 1) * sizeof(xm__frange);
+    unsigned used = atomic_load(&h->arenas_used);
+    size_t n_ar = (size_t)__builtin_popcount(used) * sizeof(xm__arena);
+    return n_ar + (o_ps - o_tail) + n_ps + n_fr <= META_PARK_MAX && !h->valgrind;
+}
+
+static void meta_park(xm_heap *h, const anchors *an)
 {
     size_t len = h->meta_len;
     char *m = (char *)(void *)h;
+    if (!meta_parkable(h)) {
+        anchors dead = *an;
+        anchors_drop(&dead);
+        (void)xm__os_unmap(&h->osc, m, len); /* h too */
+        return;
+    }
     /* what was written: the arenas ever locked (an arena is written only
        under its lock, or by fork and the debug walk, which lock them all),
        the rest of the heap, the page states below the high mark, the
@@ -175,34 +248,52 @@ static void meta_park(xm_heap *h)
     size_t o_fr = (size_t)((char *)(void *)h->fr - m);
     size_t n_ps = (size_t)h->ps_hw * sizeof(xm__pstate);
     size_t n_fr = ((size_t)h->frused + 1) * sizeof(xm__frange);
-    size_t n_ar = (size_t)__builtin_popcount(used) * sizeof(xm__arena);
-    if (n_ar + (o_ps - o_tail) + n_ps + n_fr > META_PARK_MAX || h->valgrind) {
-        meta_unmap(m); /* h too */
-        return;
-    }
     for (unsigned k = 0; k < XM__ARENAS; k++)
         if ((used >> k) & 1)
             memset(&h->arenas[k], 0, sizeof h->arenas[k]);
     memset(m + o_tail, 0, o_ps - o_tail + n_ps);
     memset(m + o_fr, 0, n_fr);
     h->meta_len = len; /* while parked: its length (heap_map_meta sets it) */
+    h->base = an->rx;
+    h->alias = (char *)an->alias;
     void *old = atomic_exchange(&meta_parked, (void *)m);
     if (old)
-        meta_unmap(old);
+        park_unmap(old);
 }
 
-/* The parked mapping if it has length len (zero-filled), else NULL. */
-static char *meta_unpark(size_t len)
+void xm__park_drop(void)
 {
-    char *m = atomic_exchange(&meta_parked, NULL);
-    if (m && ((xm_heap *)(void *)m)->meta_len != len) {
-        meta_unmap(m);
+    void *m = atomic_exchange(&meta_parked, NULL);
+    if (m)
+        park_unmap(m);
+}
+
+void xm__park_peek(uintptr_t *rx, uintptr_t *alias)
+{
+    xm_heap *m = atomic_load(&meta_parked);
+    *rx = m ? m->base : 0;
+    *alias = m ? (uintptr_t)m->alias : 0;
+}
+
+/* The parked mapping if it has length len (zero-filled), and its anchors
+ * in *an; else NULL. */
+static char *meta_unpark(size_t len, anchors *an)
+{
+    xm_heap *m = atomic_exchange(&meta_parked, NULL);
+    if (m && m->meta_len != len) {
+        park_unmap(m);
         m = NULL;
     }
-    return m; /* (meta_len: heap_map_meta sets it again) */
+    if (m) {
+        an->rx = m->base;
+        an->alias = (uintptr_t)m->alias;
+        m->base = 0;
+        m->alias = NULL;
+    }
+    return (char *)m; /* (meta_len: heap_map_meta sets it again) */
 }
 
-static void heap_free_meta(xm_heap *h)
+static void heap_free_meta(xm_heap *h, const anchors *an)
 {
     unsigned used = atomic_load(&h->arenas_used);
     for (unsigned k = 0; k < XM__ARENAS; k++) {
@@ -226,7 +317,7 @@ static void heap_free_meta(xm_heap *h)
         xm__mem_free(h->all[i]);
     xm__mem_free(h->all);
     pthread_mutex_destroy(&h->lock);
-    meta_park(h);
+    meta_park(h, an);
 }
 
 /* The heap and its per-page metadata in one anonymous mapping: zero-filled
@@ -241,7 +332,7 @@ static bool mutex_zero_is_init(void)
     return memcmp(&init, zero, sizeof init) == 0;
 }
 
-static xm_heap *heap_map_meta(size_t reserve, xm__osc *osc)
+static xm_heap *heap_map_meta(size_t reserve, xm__osc *osc, anchors *an)
 {
     uint32_t npages = (uint32_t)(reserve >> XM__PAGE_SHIFT);
     size_t frcap = xm__range_pool_size(npages);
@@ -257,7 +348,7 @@ static xm_heap *heap_map_meta(size_t reserve, xm__osc *osc)
     len = (len + XM__PAGE - 1) & ~(size_t)(XM__PAGE - 1);
 #undef XM__UP
     int err = 0;
-    char *m = meta_unpark(len);
+    char *m = meta_unpark(len, an);
     if (!m)
         m = xm__os_map_anon(osc, len, XM__P_R | XM__P_W, &err);
     if (!m)
@@ -271,15 +362,11 @@ static xm_heap *heap_map_meta(size_t reserve, xm__osc *osc)
     return h;
 }
 
-/* A heap for valid options o and a reserve of `reserve` bytes (a multiple
- * of the page, checked by xm_heap_create): metadata, reserve, backend
- * (AUTO chooses), registered for fork. */
-xm_result xm__heap_new(const xm_options *o, size_t reserve, xm_heap **out)
+/* xm__heap_new's work on h (zero-filled, metadata mapped) with the last
+ * heap's anchors: on failure h is gone. */
+static xm_result heap_make(xm_heap *h, const xm_options *o, size_t reserve,
+                           xm__osc osc, anchors *an)
 {
-    xm__osc osc = {0, 0};
-    xm_heap *h = heap_map_meta(reserve, &osc); /* zero-filled */
-    if (!h)
-        return XM_ENOMEM;
     h->osc = osc;
     /* zero-filled: where that is PTHREAD_MUTEX_INITIALIZER (glibc, musl),
        the arenas' locks are ready and their pages untouched until used */
@@ -294,9 +381,9 @@ xm_result xm__heap_new(const xm_options *o, size_t reserve, xm_heap **out)
     xm__sym_init(h);
     h->lazy_limit = o->lazy_limit; /* 0: automatic (range.c) */
     h->valgrind = xm__running_on_valgrind();
-    xm_result r = reserve_space(h, o->near);
+    xm_result r = reserve_space(h, o->near, an);
     if (r != XM_OK) {
-        heap_free_meta(h);
+        heap_free_meta(h, &(anchors){0, 0});
         return r;
     }
     r = XM_ENOTSUP;
@@ -306,7 +393,7 @@ xm_result xm__heap_new(const xm_options *o, size_t reserve, xm_heap **out)
     bool pk = (o->flags & XM_PKEYS) && xm__pkru_usable();
     unsigned pkru = pk ? xm__rdpkru() : 0;
     if (o->backend != XM_BACKEND_FLIP) {
-        r = setup_dual(h);
+        r = setup_dual(h, an);
         if (r == XM_OK) {
             h->backend = XM_BACKEND_DUAL;
         } else {
@@ -336,7 +423,7 @@ xm_result xm__heap_new(const xm_options *o, size_t reserve, xm_heap **out)
     if (r != XM_OK) {
         (void)xm__os_unmap(&h->osc, (void *)h->base, h->reserve);
         teardown_dual(h);
-        heap_free_meta(h);
+        heap_free_meta(h, &(anchors){0, 0});
         if (pk)
             xm__wrpkru(pkru);
         return r;
@@ -348,8 +435,25 @@ xm_result xm__heap_new(const xm_options *o, size_t reserve, xm_heap **out)
                 !(h->flags & XM_INPLACE) && !h->valgrind;
     atomic_init(&h->gate, fast ? 0u : (unsigned)XM__G_OFF);
     xm__fork_register(h);
-    *out = h;
     return XM_OK;
+}
+
+
+/* A heap for valid options o and a reserve of `reserve` bytes (a multiple
+ * of the page, checked by xm_heap_create): metadata, reserve, backend
+ * (AUTO chooses), registered for fork. */
+xm_result xm__heap_new(const xm_options *o, size_t reserve, xm_heap **out)
+{
+    xm__osc osc = {0, 0};
+    anchors an = {0, 0};
+    xm_heap *h = heap_map_meta(reserve, &osc, &an); /* zero-filled */
+    if (!h)
+        return XM_ENOMEM;
+    xm_result r = heap_make(h, o, reserve, osc, &an);
+    anchors_drop(&an); /* those not mapped over */
+    if (r == XM_OK)
+        *out = h;
+    return r;
 }
 
 /* Everything xm__heap_new made, h included. */
@@ -357,9 +461,25 @@ void xm__heap_free(xm_heap *h)
 {
     xm__fork_unregister(h);
     xm__sym_destroy(h);
-    (void)xm__os_unmap(&h->osc, (void *)h->base, h->reserve);
+    anchors an = {0, 0};
+    /* a small default heap leaves its anchors (the first page of each
+       range: unmapped first, the rest would take its page tables along) */
+    bool anchor = h->backend == XM_BACKEND_DUAL && h->alias && !h->shadow &&
+                  !h->pkey && !h->forked && meta_parkable(h);
+    size_t rest = h->reserve - XM__PAGE;
+    if (anchor && !xm__os_map_anon_at(&h->osc, (void *)h->base, XM__PAGE, XM__P_NONE)) {
+        (void)xm__os_unmap(&h->osc, (void *)(h->base + XM__PAGE), rest);
+        an.rx = h->base;
+    } else {
+        (void)xm__os_unmap(&h->osc, (void *)h->base, h->reserve);
+    }
+    if (anchor && !xm__os_map_anon_at(&h->osc, h->alias, XM__PAGE, XM__P_NONE)) {
+        (void)xm__os_unmap(&h->osc, h->alias + XM__PAGE, rest);
+        an.alias = (uintptr_t)h->alias;
+        h->alias = NULL; /* teardown_dual: nothing left to unmap */
+    }
     if (h->shadow)
         (void)xm__os_unmap(&h->osc, h->shadow, h->reserve);
     teardown_dual(h);
-    heap_free_meta(h);
+    heap_free_meta(h, &an);
 }

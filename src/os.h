@@ -52,6 +52,9 @@ int xm__os_map_anon_at(xm__osc *c, void *addr, size_t len, int prot);
 /* Maps fd at off shared: at addr (MAP_FIXED) or anywhere (addr NULL). */
 void *xm__os_map_fd(xm__osc *c, void *addr, size_t len, int prot, int fd,
                     uint64_t off, int *err);
+/* The same exactly at addr where nothing is mapped, else NULL (EEXIST). */
+void *xm__os_map_fd_free_at(xm__osc *c, void *addr, size_t len, int prot, int fd,
+                            uint64_t off, int *err);
 int xm__os_protect(xm__osc *c, void *addr, size_t len, int prot);
 int xm__os_dontfork(xm__osc *c, void *addr, size_t len);
 /* Moves the mapping at from over to (mremap MAYMOVE|FIXED). */

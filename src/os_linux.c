@@ -218,6 +218,28 @@ void *xm__os_map_fd(xm__osc *c, void *addr, size_t len, int prot, int fd,
     return p;
 }
 
+void *xm__os_map_fd_free_at(xm__osc *c, void *addr, size_t len, int prot, int fd,
+                            uint64_t off, int *err)
+{
+    int e = os_enter(c, (prot & XM__P_X) ? EACCES : ENOMEM);
+    if (e) {
+        *err = e;
+        return NULL;
+    }
+    void *p = mmap(addr, len, os_prot(prot), MAP_SHARED | MAP_FIXED_NOREPLACE, fd,
+                   (off_t)off);
+    if (p == MAP_FAILED) {
+        *err = os_last_errno = errno;
+        return NULL;
+    }
+    if (p != addr) { /* kernel without NOREPLACE: a hint */
+        munmap(p, len);
+        *err = os_last_errno = EEXIST;
+        return NULL;
+    }
+    return p;
+}
+
 int xm__os_protect(xm__osc *c, void *addr, size_t len, int prot)
 {
     int e = os_enter(c, (prot & XM__P_X) ? EACCES : ENOMEM);

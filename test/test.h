@@ -137,6 +137,8 @@ void xm__heap_check(xm_heap *h);
 int xm__a64_hotpatch_safe(uint32_t insn);
 size_t xm__heap_destroy_all(void);
 void xm__heap_ranges(xm_heap *h, uintptr_t *base, size_t *len, uintptr_t *alias);
+void xm__park_drop(void);
+void xm__park_peek(uintptr_t *rx, uintptr_t *alias);
 int xm__bias_state(xm_heap *h, unsigned *owned, unsigned *unbiased);
 unsigned xm__bias_steal_max(void);
 int xm__fast_state(xm_heap *h);

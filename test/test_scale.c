@@ -431,6 +431,94 @@ static void meta_reused(const config *c)
 }
 TEST(destroyed_heap_metadata_serves_the_next_heap_zeroed) { FOR_CONFIGS(meta_reused); }
 
+/* The mappings that overlap [a, a+len): how many, and whether the only one
+ * is exactly the page at a, PROT_NONE, anonymous. */
+static int maps_in(uintptr_t a, size_t len, bool *one_none_page)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[512];
+    int n = 0;
+    *one_none_page = false;
+    while (f && fgets(line, sizeof line, f)) {
+        unsigned long s, e, ino;
+        char perms[8];
+        if (sscanf(line, "%lx-%lx %7s %*x %*x:%*x %lu", &s, &e, perms, &ino) != 4 ||
+            !(s < a + len && a < e))
+            continue;
+        n++;
+        *one_none_page = s == a && e == a + 4096 && !strcmp(perms, "---p") && ino == 0;
+    }
+    if (f)
+        fclose(f);
+    *one_none_page = *one_none_page && n == 1;
+    return n;
+}
+
+static void call_void_at(void *p) { (void)call_at(p); }
+
+/* A destroyed default heap leaves its anchors (meta.c): the first page of
+ * its reserve and of its alias, PROT_NONE and anonymous (no file, nothing
+ * that executes or writes), which keep the page tables under them; the
+ * next default heap maps its ranges back around them and runs code there;
+ * a heap that has no alias (XM_STRICT) unmaps the alias's; dropping the
+ * park leaves nothing in either range. */
+static void anchors_kept(void)
+{
+    xm__park_drop();
+    xm_heap *h = NULL;
+    CHECK_OK(xm_heap_create(NULL, &h));
+    xm_block b;
+    CHECK_OK(make_fn(h, 64, 7, &b));
+    CHECK_EQ(call_at(b.rx), 7);
+    uintptr_t base, alias, prx, pal;
+    size_t len;
+    xm__heap_ranges(h, &base, &len, &alias);
+    CHECK(alias != 0);
+    xm_heap_destroy(h);
+    xm__park_peek(&prx, &pal);
+    if (under_valgrind()) { /* nothing parked there */
+        CHECK(prx == 0 && pal == 0);
+        return;
+    }
+    CHECK_EQ(prx, base);
+    CHECK_EQ(pal, alias);
+    bool one = false;
+    CHECK_EQ(maps_in(base, len, &one), 1);
+    CHECK(one);
+    CHECK_EQ(maps_in(alias, len, &one), 1);
+    CHECK(one);
+    CHECK_EQ(child_signal(call_void_at, b.rx), SIGSEGV);
+    /* the next heap: the same ranges, code at the anchor's page */
+    CHECK_OK(xm_heap_create(NULL, &h));
+    uintptr_t base2, alias2;
+    xm__heap_ranges(h, &base2, &len, &alias2);
+    CHECK_EQ(base2, base);
+    CHECK_EQ(alias2, alias);
+    xm__park_peek(&prx, &pal);
+    CHECK(prx == 0 && pal == 0);
+    xm_block u;
+    CHECK_OK(xm_alloc(h, 64, 0, &u));
+    CHECK_EQ(child_signal(call_void_at, u.rx), TRAP_SIG); /* unpublished */
+    emit_ret(u.rw, 8);
+    CHECK_OK(xm_publish(h, u.rx, XM_PROT_RX));
+    CHECK_EQ(call_at(u.rx), 8);
+    CHECK_EQ((uintptr_t)u.rx, base);
+    xm_audit_report rep;
+    CHECK_OK(xm_audit(0, &rep));
+    CHECK_EQ(rep.wx_mappings, 0);
+    xm_heap_destroy(h);
+    /* a STRICT heap maps no alias: the alias anchor goes */
+    xm_options o = XM_OPTIONS_INIT;
+    o.flags = XM_STRICT;
+    CHECK_OK(xm_heap_create(&o, &h));
+    CHECK_EQ(maps_in(alias, len, &one), 0);
+    xm_heap_destroy(h);
+    xm__park_drop();
+    CHECK_EQ(maps_in(base, len, &one), 0);
+    CHECK_EQ(maps_in(alias, len, &one), 0);
+}
+TEST(destroyed_heap_anchors_serve_the_next_heap) { anchors_kept(); }
+
 /* Staging buffers above 2 KiB go by power-of-two classes (stage.c): a
  * block of another size in the same class gets the buffer the last one
  * published gave back; every byte of b.size is writable (the sanitizer runs
