@@ -208,11 +208,17 @@ $(O)/sljit/sljit_execmem_bench.o: adapters/sljit/sljit_execmem.c adapters/sljit/
 $(O)/bench_sljit: bench/sljit_bench.c $(O)/sljit/bench_part1.o $(O)/sljit/bench_part2.o \
 	    $(O)/sljit/bench_part3.o $(O)/sljit/sljit_execmem_bench.o $(O)/libexecmem.a
 	$(CC) $(ALL_CFLAGS) -Iinclude -Iadapters/sljit $< -o $@ $(filter %.o,$^) $(O)/libexecmem.a $(LDLIBS)
+# The alternative to staging for whole pages, measured without the library
+# (bench/remap_vs_copy.c: issue 15's question, README "Costs").
+$(O)/bench_remap: bench/remap_vs_copy.c
+	@mkdir -p $(O)
+	$(CC) $(ALL_CFLAGS) $< -o $@
 BENCH_ARGS ?=
-bench: $(O)/bench $(O)/bench_matrix
+bench: $(O)/bench $(O)/bench_matrix $(O)/bench_remap
 	@test -n "$(ASMJIT_LIB)" || echo "note: libasmjit-dev is not installed; asmjit rows will say so (make bench-deps)"
 	./$(O)/bench $(BENCH_ARGS)
 	./$(O)/bench_matrix $(BENCH_ARGS)
+	./$(O)/bench_remap
 	@if [ -f $(SLJIT_DIR)/sljit_src/sljitLir.c ]; then $(MAKE) -s O=$(O) $(O)/bench_sljit && \
 	    ./$(O)/bench_sljit $(BENCH_ARGS); \
 	else echo "bench_sljit: SKIP: no sljit source tree at SLJIT_DIR=$(SLJIT_DIR)"; fi
