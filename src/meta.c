@@ -105,11 +105,12 @@ static void *map_alias(xm_heap *h, int fd, anchors *an, int *err)
     char *at = (char *)an->alias;
     if (at && xm__os_map_fd_free_at(&h->osc, at + XM__PAGE, h->reserve - XM__PAGE,
                                     XM__P_R | XM__P_W, fd, XM__PAGE, err)) {
-        if (xm__os_map_fd(&h->osc, at, XM__PAGE, XM__P_R | XM__P_W, fd, 0, err)) {
-            an->alias = 0;
+        an->alias = 0; /* from here the page is ours to map or unmap */
+        if (xm__os_map_fd(&h->osc, at, XM__PAGE, XM__P_R | XM__P_W, fd, 0, err))
             return at;
-        }
-        (void)xm__os_unmap(&h->osc, at + XM__PAGE, h->reserve - XM__PAGE);
+        /* a kernel before 6.12 may have unmapped the anchor before
+           failing: the whole range goes, whatever is left of it */
+        (void)xm__os_unmap(&h->osc, at, h->reserve);
     }
     return xm__os_map_fd(&h->osc, NULL, h->reserve, XM__P_R | XM__P_W, fd, 0, err);
 }
@@ -381,6 +382,9 @@ static xm_result heap_make(xm_heap *h, const xm_options *o, size_t reserve,
     xm__sym_init(h);
     h->lazy_limit = o->lazy_limit; /* 0: automatic (range.c) */
     h->valgrind = xm__running_on_valgrind();
+    if (o->near) /* it places its reserve itself, near the program */
+        anchors_drop(an);
+    h->placed_near = o->near != NULL;
     xm_result r = reserve_space(h, o->near, an);
     if (r != XM_OK) {
         heap_free_meta(h, &(anchors){0, 0});
@@ -465,7 +469,7 @@ void xm__heap_free(xm_heap *h)
     /* a small default heap leaves its anchors (the first page of each
        range: unmapped first, the rest would take its page tables along) */
     bool anchor = h->backend == XM_BACKEND_DUAL && h->alias && !h->shadow &&
-                  !h->pkey && !h->forked && meta_parkable(h);
+                  !h->pkey && !h->forked && !h->placed_near && meta_parkable(h);
     size_t rest = h->reserve - XM__PAGE;
     if (anchor && !xm__os_map_anon_at(&h->osc, (void *)h->base, XM__PAGE, XM__P_NONE)) {
         (void)xm__os_unmap(&h->osc, (void *)(h->base + XM__PAGE), rest);

@@ -356,6 +356,7 @@ struct xm_heap {
     _Atomic size_t resident_bytes;
     uint64_t purges, purge_runs;
     int forked;        /* DUAL child after fork: frozen */
+    int placed_near;   /* the reserve was placed near xm_options.near */
     int bias;          /* arenas may be biased (arena_lock.c) */
     int valgrind;
     struct xm_heap *gnext; /* global list, for fork */

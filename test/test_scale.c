@@ -513,6 +513,31 @@ static void anchors_kept(void)
     CHECK_OK(xm_heap_create(&o, &h));
     CHECK_EQ(maps_in(alias, len, &one), 0);
     xm_heap_destroy(h);
+    /* a heap placed near the program drops the anchors it finds and
+       leaves none */
+    CHECK_OK(xm_heap_create(NULL, &h));
+    xm__heap_ranges(h, &base, &len, &alias);
+    xm_heap_destroy(h);
+    xm__park_peek(&prx, &pal);
+    CHECK(prx == base && pal == alias);
+    o = (xm_options)XM_OPTIONS_INIT;
+    static int near_here; /* in the program's data */
+    o.near = &near_here;
+    CHECK_OK(xm_heap_create(&o, &h));
+    xm__park_peek(&prx, &pal);
+    CHECK(prx == 0 && pal == 0);
+    uintptr_t nbase, nalias;
+    size_t nlen;
+    xm__heap_ranges(h, &nbase, &nlen, &nalias);
+    /* the anchor pages are gone, unless the new heap's own ranges (its
+       alias is mapped anywhere: maybe where the old one was) cover them */
+    uintptr_t at[2] = {base, alias};
+    for (int k = 0; k < 2; k++)
+        if (!(at[k] - nbase < nlen || at[k] - nalias < nlen))
+            CHECK_EQ(maps_in(at[k], 4096, &one), 0);
+    xm_heap_destroy(h);
+    xm__park_peek(&prx, &pal);
+    CHECK(prx == 0 && pal == 0);
     xm__park_drop();
     CHECK_EQ(maps_in(base, len, &one), 0);
     CHECK_EQ(maps_in(alias, len, &one), 0);
