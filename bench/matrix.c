@@ -81,6 +81,25 @@ static double pct(const double *v, size_t n, double q)
     return v[i < n ? i : n - 1];
 }
 
+/* The cell's operation: frees a random one of the live blocks, then
+ * allocates one of a random size in [lo, hi] in its place. */
+typedef struct cell_set {
+    contender *c;
+    void **rx;
+    size_t *len, live, lo, hi, bytes;
+    uint64_t seed;
+} cell_set;
+
+static bool cell_op(cell_set *s)
+{
+    size_t k = rng(&s->seed) % s->live;
+    c_put(s->c, s->rx[k], s->len[k]);
+    s->bytes -= s->len[k];
+    s->len[k] = s->lo + rng(&s->seed) % (s->hi - s->lo + 1);
+    s->bytes += s->len[k];
+    return (s->rx[k] = c_get(s->c, s->len[k])) != NULL;
+}
+
 static bool run_cell(contender *c, size_t lo, size_t hi, size_t live, uint64_t ops,
                      uint64_t seed, cell_res *out)
 {
@@ -109,45 +128,30 @@ static bool run_cell(contender *c, size_t lo, size_t hi, size_t live, uint64_t o
         ok = (rx[i] = c_get(c, len[i])) != NULL;
         live_bytes += len[i];
     }
+    cell_set set = {c, rx, len, live, lo, hi, live_bytes, seed};
     /* until the holes settle: after 2,000 operations 1,000 live blocks of
        64 KiB-1 MiB still grew the heap (a system call every ~130
        operations); 10,000 of 4-16 KiB did after 10,000 */
     uint64_t warm = live < 3000 ? 6000 : 2 * (uint64_t)live;
-    for (uint64_t i = 0; ok && i < warm; i++) {
-        size_t k = rng(&seed) % live;
-        c_put(c, rx[k], len[k]);
-        live_bytes -= len[k];
-        len[k] = lo + rng(&seed) % (hi - lo + 1);
-        ok = (rx[k] = c_get(c, len[k])) != NULL;
-        live_bytes += len[k];
-    }
+    for (uint64_t i = 0; ok && i < warm; i++)
+        ok = cell_op(&set);
     ct_counters s0, s1;
     bool counted = ct_counters_of(c, &s0);
     /* throughput: the operations alone, two clock reads in all */
     double t0 = now_ns();
-    for (uint64_t i = 0; ok && i < ops; i++) {
-        size_t k = rng(&seed) % live;
-        c_put(c, rx[k], len[k]);
-        live_bytes -= len[k];
-        len[k] = lo + rng(&seed) % (hi - lo + 1);
-        ok = (rx[k] = c_get(c, len[k])) != NULL;
-        live_bytes += len[k];
-    }
+    for (uint64_t i = 0; ok && i < ops; i++)
+        ok = cell_op(&set);
     double t1 = now_ns();
     /* latency: as many operations again, each timed (the clock read, ~30 ns
        on this VM, is in every percentile but not in ns/op) */
     double prev = now_ns();
     for (uint64_t i = 0; ok && i < ops; i++) {
-        size_t k = rng(&seed) % live;
-        c_put(c, rx[k], len[k]);
-        live_bytes -= len[k];
-        len[k] = lo + rng(&seed) % (hi - lo + 1);
-        ok = (rx[k] = c_get(c, len[k])) != NULL;
-        live_bytes += len[k];
+        ok = cell_op(&set);
         double t = now_ns();
         lat[i] = t - prev;
         prev = t;
     }
+    live_bytes = set.bytes;
     counted = counted && ct_counters_of(c, &s1);
     size_t rss1 = rss_bytes();
     for (size_t i = 0; i < live; i++)

@@ -77,36 +77,38 @@ static inline unsigned xm__rdpkru(void) { return 0; }
 static inline void xm__wrpkru(unsigned v) { (void)v; }
 #endif
 
-/* Trap-fills [p, p+n) of a freed block that is not worth caching: from
- * XM__FILL_COLD_MIN bytes on (a quarter of a 1 MiB L2), x86-64 writes with
- * streaming stores, which skip the read-for-ownership of every line and
- * leave the caches to live code. Measured on the 2-core VM, 1,000 live
- * blocks churned: 64 KiB-1 MiB 62 -> 48 us per operation; 16-64 KiB
- * 2.5 -> 3.3 us (their lines were reused from the cache: hence the
- * bound). p and n are multiples of 64 (large blocks are whole pages). The
- * fence makes the traps visible to every CPU before the free returns. */
+/* Trap-fills [p, p+n) of a freed block through the alias. From
+ * XM__FILL_COLD_MIN bytes on (a quarter of a 1 MiB L2) nobody will run
+ * those lines soon: x86-64 writes them with streaming stores, which skip
+ * the read-for-ownership of every line and leave the caches to live code.
+ * Measured on the 2-core VM, 1,000 live blocks churned: 64 KiB-1 MiB 62 ->
+ * 48 us per operation; 16-64 KiB 2.5 -> 3.3 us (their lines were reused
+ * from the cache: hence the bound). Blocks that large are whole pages (p
+ * and n multiples of 64). The fence makes the traps visible to every CPU
+ * before the free returns. */
 #define XM__FILL_COLD_MIN ((size_t)256 << 10)
+#include <string.h>
 #if defined(__x86_64__)
 #include <emmintrin.h>
-static inline void xm__fill_traps_cold(void *p, size_t n)
+#endif
+static inline void xm__fill_freed(void *p, size_t n)
 {
-    __m128i v = _mm_set1_epi8((char)XM__TRAP_BYTE);
-    char *d = (char *)p;
-    for (size_t i = 0; i < n; i += 64) {
-        _mm_stream_si128((__m128i *)(void *)(d + i), v);
-        _mm_stream_si128((__m128i *)(void *)(d + i + 16), v);
-        _mm_stream_si128((__m128i *)(void *)(d + i + 32), v);
-        _mm_stream_si128((__m128i *)(void *)(d + i + 48), v);
+#if defined(__x86_64__)
+    if (n >= XM__FILL_COLD_MIN) {
+        __m128i v = _mm_set1_epi8((char)XM__TRAP_BYTE);
+        char *d = (char *)p;
+        for (size_t i = 0; i < n; i += 64) {
+            _mm_stream_si128((__m128i *)(void *)(d + i), v);
+            _mm_stream_si128((__m128i *)(void *)(d + i + 16), v);
+            _mm_stream_si128((__m128i *)(void *)(d + i + 32), v);
+            _mm_stream_si128((__m128i *)(void *)(d + i + 48), v);
+        }
+        _mm_sfence();
+        return;
     }
-    _mm_sfence();
-}
-#else
-#include <string.h>
-static inline void xm__fill_traps_cold(void *p, size_t n)
-{
+#endif
     memset(p, XM__TRAP_BYTE, n);
 }
-#endif
 
 /* A hint in spin loops. */
 static inline void xm__cpu_relax(void)

@@ -216,17 +216,35 @@ static void park_unmap(void *m)
     (void)xm__os_unmap(&osc, m, p->meta_len);
 }
 
+/* What a heap wrote of its metadata mapping: the arenas ever locked (an
+ * arena is written only under its lock, or by fork and the debug walk,
+ * which lock them all), the rest of the heap from its lock on, the page
+ * states below the high mark, the nodes used; the rest was never touched. */
+typedef struct written {
+    unsigned arenas;         /* bit k: arenas[k] */
+    size_t o_tail, n_tail;   /* the heap after the arenas, and ps[0..ps_hw) */
+    size_t o_fr, n_fr;       /* the nodes used */
+    size_t total;
+} written;
+
+static written meta_written(const xm_heap *h)
+{
+    const char *m = (const char *)(const void *)h;
+    written w;
+    w.arenas = atomic_load(&h->arenas_used);
+    w.o_tail = (size_t)((const char *)(const void *)&h->lock - m);
+    w.n_tail = (size_t)((const char *)(const void *)h->ps - m) - w.o_tail +
+               (size_t)h->ps_hw * sizeof(xm__pstate);
+    w.o_fr = (size_t)((const char *)(const void *)h->fr - m);
+    w.n_fr = ((size_t)h->frused + 1) * sizeof(xm__frange);
+    w.total = (size_t)__builtin_popcount(w.arenas) * sizeof(xm__arena) + w.n_tail + w.n_fr;
+    return w;
+}
+
 /* Whether h's metadata will be parked: a small heap's. */
 static bool meta_parkable(const xm_heap *h)
 {
-    const char *m = (const char *)(const void *)h;
-    size_t o_tail = (size_t)((const char *)(const void *)&h->lock - m);
-    size_t o_ps = (size_t)((const char *)(const void *)h->ps - m);
-    size_t n_ps = (size_t)h->ps_hw * sizeof(xm__pstate);
-    size_t n_fr = ((size_t)h->frused + 1) * sizeof(xm__frange);
-    unsigned used = atomic_load(&h->arenas_used);
-    size_t n_ar = (size_t)__builtin_popcount(used) * sizeof(xm__arena);
-    return n_ar + (o_ps - o_tail) + n_ps + n_fr <= META_PARK_MAX && !h->valgrind;
+    return meta_written(h).total <= META_PARK_MAX && !h->valgrind;
 }
 
 static void meta_park(xm_heap *h, const anchors *an)
@@ -239,21 +257,12 @@ static void meta_park(xm_heap *h, const anchors *an)
         (void)xm__os_unmap(&h->osc, m, len); /* h too */
         return;
     }
-    /* what was written: the arenas ever locked (an arena is written only
-       under its lock, or by fork and the debug walk, which lock them all),
-       the rest of the heap, the page states below the high mark, the
-       nodes used; the rest of the mapping was never touched */
-    unsigned used = atomic_load(&h->arenas_used);
-    size_t o_tail = (size_t)((char *)(void *)&h->lock - m);
-    size_t o_ps = (size_t)((char *)(void *)h->ps - m);
-    size_t o_fr = (size_t)((char *)(void *)h->fr - m);
-    size_t n_ps = (size_t)h->ps_hw * sizeof(xm__pstate);
-    size_t n_fr = ((size_t)h->frused + 1) * sizeof(xm__frange);
+    written w = meta_written(h);
     for (unsigned k = 0; k < XM__ARENAS; k++)
-        if ((used >> k) & 1)
+        if ((w.arenas >> k) & 1)
             memset(&h->arenas[k], 0, sizeof h->arenas[k]);
-    memset(m + o_tail, 0, o_ps - o_tail + n_ps);
-    memset(m + o_fr, 0, n_fr);
+    memset(m + w.o_tail, 0, w.n_tail);
+    memset(m + w.o_fr, 0, w.n_fr);
     h->meta_len = len; /* while parked: its length (heap_map_meta sets it) */
     h->base = an->rx;
     h->alias = (char *)an->alias;
@@ -460,28 +469,32 @@ xm_result xm__heap_new(const xm_options *o, size_t reserve, xm_heap **out)
     return r;
 }
 
+/* Unmaps the range of `reserve` bytes at a but its first page, remapped
+ * PROT_NONE anonymous first (unmapped after the rest, it would take the
+ * range's page tables along). Returns a, or 0 with nothing unmapped. */
+static uintptr_t leave_anchor(xm_heap *h, uintptr_t a)
+{
+    if (xm__os_map_anon_at(&h->osc, (void *)a, XM__PAGE, XM__P_NONE))
+        return 0;
+    (void)xm__os_unmap(&h->osc, (void *)(a + XM__PAGE), h->reserve - XM__PAGE);
+    return a;
+}
+
 /* Everything xm__heap_new made, h included. */
 void xm__heap_free(xm_heap *h)
 {
     xm__fork_unregister(h);
     xm__sym_destroy(h);
     anchors an = {0, 0};
-    /* a small default heap leaves its anchors (the first page of each
-       range: unmapped first, the rest would take its page tables along) */
+    /* a small default heap leaves its anchors for the next one */
     bool anchor = h->backend == XM_BACKEND_DUAL && h->alias && !h->shadow &&
                   !h->pkey && !h->forked && !h->placed_near && meta_parkable(h);
-    size_t rest = h->reserve - XM__PAGE;
-    if (anchor && !xm__os_map_anon_at(&h->osc, (void *)h->base, XM__PAGE, XM__P_NONE)) {
-        (void)xm__os_unmap(&h->osc, (void *)(h->base + XM__PAGE), rest);
-        an.rx = h->base;
-    } else {
+    if (anchor)
+        an.rx = leave_anchor(h, h->base);
+    if (!an.rx)
         (void)xm__os_unmap(&h->osc, (void *)h->base, h->reserve);
-    }
-    if (anchor && !xm__os_map_anon_at(&h->osc, h->alias, XM__PAGE, XM__P_NONE)) {
-        (void)xm__os_unmap(&h->osc, h->alias + XM__PAGE, rest);
-        an.alias = (uintptr_t)h->alias;
+    if (anchor && (an.alias = leave_anchor(h, (uintptr_t)h->alias)))
         h->alias = NULL; /* teardown_dual: nothing left to unmap */
-    }
     if (h->shadow)
         (void)xm__os_unmap(&h->osc, h->shadow, h->reserve);
     teardown_dual(h);

@@ -143,6 +143,29 @@ int xm__os_page_size(void)
     return ps;
 }
 
+/* mmap, exactly at addr where nothing is mapped when `exact` (addr
+ * non-NULL): MAP_FIXED_NOREPLACE, which a kernel before 4.17 takes for a
+ * hint; a mapping it put elsewhere is unmapped (counted) and the answer is
+ * EEXIST. The caller has made its os_enter. */
+static void *os_mmap(xm__osc *c, void *addr, size_t len, int prot, int fl, int fd,
+                     uint64_t off, bool exact, int *err)
+{
+    if (exact)
+        fl |= MAP_FIXED_NOREPLACE;
+    void *p = mmap(addr, len, os_prot(prot), fl, fd, (off_t)off);
+    if (p == MAP_FAILED) {
+        *err = os_last_errno = errno;
+        return NULL;
+    }
+    if (exact && p != addr) {
+        os_count(c);
+        munmap(p, len);
+        *err = os_last_errno = EEXIST;
+        return NULL;
+    }
+    return p;
+}
+
 void *xm__os_reserve(xm__osc *c, size_t len, void *hint, int exact, int *err)
 {
     int e = os_enter(c, ENOMEM);
@@ -150,21 +173,8 @@ void *xm__os_reserve(xm__osc *c, size_t len, void *hint, int exact, int *err)
         *err = e;
         return NULL;
     }
-    int fl = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
-    if (hint && exact)
-        fl |= MAP_FIXED_NOREPLACE;
-    void *p = mmap(hint, len, PROT_NONE, fl, -1, 0);
-    if (p == MAP_FAILED) {
-        *err = errno;
-        os_last_errno = errno;
-        return NULL;
-    }
-    if (hint && exact && p != hint) { /* kernel without NOREPLACE: a hint */
-        munmap(p, len);
-        *err = os_last_errno = EEXIST;
-        return NULL;
-    }
-    return p;
+    return os_mmap(c, hint, len, XM__P_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0, hint && exact, err);
 }
 
 void *xm__os_map_anon(xm__osc *c, size_t len, int prot, int *err)
@@ -226,18 +236,7 @@ void *xm__os_map_fd_free_at(xm__osc *c, void *addr, size_t len, int prot, int fd
         *err = e;
         return NULL;
     }
-    void *p = mmap(addr, len, os_prot(prot), MAP_SHARED | MAP_FIXED_NOREPLACE, fd,
-                   (off_t)off);
-    if (p == MAP_FAILED) {
-        *err = os_last_errno = errno;
-        return NULL;
-    }
-    if (p != addr) { /* kernel without NOREPLACE: a hint */
-        munmap(p, len);
-        *err = os_last_errno = EEXIST;
-        return NULL;
-    }
-    return p;
+    return os_mmap(c, addr, len, prot, MAP_SHARED, fd, off, true, err);
 }
 
 int xm__os_protect(xm__osc *c, void *addr, size_t len, int prot)

@@ -840,10 +840,7 @@ xm_result xm__block_free_locked(xm_heap *h, xm__pack *p, uint32_t g)
     if ((pub || (!staged(h) && !h->shadow)) && !flip(h)) {
         uintptr_t off = rx - h->base;
         if (h->alias) {
-            if (sz >= XM__FILL_COLD_MIN)
-                xm__fill_traps_cold(h->alias + off, sz);
-            else
-                memset(h->alias + off, XM__TRAP_BYTE, sz);
+            xm__fill_freed(h->alias + off, sz);
         } else {
             int e = xm__os_pwrite_traps(&h->osc, h->fd, sz, off);
             if (e)
