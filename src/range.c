@@ -272,13 +272,17 @@ static void take_front(xm_heap *h, uint32_t t, uint32_t npages)
 }
 
 /* Pages to map at once when the heap grows: a sixteenth of what is mapped
- * and in use, at most 512 KiB and an eighth of the lazy bound (the rest is
- * mapped free, trap-filled, ready for the next allocations). Trade-off:
- * fewer system calls while a heap of large blocks grows and while its
- * holes settle, against pages mapped ahead of use and the time of the one
- * call that maps them: this VM charges 2-10 us for the first touch of a
- * fresh page, so 4 MiB chunks made single allocations of 2-4 ms. DUAL
- * only. */
+ * and in use, at most 128 KiB (one small pack: a chunk that is not a
+ * multiple of it leaves runs no pack fits) and an eighth of the lazy bound
+ * (the rest is mapped free, trap-filled, ready for the next allocations).
+ * Trade-off: fewer system calls while a heap grows, against pages mapped
+ * ahead of use and the time of the one call that maps them: this VM
+ * charges 6-15 us for the first touch of a fresh page, so 4 MiB chunks
+ * made single allocations of 2-4 ms, 512 KiB ones 1.3-1.5 ms (the slowest
+ * operation of a 1-4 KiB x 100,000 churn, /tmp/xl/lat2.c), 128 KiB ones
+ * 370-430 us; that churn then makes 0.9 system calls per 1000 operations
+ * while its heap creeps up (0.4 with 256 KiB chunks, whose slowest took up
+ * to 980 us). DUAL only. */
 static uint32_t grow_chunk(const xm_heap *h, uint32_t npages)
 {
     if (h->backend == XM_BACKEND_FLIP)
@@ -289,7 +293,7 @@ static uint32_t grow_chunk(const xm_heap *h, uint32_t npages)
     size_t used = res > h->quarantine_bytes ? res - h->quarantine_bytes : 0;
     size_t want = used / 16, cap = xm__lazy_bound(h) / 8;
     want = want < cap ? want : cap;
-    want = want < ((size_t)512 << 10) ? want : ((size_t)512 << 10);
+    want = want < ((size_t)192 << 10) ? want : ((size_t)192 << 10);
     uint32_t n = (uint32_t)(want >> XM__PAGE_SHIFT);
     return n > npages ? n : npages;
 }
