@@ -293,7 +293,7 @@ static uint32_t grow_chunk(const xm_heap *h, uint32_t npages)
     size_t used = res > h->quarantine_bytes ? res - h->quarantine_bytes : 0;
     size_t want = used / 16, cap = xm__lazy_bound(h) / 8;
     want = want < cap ? want : cap;
-    want = want < ((size_t)192 << 10) ? want : ((size_t)192 << 10);
+    want = want < ((size_t)128 << 10) ? want : ((size_t)128 << 10);
     uint32_t n = (uint32_t)(want >> XM__PAGE_SHIFT);
     return n > npages ? n : npages;
 }
@@ -373,10 +373,13 @@ int xm__file_release(xm_heap *h, uint64_t off, size_t len)
     return xm__os_punch(&h->osc, h->fd, off, len);
 }
 
-/* Releases pages [page, page+n) of mapped free runs. On failure nothing of
- * the run changed state (the caller leaves it mapped). */
-static xm_result purge_run(xm_heap *h, uint32_t page, uint32_t n, int raised,
-                           bool all_dead)
+/* Releases pages [page, page+n): mapped free runs and, between them,
+ * `mapped` of the n pages (the others are NONE runs the span bridges:
+ * already without rights or memory, where both calls change nothing). On
+ * failure nothing of the runs changed state (the caller leaves them
+ * mapped). */
+static xm_result purge_run(xm_heap *h, uint32_t page, uint32_t n, uint32_t mapped,
+                           int raised, bool all_dead)
 {
     void *addr = (void *)xm__page_addr(h, page);
     size_t len = range_bytes(n);
@@ -404,13 +407,61 @@ static xm_result purge_run(xm_heap *h, uint32_t page, uint32_t n, int raised,
             raised && h->alias)
             h->osc.revocations++; /* the alias PTEs went away too */
     }
-    atomic_fetch_sub(&h->resident_bytes, len);
+    atomic_fetch_sub(&h->resident_bytes, range_bytes(mapped));
     h->purge_runs++;
     return XM_OK;
 }
 
+/* Pages up to which Linux flushes a range from the TLB page by page
+ * (tlb_single_page_flush_ceiling, 33 by default); above it, all at once.
+ * Where a page flush is a hypercall (this VM) the difference is large: a
+ * MADV_REMOVE of 32 written pages takes 106-115 us, of 34 pages 20-23 us
+ * (/tmp/xl/mr.c, 200 runs each). */
+#define XM__FLUSH_CEILING 33u
+/* The longest NONE run a purge bridges to reach the next mapped run. */
+#define XM__PURGE_GAP 256u
+
+/* From the span [*first, *end), one step across a NONE run of at most
+ * XM__PURGE_GAP pages to the mapped run beyond it, on the right or else
+ * on the left; with its contiguous mapped neighbours. Not for FLIP (its
+ * purge may fall back to mprotect, which needs runs of its own). Returns
+ * the mapped pages added (0: no step). */
+static uint32_t bridge(xm_heap *h, uint32_t *first, uint32_t *end, int *raised)
+{
+    uint32_t g, m, added = 0;
+    if (*end < h->npages && (g = run_starting(h, *end)) && !mapped(h->fr[g].state) &&
+        h->fr[g].npages <= XM__PURGE_GAP && *end + h->fr[g].npages < h->npages &&
+        (m = run_starting(h, *end + h->fr[g].npages)) && mapped(h->fr[m].state) &&
+        h->fr[m].state != XM__FR_DEAD) {
+        *end += h->fr[g].npages;
+        while (*end < h->npages && (m = run_starting(h, *end)) && mapped(h->fr[m].state) &&
+               h->fr[m].state != XM__FR_DEAD) {
+            *end += h->fr[m].npages;
+            added += h->fr[m].npages;
+            *raised |= h->fr[m].raised;
+        }
+        return added;
+    }
+    if (*first > 0 && (g = run_ending(h, *first - 1)) && !mapped(h->fr[g].state) &&
+        h->fr[g].npages <= XM__PURGE_GAP && h->fr[g].page > 0 &&
+        (m = run_ending(h, h->fr[g].page - 1)) && mapped(h->fr[m].state) &&
+        h->fr[m].state != XM__FR_DEAD) {
+        *first = h->fr[g].page;
+        while (*first > 0 && (m = run_ending(h, *first - 1)) && mapped(h->fr[m].state) &&
+               h->fr[m].state != XM__FR_DEAD) {
+            *first = h->fr[m].page;
+            added += h->fr[m].npages;
+            *raised |= h->fr[m].raised;
+        }
+    }
+    return added;
+}
+
 /* Releases the oldest mapped run with its contiguous mapped neighbours.
- * On failure the run moves to the young end of the age list. */
+ * While the span is at most XM__FLUSH_CEILING pages (a flush page by
+ * page), it bridges NONE runs to further mapped runs: one pair of calls
+ * and one flush of everything for them all. On failure the run moves to
+ * the young end of the age list. */
 static xm_result purge_oldest(xm_heap *h)
 {
     uint32_t t = h->agehead;
@@ -432,7 +483,11 @@ static xm_result purge_oldest(xm_heap *h)
         raised |= h->fr[r].raised;
         dead += h->fr[r].state == XM__FR_DEAD ? h->fr[r].npages : 0;
     }
-    xm_result res = purge_run(h, first, end - first, raised, dead == end - first);
+    uint32_t nmapped = end - first, step;
+    while (!dead && h->backend != XM_BACKEND_FLIP && nmapped <= XM__FLUSH_CEILING &&
+           (step = bridge(h, &first, &end, &raised)) != 0)
+        nmapped += step;
+    xm_result res = purge_run(h, first, end - first, nmapped, raised, dead == end - first);
     if (res != XM_OK) {
         age_del(h, t);
         age_add(h, t);
@@ -440,12 +495,12 @@ static xm_result purge_oldest(xm_heap *h)
     }
     for (uint32_t pg = first; pg < end;) {
         uint32_t u = run_starting(h, pg);
-        XM_ASSERT(u && mapped(h->fr[u].state));
+        XM_ASSERT(u);
         pg += h->fr[u].npages;
         run_remove(h, u);
         node_free(h, u);
     }
-    h->quarantine_bytes -= range_bytes(end - first);
+    h->quarantine_bytes -= range_bytes(nmapped);
     h->revoke_pending -= dead;
     xm__range_put(h, first, end - first, XM__FR_NONE, 0);
     return XM_OK;

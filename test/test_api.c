@@ -288,6 +288,52 @@ static void batching(const config *c)
 }
 TEST(purge_batches_revocations) { FOR_CONFIGS(batching); }
 
+/* A purge releases freed runs of at most 33 pages (which Linux flushes
+ * page by page) together with the next mapped run across a released gap:
+ * one pair of calls for both, and only their pages leave resident_bytes. */
+static void bridging(const config *c)
+{
+    if (c->backend == XM_BACKEND_FLIP)
+        return; /* FLIP's purge keeps runs of their own (range.c) */
+    xm_heap *h = make_heap(c, 0, SIZE_MAX);
+    CHECK(h);
+    enum { SZ = 64 << 10 }; /* 16 pages each: large blocks, runs of their own */
+    xm_block a, b, m;
+    CHECK_OK(make_fn(h, SZ, 1, &a));
+    CHECK_OK(make_fn(h, SZ, 2, &b));
+    CHECK_OK(make_fn(h, SZ, 3, &m));
+    /* three neighbours, a at the lowest address: b is the gap, m beyond */
+    CHECK((char *)b.rx == (char *)a.rx + SZ && (char *)m.rx == (char *)b.rx + SZ);
+    CHECK_EQ(call_at(a.rx), 1);
+    CHECK_EQ(call_at(m.rx), 3);
+    CHECK_OK(xm_free(h, b.rx));
+    CHECK_OK(xm_purge(h)); /* b's pages: released, a gap of 16 NONE pages */
+    CHECK_OK(xm_free(h, a.rx));
+    CHECK_OK(xm_free(h, m.rx));
+    xm_stats s1, s2;
+    CHECK_OK(xm_heap_stats(h, &s1));
+    CHECK_EQ(s1.quarantine_bytes, 2 * (size_t)SZ);
+    CHECK_OK(xm_purge(h));
+    CHECK_OK(xm_heap_stats(h, &s2));
+    CHECK_EQ(s2.purge_runs - s1.purge_runs, 1); /* a, the gap and m at once */
+    uint64_t calls = (c->flags & XM_STRICT) && (c->flags & XM_INPLACE) ? 3 : 2;
+    CHECK(s2.syscalls - s1.syscalls <= calls);
+    CHECK_EQ(s2.quarantine_bytes, 0);
+    CHECK_EQ(s2.resident_bytes, s1.resident_bytes - 2 * (size_t)SZ);
+    /* none of the three runs any more */
+    CHECK_EQ(child_signal(call_void, a.rx), SIGSEGV);
+    CHECK_EQ(child_signal(call_void, (char *)b.rx + 64), SIGSEGV);
+    CHECK_EQ(child_signal(call_void, (char *)m.rx + SZ - 64), SIGSEGV);
+    /* and the pages serve new blocks */
+    xm_block n[3];
+    for (int i = 0; i < 3; i++)
+        CHECK_OK(make_fn(h, SZ, (uint64_t)(10 + i), &n[i]));
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(call_at(n[i].rx), 10 + i);
+    xm_heap_destroy(h);
+}
+TEST(purge_bridges_released_gaps) { FOR_CONFIGS(bridging); }
+
 static void lazy_limit(const config *c)
 {
     xm_heap *h = make_heap(c, 0, 256 << 10);
