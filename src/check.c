@@ -87,10 +87,12 @@ void xm__check_locked(xm_heap *h)
         }
     }
     mapped += pages << XM__PAGE_SHIFT;
-    size_t live_blocks = 0, live_bytes = 0, mag_entries = 0;
+    size_t live_blocks = 0, live_bytes = 0, mag_entries = 0, kept = 0;
     for (unsigned i = 0; i < XM__ARENAS; i++) {
         xm__arena *a = &h->arenas[i];
         size_t mid_bytes[2] = {0, 0};
+        for (int k = 0; k < 2; k++)
+            kept += a->keep[k] ? (size_t)a->keep[k]->npages << XM__PAGE_SHIFT : 0;
         for (int k = 0; k < 2; k++) /* magazines: cached blocks of its packs */
             for (uint32_t c = 0; c < XM__MAG_CLASSES; c++) {
                 CHECK(a->nmag[k][c] <= XM__MAG_DEPTH);
@@ -125,6 +127,7 @@ void xm__check_locked(xm_heap *h)
         }
     }
     CHECK(blocks == live_blocks);
+    CHECK(kept == atomic_load(&h->kept_bytes));
     CHECK(mag_blocks == mag_entries);
     CHECK(bytes == live_bytes);
     if (h->backend == XM_BACKEND_DUAL)

@@ -343,6 +343,20 @@ static void list_del(xm__arena *a, xm__pack *p)
     p->listed = 0;
 }
 
+/* The arena's kept empty pack of a kind (arena locked), counted in
+ * h->kept_bytes. */
+static void keep_set(xm_heap *h, xm__arena *a, int kind, xm__pack *p)
+{
+    if (a->keep[kind])
+        atomic_fetch_sub_explicit(&h->kept_bytes,
+                                  (size_t)a->keep[kind]->npages << XM__PAGE_SHIFT,
+                                  memory_order_relaxed);
+    if (p)
+        atomic_fetch_add_explicit(&h->kept_bytes, (size_t)p->npages << XM__PAGE_SHIFT,
+                                  memory_order_relaxed);
+    a->keep[kind] = p;
+}
+
 /* After p's longest free run changed: on the list of its class, or on
  * none when it is full. */
 static void list_refile(xm__arena *a, xm__pack *p)
@@ -361,7 +375,7 @@ static void list_refile(xm__arena *a, xm__pack *p)
  * when none. Takes the lowest class whose every pack fits (one ctz), after
  * a look at the head of n's own class; with an alignment that a run cannot
  * give, a few more packs are tried. */
-static xm__pack *pack_pick(xm__arena *a, int kind, uint32_t n, uint32_t ag,
+static xm__pack *pack_pick(xm_heap *h, xm__arena *a, int kind, uint32_t n, uint32_t ag,
                            uint32_t *g)
 {
     uint32_t c = rclass_of(n), tries = 0;
@@ -385,7 +399,7 @@ static xm__pack *pack_pick(xm__arena *a, int kind, uint32_t n, uint32_t ag,
         return NULL;
     *g = (uint32_t)f;
     if (a->keep[kind] == p)
-        a->keep[kind] = NULL; /* no longer empty */
+        keep_set(h, a, kind, NULL); /* no longer empty */
     list_refile(a, p);
     return p;
 }
@@ -609,7 +623,7 @@ static void pack_release(xm_heap *h, xm__pack *p, int state, int raised)
     if (p->listed)
         list_del(a, p);
     if (!p->large && a->keep[p->kind] == p)
-        a->keep[p->kind] = NULL;
+        keep_set(h, a, p->kind, NULL);
     /* the free ranges hold trap-filled pages: fill what the pack never
        reached; if that fails, the pages are dropped at the next purge */
     if (p->filled < p->npages && state != XM__FR_DEAD) {
@@ -654,7 +668,7 @@ static void give_back(xm_heap *h, xm__arena *ar, xm__pack *p, uint32_t g,
     list_refile(ar, p);
     if (p->nfree == XM__PACK_GRANS) {
         if (!ar->keep[p->kind])
-            ar->keep[p->kind] = p;
+            keep_set(h, ar, p->kind, p);
         else if (ar->keep[p->kind] != p)
             pack_release(h, p, want_state(h, p->kind), p->raised);
     }
@@ -754,7 +768,7 @@ xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *ar, int kind,
     } else {
         uint32_t n = (uint32_t)(usable >> XM__GRAN_SHIFT);
         uint32_t ag = a > XM__GRAN ? (uint32_t)(a >> XM__GRAN_SHIFT) : 1;
-        p = pack_pick(ar, kind, n, ag, &g);
+        p = pack_pick(h, ar, kind, n, ag, &g);
         if (!p) {
             r = pack_new(h, ar, kind, XM__PACK_PAGES, 0, &p);
             if (r == XM_OK) { /* a fresh pack fits all */

@@ -460,10 +460,13 @@ static uint32_t bridge(xm_heap *h, uint32_t *first, uint32_t *end, int *raised)
 /* Releases the oldest mapped run with its contiguous mapped neighbours.
  * While the span is at most XM__FLUSH_CEILING pages (a flush page by
  * page), it bridges NONE runs to further mapped runs: one pair of calls
- * and one flush of everything for them all. On failure the run moves to
- * the young end of the age list. */
-static xm_result purge_oldest(xm_heap *h)
+ * and one flush of everything for them all. A span still that short is
+ * left for later if `patient` (moved to the young end, as is a run whose
+ * release failed): its neighbours may be freed meanwhile, and the next
+ * runs may be cheaper per page. *released says whether it went. */
+static xm_result purge_oldest(xm_heap *h, bool patient, bool *released)
 {
+    *released = false;
     uint32_t t = h->agehead;
     uint32_t first = h->fr[t].page, end = first + h->fr[t].npages;
     uint32_t l, r, dead = h->fr[t].state == XM__FR_DEAD ? h->fr[t].npages : 0;
@@ -487,8 +490,10 @@ static xm_result purge_oldest(xm_heap *h)
     while (!dead && h->backend != XM_BACKEND_FLIP && nmapped <= XM__FLUSH_CEILING &&
            (step = bridge(h, &first, &end, &raised)) != 0)
         nmapped += step;
-    xm_result res = purge_run(h, first, end - first, nmapped, raised, dead == end - first);
-    if (res != XM_OK) {
+    xm_result res = patient && nmapped <= XM__FLUSH_CEILING
+                        ? XM_OK
+                        : purge_run(h, first, end - first, nmapped, raised, dead == end - first);
+    if (res != XM_OK || (patient && nmapped <= XM__FLUSH_CEILING)) {
         age_del(h, t);
         age_add(h, t);
         return res;
@@ -503,18 +508,32 @@ static xm_result purge_oldest(xm_heap *h)
     h->quarantine_bytes -= range_bytes(nmapped);
     h->revoke_pending -= dead;
     xm__range_put(h, first, end - first, XM__FR_NONE, 0);
+    *released = true;
     return XM_OK;
 }
 
 /* Purges until the quarantine is at most `target` bytes or `steps` runs
- * were tried. */
-static xm_result purge_until(xm_heap *h, size_t target, uint32_t steps)
+ * were tried. If `patient` (below SIZE_MAX), short spans first wait
+ * (purge_oldest), and a second pass takes them only if the first released
+ * nothing or left the quarantine above `patient` bytes: a call that finds
+ * the quarantine over its target releases something, and leaves it at
+ * most at `patient` unless the steps (at most 2 x steps) run out.
+ * Measured (/tmp/xl/bf2.c, 100,000 blocks of 64 B-1 KiB freed in
+ * shuffled order, three runs): 579-599 -> 421-459 ns per free, 498-510 ->
+ * 356-388 system calls; 1-4 KiB 2.45-2.5 -> 1.9-2.05 us. */
+static xm_result purge_until(xm_heap *h, size_t target, uint32_t steps, size_t patient)
 {
     xm_result res = XM_OK;
-    while (h->agehead && h->quarantine_bytes > target && steps--) {
-        xm_result r = purge_oldest(h);
-        if (r != XM_OK)
-            res = r;
+    bool any = false, released;
+    for (int pass = patient != SIZE_MAX ? 0 : 1; pass < 2; pass++) {
+        if (pass == 1 && any && h->quarantine_bytes <= patient)
+            break;
+        for (uint32_t n = steps; h->agehead && h->quarantine_bytes > target && n--;) {
+            xm_result r = purge_oldest(h, pass == 0, &released);
+            any |= released;
+            if (r != XM_OK)
+                res = r;
+        }
     }
     h->purges++;
     return res;
@@ -524,7 +543,7 @@ xm_result xm__purge_locked(xm_heap *h)
 {
     /* each step releases its run or, failing, moves it to the young end:
        one step per mapped run tries every run once */
-    return purge_until(h, 0, h->naged);
+    return purge_until(h, 0, h->naged, SIZE_MAX);
 }
 
 size_t xm__lazy_bound(const xm_heap *h)
@@ -532,7 +551,8 @@ size_t xm__lazy_bound(const xm_heap *h)
     if (h->lazy_limit)
         return h->lazy_limit;
     size_t res = atomic_load_explicit(&h->resident_bytes, memory_order_relaxed);
-    size_t used = res > h->quarantine_bytes ? res - h->quarantine_bytes : 0;
+    size_t idle = h->quarantine_bytes + atomic_load_explicit(&h->kept_bytes, memory_order_relaxed);
+    size_t used = res > idle ? res - idle : 0;
     return used / 4 > XM__DEFAULT_LAZY ? used / 4 : XM__DEFAULT_LAZY;
 }
 
@@ -546,9 +566,13 @@ void xm__maybe_purge_locked(xm_heap *h)
     }
     if (h->lazy_limit == SIZE_MAX)
         return;
-    size_t bound = xm__lazy_bound(h);
-    if (h->quarantine_bytes > bound)
-        (void)purge_until(h, bound - bound / 4, XM__PURGE_STEP); /* failure: next time */
+    /* the arenas' kept empty packs count too (what xm_heap_stats calls the
+       quarantine), though only xm_purge releases them */
+    size_t bound = xm__lazy_bound(h), target = bound - bound / 4;
+    size_t kept = atomic_load_explicit(&h->kept_bytes, memory_order_relaxed);
+    if (h->quarantine_bytes + kept > bound) /* failure: next time */
+        (void)purge_until(h, target > kept ? target - kept : 0, XM__PURGE_STEP,
+                          bound > kept ? bound - kept : 0);
 }
 
 /* Debug level 3: the set is consistent; returns its mapped bytes. Every

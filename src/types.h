@@ -352,6 +352,9 @@ struct xm_heap {
     _Atomic uint64_t async_frees;
     xm__osc osc;
     size_t quarantine_bytes;
+    /* bytes of the empty packs arenas keep hot (arena locks; read by the
+       automatic purge, which counts them against the lazy bound too) */
+    _Atomic size_t kept_bytes;
     size_t revoke_pending; /* pages in XM__FR_DEAD ranges (heap lock) */
     _Atomic size_t resident_bytes;
     uint64_t purges, purge_runs;

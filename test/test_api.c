@@ -334,6 +334,60 @@ static void bridging(const config *c)
 }
 TEST(purge_bridges_released_gaps) { FOR_CONFIGS(bridging); }
 
+/* The automatic purge leaves a freed span of at most 33 pages for later
+ * while longer ones can go (their flush is one for all pages), and takes
+ * short ones when nothing else is left. Blocks a0 s a1 b a2 side by side;
+ * the a's stay live, so s and b cannot merge or bridge. */
+static void patient(const config *c)
+{
+    if (c->backend == XM_BACKEND_FLIP)
+        return;
+    enum { P = 4096 };
+    /* lazy bound 64 pages: the purge goes down to 48 */
+    xm_heap *h = make_heap(c, 0, 64 * P);
+    CHECK(h);
+    xm_block a0, s, a1, b, a2;
+    CHECK_OK(make_fn(h, 16 * P, 1, &a0));
+    CHECK_OK(make_fn(h, 16 * P, 2, &s));
+    CHECK_OK(make_fn(h, 16 * P, 3, &a1));
+    CHECK_OK(make_fn(h, 52 * P, 4, &b));
+    CHECK_OK(make_fn(h, 16 * P, 5, &a2));
+    CHECK((char *)s.rx == (char *)a0.rx + 16 * P && (char *)a1.rx == (char *)s.rx + 16 * P &&
+          (char *)b.rx == (char *)a1.rx + 16 * P && (char *)a2.rx == (char *)b.rx + 52 * P);
+    xm_stats s0, s1;
+    CHECK_OK(xm_free(h, s.rx)); /* 16 pages, the oldest */
+    CHECK_OK(xm_heap_stats(h, &s0));
+    CHECK_EQ(s0.quarantine_bytes, 16 * P);
+    CHECK_OK(xm_free(h, b.rx)); /* 68 pages > 64: a purge */
+    CHECK_OK(xm_heap_stats(h, &s1));
+    CHECK_EQ(s1.purge_runs - s0.purge_runs, 1);
+    CHECK_EQ(s1.quarantine_bytes, 16 * P); /* s waits, b went */
+    CHECK_EQ(child_signal(call_void, s.rx), TRAP_SIG); /* trap-filled */
+    CHECK_EQ(child_signal(call_void, b.rx), SIGSEGV);  /* no right left */
+    xm_heap_destroy(h);
+    /* only short spans over the bound (16 pages): the first pass leaves
+       both, the second takes one */
+    h = make_heap(c, 0, 16 * P);
+    CHECK(h);
+    xm_block x0, y1, x1, y2, x2;
+    CHECK_OK(make_fn(h, 8 * P, 1, &x0));
+    CHECK_OK(make_fn(h, 8 * P, 2, &y1));
+    CHECK_OK(make_fn(h, 8 * P, 3, &x1));
+    CHECK_OK(make_fn(h, 12 * P, 4, &y2));
+    CHECK_OK(make_fn(h, 8 * P, 5, &x2));
+    CHECK((char *)y1.rx == (char *)x0.rx + 8 * P && (char *)x1.rx == (char *)y1.rx + 8 * P &&
+          (char *)y2.rx == (char *)x1.rx + 8 * P && (char *)x2.rx == (char *)y2.rx + 12 * P);
+    CHECK_OK(xm_free(h, y1.rx));
+    CHECK_OK(xm_heap_stats(h, &s0));
+    CHECK_OK(xm_free(h, y2.rx)); /* 20 pages > 16 */
+    CHECK_OK(xm_heap_stats(h, &s1));
+    CHECK_EQ(s1.purge_runs - s0.purge_runs, 1);
+    CHECK(s1.quarantine_bytes == 8 * P || s1.quarantine_bytes == 12 * P);
+    CHECK_EQ(call_at(x1.rx), 3);
+    xm_heap_destroy(h);
+}
+TEST(automatic_purge_releases_long_spans_first) { FOR_CONFIGS(patient); }
+
 static void lazy_limit(const config *c)
 {
     xm_heap *h = make_heap(c, 0, 256 << 10);
