@@ -9,7 +9,7 @@
  * allocates a block of a random size in the band, fills all of it and makes
  * it executable (malloc: fills it). Every contender runs every cell in turn
  * (A B C ... A B C ...), each round on a fresh heap: the live set is built,
- * a warm-up of 2 x `live` operations (at least 6,000) runs untimed, then the
+ * a warm-up of 2 x `live` operations (at least 10,000) runs untimed, then the
  * timed operations: first `ops` timed as a whole (ns/op), then as many
  * again each timed alone with the monotonic clock (p50/p99/p99.9/max of one
  * operation; the clock's ~30 ns on this VM are in every percentile, kept
@@ -131,8 +131,9 @@ static bool run_cell(contender *c, size_t lo, size_t hi, size_t live, uint64_t o
     cell_set set = {c, rx, len, live, lo, hi, live_bytes, seed};
     /* until the holes settle: after 2,000 operations 1,000 live blocks of
        64 KiB-1 MiB still grew the heap (a system call every ~130
-       operations); 10,000 of 4-16 KiB did after 10,000 */
-    uint64_t warm = live < 3000 ? 6000 : 2 * (uint64_t)live;
+       operations); 10,000 of 4-16 KiB did after 10,000, 1,000 of 16-64 KiB
+       now and then after 6,000 (128 KiB at a time: /tmp/xl/szw.c) */
+    uint64_t warm = live < 5000 ? 10000 : 2 * (uint64_t)live;
     for (uint64_t i = 0; ok && i < warm; i++)
         ok = cell_op(&set);
     ct_counters s0, s1;
@@ -413,9 +414,11 @@ int main(int argc, char **argv)
                 continue;
             if (quick && lives[l] > 10000)
                 continue;
-            /* about 60 MB of bytes written per timed round, 2,000..200,000 ops */
+            /* about 60 MB of bytes written per timed round, 6,000..200,000
+               ops (fewer read a single growth of the heap as a rate of
+               system calls: one is 0.33 per 1000 operations at 6,000) */
             double want = 6e7 / avg;
-            uint64_t ops = want < 2000 ? 2000 : want > 200000 ? 200000 : (uint64_t)want;
+            uint64_t ops = want < 6000 ? 6000 : want > 200000 ? 200000 : (uint64_t)want;
             if (quick)
                 ops /= 4;
             char name[96];
