@@ -288,6 +288,17 @@ static void batching(const config *c)
 }
 TEST(purge_batches_revocations) { FOR_CONFIGS(batching); }
 
+/* Makes n functions of pages[i] pages (returning i + 1) into b[]; true if
+ * each starts where the one before ends (large blocks of a fresh heap). */
+static bool side_by_side(xm_heap *h, const size_t *pages, int n, xm_block *b)
+{
+    for (int i = 0; i < n; i++)
+        if (make_fn(h, pages[i] * 4096, (uint64_t)i + 1, &b[i]) != XM_OK ||
+            (i && (char *)b[i].rx != (char *)b[i - 1].rx + pages[i - 1] * 4096))
+            return false;
+    return true;
+}
+
 /* A purge releases freed runs of at most 33 pages (which Linux flushes
  * page by page) together with the next mapped run across a released gap:
  * one pair of calls for both, and only their pages leave resident_bytes. */
@@ -298,12 +309,11 @@ static void bridging(const config *c)
     xm_heap *h = make_heap(c, 0, SIZE_MAX);
     CHECK(h);
     enum { SZ = 64 << 10 }; /* 16 pages each: large blocks, runs of their own */
-    xm_block a, b, m;
-    CHECK_OK(make_fn(h, SZ, 1, &a));
-    CHECK_OK(make_fn(h, SZ, 2, &b));
-    CHECK_OK(make_fn(h, SZ, 3, &m));
     /* three neighbours, a at the lowest address: b is the gap, m beyond */
-    CHECK((char *)b.rx == (char *)a.rx + SZ && (char *)m.rx == (char *)b.rx + SZ);
+    static const size_t pages[3] = {16, 16, 16};
+    xm_block blk[3];
+    CHECK(side_by_side(h, pages, 3, blk));
+    xm_block a = blk[0], b = blk[1], m = blk[2];
     CHECK_EQ(call_at(a.rx), 1);
     CHECK_EQ(call_at(m.rx), 3);
     CHECK_OK(xm_free(h, b.rx));
@@ -346,14 +356,10 @@ static void patient(const config *c)
     /* lazy bound 64 pages: the purge goes down to 48 */
     xm_heap *h = make_heap(c, 0, 64 * P);
     CHECK(h);
-    xm_block a0, s, a1, b, a2;
-    CHECK_OK(make_fn(h, 16 * P, 1, &a0));
-    CHECK_OK(make_fn(h, 16 * P, 2, &s));
-    CHECK_OK(make_fn(h, 16 * P, 3, &a1));
-    CHECK_OK(make_fn(h, 52 * P, 4, &b));
-    CHECK_OK(make_fn(h, 16 * P, 5, &a2));
-    CHECK((char *)s.rx == (char *)a0.rx + 16 * P && (char *)a1.rx == (char *)s.rx + 16 * P &&
-          (char *)b.rx == (char *)a1.rx + 16 * P && (char *)a2.rx == (char *)b.rx + 52 * P);
+    static const size_t first[5] = {16, 16, 16, 52, 16};
+    xm_block k[5];
+    CHECK(side_by_side(h, first, 5, k));
+    xm_block s = k[1], b = k[3];
     xm_stats s0, s1;
     CHECK_OK(xm_free(h, s.rx)); /* 16 pages, the oldest */
     CHECK_OK(xm_heap_stats(h, &s0));
@@ -369,14 +375,9 @@ static void patient(const config *c)
        both, the second takes one */
     h = make_heap(c, 0, 16 * P);
     CHECK(h);
-    xm_block x0, y1, x1, y2, x2;
-    CHECK_OK(make_fn(h, 8 * P, 1, &x0));
-    CHECK_OK(make_fn(h, 8 * P, 2, &y1));
-    CHECK_OK(make_fn(h, 8 * P, 3, &x1));
-    CHECK_OK(make_fn(h, 12 * P, 4, &y2));
-    CHECK_OK(make_fn(h, 8 * P, 5, &x2));
-    CHECK((char *)y1.rx == (char *)x0.rx + 8 * P && (char *)x1.rx == (char *)y1.rx + 8 * P &&
-          (char *)y2.rx == (char *)x1.rx + 8 * P && (char *)x2.rx == (char *)y2.rx + 12 * P);
+    static const size_t second[5] = {8, 8, 8, 12, 8};
+    CHECK(side_by_side(h, second, 5, k));
+    xm_block y1 = k[1], x1 = k[2], y2 = k[3];
     CHECK_OK(xm_free(h, y1.rx));
     CHECK_OK(xm_heap_stats(h, &s0));
     CHECK_OK(xm_free(h, y2.rx)); /* 20 pages > 16 */
