@@ -187,7 +187,9 @@ typedef struct xm_stats {
     uint64_t revocations; /* calls among them that removed a right from
                              present pages (each may cost a TLB shootdown) */
     /* additions (not in the original contract) */
-    uint64_t purge_runs;  /* contiguous runs released by purges */
+    uint64_t purge_runs;  /* spans released by purges, one pair of system
+                             calls each: contiguous freed runs, with the
+                             released gaps a purge bridged between them */
     size_t staging_bytes; /* bytes of staging buffers of unpublished blocks */
 } xm_stats;
 

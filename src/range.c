@@ -25,10 +25,15 @@
  * the executable view (a fresh PROT_NONE mapping) and one that gives the
  * memfd pages back (fallocate PUNCH_HOLE, which also unmaps them from the
  * writable alias). Runs that never held published bytes have no present
- * executable PTEs: their release is not a revocation. The automatic purge
- * (when the quarantine passes the lazy bound) is bounded: it releases the
- * oldest runs until the quarantine is back under half the bound, at most
- * XM__PURGE_STEP runs per call; xm_purge releases everything.
+ * executable PTEs: their release is not a revocation. A span of at most
+ * XM__FLUSH_CEILING pages (flushed from the TLB page by page) takes the
+ * next mapped run across a released gap along (bridge). The automatic
+ * purge (when the quarantine, with the arenas' kept empty packs, passes
+ * the lazy bound) is bounded: it releases the oldest runs until the
+ * quarantine is back under 3/4 of the bound, trying at most
+ * XM__PURGE_STEP runs, and lets short spans wait while longer ones can go
+ * (a second pass of as many takes them when needed: purge_until);
+ * xm_purge releases everything, oldest first.
  *
  * Lazy bound: lazy_limit if the user set one; by default the larger of
  * 8 MiB and a quarter of the mapped bytes in use. Trade-off: a heap of
@@ -295,6 +300,7 @@ static uint32_t grow_chunk(const xm_heap *h, uint32_t npages)
     want = want < cap ? want : cap;
     want = want < ((size_t)128 << 10) ? want : ((size_t)128 << 10);
     uint32_t n = (uint32_t)(want >> XM__PAGE_SHIFT);
+    n -= n % XM__PACK_PAGES; /* whole packs: 0 or one */
     return n > npages ? n : npages;
 }
 
@@ -528,7 +534,11 @@ static xm_result purge_until(xm_heap *h, size_t target, uint32_t steps, size_t p
     for (int pass = patient != SIZE_MAX ? 0 : 1; pass < 2; pass++) {
         if (pass == 1 && any && h->quarantine_bytes <= patient)
             break;
-        for (uint32_t n = steps; h->agehead && h->quarantine_bytes > target && n--;) {
+        /* the first pass looks at each run once at most: the runs it
+           skips go to the young end in their order, the oldest first
+           again for the second */
+        uint32_t n = pass == 0 && h->naged < steps ? h->naged : steps;
+        while (h->agehead && h->quarantine_bytes > target && n--) {
             xm_result r = purge_oldest(h, pass == 0, &released);
             any |= released;
             if (r != XM_OK)
@@ -567,12 +577,16 @@ void xm__maybe_purge_locked(xm_heap *h)
     if (h->lazy_limit == SIZE_MAX)
         return;
     /* the arenas' kept empty packs count too (what xm_heap_stats calls the
-       quarantine), though only xm_purge releases them */
+       quarantine), though only xm_purge releases them; at most half the
+       bound of them, or a small lazy_limit (8 arenas may keep 2 MiB)
+       would purge every run as it came: 1000 alloc + publish + free of
+       40 KiB with a 256 KiB bound and two kept packs made 4,000 system
+       calls instead of 2 (review, /tmp/rev5/kept.c) */
     size_t bound = xm__lazy_bound(h), target = bound - bound / 4;
     size_t kept = atomic_load_explicit(&h->kept_bytes, memory_order_relaxed);
+    kept = kept < bound / 2 ? kept : bound / 2;
     if (h->quarantine_bytes + kept > bound) /* failure: next time */
-        (void)purge_until(h, target > kept ? target - kept : 0, XM__PURGE_STEP,
-                          bound > kept ? bound - kept : 0);
+        (void)purge_until(h, target - kept, XM__PURGE_STEP, bound - kept);
 }
 
 /* Debug level 3: the set is consistent; returns its mapped bytes. Every
