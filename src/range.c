@@ -524,9 +524,10 @@ static xm_result purge_oldest(xm_heap *h, bool patient, bool *released)
  * nothing or left the quarantine above `patient` bytes: a call that finds
  * the quarantine over its target releases something, and leaves it at
  * most at `patient` unless the steps (at most 2 x steps) run out.
- * Measured (/tmp/xl/bf2.c, 100,000 blocks of 64 B-1 KiB freed in
- * shuffled order, three runs): 579-599 -> 421-459 ns per free, 498-510 ->
- * 356-388 system calls; 1-4 KiB 2.45-2.5 -> 1.9-2.05 us. */
+ * Measured (100,000 blocks freed in shuffled order, three runs; bridging
+ * on in both): 64 B-1 KiB 579-599 -> 421-459 ns per free, 498-510 ->
+ * 356-388 system calls (/tmp/xl/bf2.c); 1-4 KiB 2.46-2.53 -> 1.94-1.98 us
+ * (/tmp/xl/batch2.c). */
 static xm_result purge_until(xm_heap *h, size_t target, uint32_t steps, size_t patient)
 {
     xm_result res = XM_OK;
