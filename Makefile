@@ -219,6 +219,10 @@ bench: $(O)/bench $(O)/bench_matrix $(O)/bench_remap
 	./$(O)/bench $(BENCH_ARGS)
 	./$(O)/bench_matrix $(BENCH_ARGS)
 	./$(O)/bench_remap
+	@$(MAKE) -s O=$(O) BENCH_ARGS="$(BENCH_ARGS)" bench-sljit
+# bench_sljit, or SKIP with the reason when SLJIT_DIR has no sljit tree
+# (make bench, .ci/run)
+bench-sljit:
 	@if [ -f $(SLJIT_DIR)/sljit_src/sljitLir.c ]; then $(MAKE) -s O=$(O) $(O)/bench_sljit && \
 	    ./$(O)/bench_sljit $(BENCH_ARGS); \
 	else echo "bench_sljit: SKIP: no sljit source tree at SLJIT_DIR=$(SLJIT_DIR)"; fi
@@ -367,4 +371,4 @@ man-check:
 clean:
 	rm -rf build build-*
 
-.PHONY: uninstall man-check check-sljit check-llvm check-llvm-asan bench-llvm check-arm64 check-pkeys bench bench-deps asmjit-example stress fuzz fuzz-merge all run check check-asan check-ubsan check-tsan check-valgrind check-run check-debug install clean
+.PHONY: uninstall man-check check-sljit check-llvm check-llvm-asan bench-llvm check-arm64 check-pkeys bench bench-sljit bench-deps asmjit-example stress fuzz fuzz-merge all run check check-asan check-ubsan check-tsan check-valgrind check-run check-debug install clean
