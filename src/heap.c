@@ -90,8 +90,8 @@ xm_result xm_heap_stats(xm_heap *h, xm_stats *out)
     (void)xm__enter(h, false);
     xm_stats s;
     memset(&s, 0, sizeof s);
-    size_t kept = 0;
     xm__arenas_lock_all(h);
+    size_t kept = atomic_load(&h->kept_bytes); /* the arenas' empty packs */
     for (unsigned i = 0; i < XM__ARENAS; i++) {
         xm__arena *a = &h->arenas[i];
         s.live_blocks += (size_t)(a->allocs - a->frees);
@@ -101,9 +101,6 @@ xm_result xm_heap_stats(xm_heap *h, xm_stats *out)
         s.frees += a->frees;
         s.publishes += a->publishes;
         s.patches += a->patches;
-        for (int k = 0; k < 2; k++)
-            if (a->keep[k])
-                kept += (size_t)a->keep[k]->npages << XM__PAGE_SHIFT;
     }
     xm__arenas_unlock_all(h);
     pthread_mutex_lock(&h->lock);

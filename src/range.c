@@ -427,38 +427,49 @@ static xm_result purge_run(xm_heap *h, uint32_t page, uint32_t n, uint32_t mappe
 /* The longest NONE run a purge bridges to reach the next mapped run. */
 #define XM__PURGE_GAP 256u
 
+/* The run right after page end - 1 / right before page first, or 0. */
+static uint32_t run_after(const xm_heap *h, uint32_t end)
+{
+    return end < h->npages ? run_starting(h, end) : 0;
+}
+static uint32_t run_before(const xm_heap *h, uint32_t first)
+{
+    return first > 0 ? run_ending(h, first - 1) : 0;
+}
+
+/* A run a bridge may take: mapped, and not XM__FR_DEAD (whose purge may
+ * need runs of its own). */
+static bool bridgeable(const xm_heap *h, uint32_t t)
+{
+    return t && mapped(h->fr[t].state) && h->fr[t].state != XM__FR_DEAD;
+}
+
 /* From the span [*first, *end), one step across a NONE run of at most
- * XM__PURGE_GAP pages to the mapped run beyond it, on the right or else
- * on the left; with its contiguous mapped neighbours. Not for FLIP (its
- * purge may fall back to mprotect, which needs runs of its own). Returns
- * the mapped pages added (0: no step). */
+ * XM__PURGE_GAP pages to the bridgeable run beyond it, on the right or
+ * else on the left; with its contiguous bridgeable neighbours. Not for
+ * FLIP (its purge may fall back to mprotect, which needs runs of its
+ * own). Returns the mapped pages added (0: no step). */
 static uint32_t bridge(xm_heap *h, uint32_t *first, uint32_t *end, int *raised)
 {
     uint32_t g, m, added = 0;
-    if (*end < h->npages && (g = run_starting(h, *end)) && !mapped(h->fr[g].state) &&
-        h->fr[g].npages <= XM__PURGE_GAP && *end + h->fr[g].npages < h->npages &&
-        (m = run_starting(h, *end + h->fr[g].npages)) && mapped(h->fr[m].state) &&
-        h->fr[m].state != XM__FR_DEAD) {
+    bool right = (g = run_after(h, *end)) && !mapped(h->fr[g].state) &&
+                 h->fr[g].npages <= XM__PURGE_GAP &&
+                 bridgeable(h, run_after(h, *end + h->fr[g].npages));
+    if (!right && !((g = run_before(h, *first)) && !mapped(h->fr[g].state) &&
+                    h->fr[g].npages <= XM__PURGE_GAP &&
+                    bridgeable(h, run_before(h, h->fr[g].page))))
+        return 0;
+    if (right)
         *end += h->fr[g].npages;
-        while (*end < h->npages && (m = run_starting(h, *end)) && mapped(h->fr[m].state) &&
-               h->fr[m].state != XM__FR_DEAD) {
-            *end += h->fr[m].npages;
-            added += h->fr[m].npages;
-            *raised |= h->fr[m].raised;
-        }
-        return added;
-    }
-    if (*first > 0 && (g = run_ending(h, *first - 1)) && !mapped(h->fr[g].state) &&
-        h->fr[g].npages <= XM__PURGE_GAP && h->fr[g].page > 0 &&
-        (m = run_ending(h, h->fr[g].page - 1)) && mapped(h->fr[m].state) &&
-        h->fr[m].state != XM__FR_DEAD) {
+    else
         *first = h->fr[g].page;
-        while (*first > 0 && (m = run_ending(h, *first - 1)) && mapped(h->fr[m].state) &&
-               h->fr[m].state != XM__FR_DEAD) {
+    while (bridgeable(h, m = right ? run_after(h, *end) : run_before(h, *first))) {
+        if (right)
+            *end += h->fr[m].npages;
+        else
             *first = h->fr[m].page;
-            added += h->fr[m].npages;
-            *raised |= h->fr[m].raised;
-        }
+        added += h->fr[m].npages;
+        *raised |= h->fr[m].raised;
     }
     return added;
 }
