@@ -213,6 +213,20 @@ XM_API xm_result xm_alloc_data(xm_heap *h, size_t size, size_t align,
 /* Makes the block run (XM_PROT_RX, code blocks) or readable (XM_PROT_R, data
  * blocks) at rx, coherently for every thread. Publishing twice: XM_ESTATE. */
 XM_API xm_result xm_publish(xm_heap *h, void *rx, int prot);
+/* Allocation and publish in one call, for code that is complete before
+ * its address is known (position-independent code, a relocated or cached
+ * image, a trampoline template): a block of at least len bytes holding the
+ * len bytes at src, published as code (XM_PROT_RX) or read-only data
+ * (XM_PROT_R); the bytes past len are traps. out->rw is NULL (XM_INPLACE:
+ * the block's rw, as xm_alloc gives it). DUAL (not XM_STRICT) copies src
+ * straight into place, as xm_publish copies a staging buffer: no staging
+ * buffer is filled, written and copied, so it costs about one pass over
+ * the bytes fewer than xm_alloc + xm_publish. Other heaps do exactly
+ * xm_alloc, a copy and xm_publish (freeing the block if the publish
+ * fails). Errors as xm_alloc's and xm_publish's (XM_EINVAL: NULL
+ * argument, len 0, bad align or prot); on failure nothing is allocated. */
+XM_API xm_result xm_load(xm_heap *h, const void *src, size_t len, size_t align,
+                         int prot, xm_block *out);
 /* Frees a block in any state. When it returns, every byte of the block traps
  * if executed (or its page faults). An unpublished block costs no rights
  * change and no system call. FLIP, if the kernel refuses to drop the rights

@@ -111,6 +111,58 @@ xm_result xm_publish(xm_heap *h, void *rx, int prot)
     return publish_slow(h, rx, prot);
 }
 
+/* The heaps that have no place to copy into directly (XM_STRICT: no
+ * writable mapping of code; FLIP: the block's pages change rights at
+ * publish) load through the two calls; a publish that fails frees the
+ * block again. */
+static XM__NOINLINE xm_result load_two_step(xm_heap *h, int kind, const void *src,
+                                            size_t len, size_t align, xm_block *out)
+{
+    xm_block b;
+    xm_result r = kind == XM__K_CODE ? xm_alloc(h, len, align, &b)
+                                     : xm_alloc_data(h, len, align, &b);
+    if (r != XM_OK)
+        return r;
+    memcpy(b.rw, src, len);
+    r = xm_publish(h, b.rx, kind == XM__K_CODE ? XM_PROT_RX : XM_PROT_R);
+    if (r != XM_OK) {
+        (void)xm_free(h, b.rx);
+        return r;
+    }
+    out->rx = b.rx;
+    out->rw = (h->flags & XM_INPLACE) ? b.rw : NULL;
+    out->size = b.size;
+    return XM_OK;
+}
+
+xm_result xm_load(xm_heap *h, const void *src, size_t len, size_t align,
+                  int prot, xm_block *out)
+{
+    if (!h || !src || !out || len == 0 || len > SIZE_MAX / 4 ||
+        (prot != XM_PROT_RX && prot != XM_PROT_R))
+        return XM_EINVAL;
+    if (align && ((align & (align - 1)) || align > XM__PAGE))
+        return XM_EINVAL;
+    if (len > h->reserve)
+        return XM_ENOMEM;
+    int kind = prot == XM_PROT_RX ? XM__K_CODE : XM__K_DATA;
+    if (!xm__load_direct(h))
+        return load_two_step(h, kind, src, len, align, out);
+    unsigned old = h->pkey ? xm__pk_open(h) : 0;
+    xm_result r;
+    if (len - 1 < XM__MAG_EXACT * XM__GRAN && align <= XM__LINE_PAIR &&
+        xm__load_fast(h, kind, src, len, align, out))
+        r = xm__leave(h, NULL, XM_OK);
+    else if ((r = xm__enter(h, true)) == XM_OK) {
+        xm__arena *a = xm__my_arena(h);
+        xm__arena_lock(h, a);
+        r = xm__leave(h, a, xm__block_load_locked(h, a, kind, src, len, align, out));
+    }
+    if (h->pkey)
+        xm__pk_close(old);
+    return r;
+}
+
 /* *unpub (may be NULL): whether the block freed was unpublished. */
 static XM__NOINLINE xm_result free_slow_ex(xm_heap *h, void *rx, bool *unpub)
 {

@@ -151,6 +151,52 @@ static XM__FAST bool xm__alloc_fast(xm_heap *h, int kind, size_t size, size_t al
     return true;
 }
 
+/* xm_load of a block that waits on a magazine (the sizes and alignments
+ * of xm__alloc_fast; the caller checks them and xm__load_direct): the
+ * allocation and publish of the two fast paths in one, the caller's bytes
+ * copied straight into place. The rest of the block is traps already. */
+static XM__FAST bool xm__load_fast(xm_heap *h, int kind, const void *src,
+                                   size_t len, size_t align, xm_block *out)
+{
+    bool async;
+    if (!fast_gate(h, &async))
+        return false;
+    size_t usable = (len + XM__GRAN - 1) & ~(size_t)(XM__GRAN - 1);
+    size_t c = (usable >> XM__GRAN_SHIFT) - 1, a16 = align < 16 ? 16 : align;
+    xm__pstate *ps = h->ps;
+    uintptr_t base = h->base;
+    char *alias = h->alias;
+    unsigned ai;
+    xm__arena *ar = fast_own(h, &ai);
+    if (!ar)
+        return false;
+    uintptr_t rx;
+    xm__pack *p;
+    if (!xm__mag_pop(ar, kind, c, a16, &rx, &p)) {
+        xm__arena_unown(ar);
+        return false;
+    }
+    size_t pg = (rx - base) >> XM__PAGE_SHIFT;
+    uint64_t m = 1ull << ((rx >> XM__GRAN_SHIFT) & 63);
+    xm__mag_unmark_bits(p, &ps[pg].cached, m, (uint32_t)c + 1);
+    if (async)
+        xm__clear_pend(p, (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT));
+    xm__start_bits(&ps[pg].start, m, true);
+    ps[pg].pub |= m;
+    p->raised = 1;
+    ar->live_bytes += usable;
+    ar->allocs++;
+    ar->publishes++;
+    out->rx = (void *)rx;
+    out->rw = (h->flags & XM_INPLACE) ? alias + (rx - base) : NULL;
+    out->size = usable;
+    memcpy(alias + (rx - base), src, len);
+    if (kind == XM__K_CODE)
+        xm__icache_sync((void *)rx, usable);
+    xm__arena_unown(ar);
+    return true;
+}
+
 /* Only the newest staged block of the own arena: st1 names its pack,
  * which holds it live, so there is no lookup. */
 static XM__FAST bool xm__publish_fast(xm_heap *h, uintptr_t rx, int prot)

@@ -721,8 +721,15 @@ static bool stage_regrow(xm__arena *ar, void **stage, size_t usable, size_t got,
     return true;
 }
 
-xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *ar, int kind,
-                                 size_t size, size_t align, xm_block *out)
+/* Whether xm_load can copy straight into place: DUAL with the alias mapped
+ * and no private copy (the default and XM_INPLACE; not XM_STRICT). */
+bool xm__load_direct(const xm_heap *h)
+{
+    return !flip(h) && h->alias && !h->shadow;
+}
+
+static xm_result block_alloc(xm_heap *h, xm__arena *ar, int kind, size_t size,
+                             size_t align, bool direct, xm_block *out)
 {
     size_t a = align ? align : 16;
     bool large = flip(h) || size > XM__SMALL_MAX;
@@ -731,7 +738,7 @@ xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *ar, int kind,
     if (large && usable / XM__PAGE > h->npages)
         return XM_ENOMEM;
     void *stage = NULL;
-    if (staged(h)) {
+    if (staged(h) && !direct) {
         if (xm__stage_reserve(ar))
             return XM_ENOMEM;
         stage = xm__stage_buf_get(ar, usable, a < 16 ? 16 : a);
@@ -792,7 +799,7 @@ xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *ar, int kind,
     xm__set_start(p, g, true);
     uintptr_t rx = xm__block_addr(p, g);
 #if XM_DEBUG >= 2
-    if (!staged(h))
+    if (!staged(h) || direct)
         xm__dead_rw_check(h, rx, usable);
 #endif
     if (h->shadow) { /* XM_INPLACE, STRICT or FLIP: the private copy */
@@ -804,7 +811,8 @@ xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *ar, int kind,
     } else if (flip(h)) {
         memset((void *)rx, XM__TRAP_BYTE, usable);
         out->rw = (void *)rx;
-    } else if (!staged(h)) { /* XM_INPLACE: the bytes at rx are traps */
+    } else if (!staged(h) || direct) { /* XM_INPLACE, xm_load: the bytes
+                                           at rx are traps */
         out->rw = h->alias + (rx - h->base);
     } else {
         memset(stage, XM__TRAP_BYTE, usable);
@@ -817,6 +825,12 @@ xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *ar, int kind,
     ar->live_bytes += usable;
     ar->allocs++;
     return XM_OK;
+}
+
+xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *ar, int kind,
+                                 size_t size, size_t align, xm_block *out)
+{
+    return block_alloc(h, ar, kind, size, align, false, out);
 }
 
 /* FLIP free of published code: replaces its pages with reserve (PROT_NONE).
@@ -896,6 +910,20 @@ xm_result xm__block_free_locked(xm_heap *h, xm__pack *p, uint32_t g)
     return XM_OK;
 }
 
+/* The bytes of block g are in place at rx: make them coherent and mark the
+ * block published. */
+static void published(xm_heap *h, xm__pack *p, uint32_t g, uintptr_t rx, size_t sz)
+{
+    if (p->kind == XM__K_CODE)
+        xm__icache_sync((void *)rx, sz);
+    xm__valgrind_discard(h, (void *)rx, sz);
+    XM__BW(p->pub, g >> 6) |= 1ull << (g & 63);
+    p->raised = 1;
+    arena_of(h, p)->publishes++;
+    if (xm__sym_any(h))
+        xm__sym_published(h, rx);
+}
+
 xm_result xm__block_publish_locked(xm_heap *h, xm__pack *p, uint32_t g,
                                    int prot)
 {
@@ -937,14 +965,29 @@ xm_result xm__block_publish_locked(xm_heap *h, xm__pack *p, uint32_t g,
         xm__stage_buf_put(ar, stage, sz);
         ar->staging_bytes -= sz;
     }
-    if (code)
-        xm__icache_sync((void *)rx, sz);
-    xm__valgrind_discard(h, (void *)rx, sz);
-    XM__BW(p->pub, g >> 6) |= 1ull << (g & 63);
-    p->raised = 1;
-    arena_of(h, p)->publishes++;
-    if (xm__sym_any(h))
-        xm__sym_published(h, rx);
+    published(h, p, g, rx, sz);
+    return XM_OK;
+}
+
+xm_result xm__block_load_locked(xm_heap *h, xm__arena *ar, int kind,
+                                const void *src, size_t len, size_t align,
+                                xm_block *out)
+{
+    XM_ASSERT(xm__load_direct(h));
+    xm_block b;
+    xm_result r = block_alloc(h, ar, kind, len, align, true, &b);
+    if (r != XM_OK)
+        return r;
+    uintptr_t rx = (uintptr_t)b.rx;
+    xm__pack *p = xm__pack_of(h, rx);
+    uint32_t g = (uint32_t)((rx - p->base) >> (p->large ? XM__PAGE_SHIFT : XM__GRAN_SHIFT));
+    /* the publish copy of a staged block, from the caller's buffer: the
+       bytes past len are the traps they were */
+    memcpy(b.rw, src, len);
+    published(h, p, g, rx, b.size);
+    out->rx = b.rx;
+    out->rw = (h->flags & XM_INPLACE) ? b.rw : NULL;
+    out->size = b.size;
     return XM_OK;
 }
 

@@ -13,6 +13,13 @@
 /* pack.c: everything here runs with the block's arena locked. */
 xm_result xm__block_alloc_locked(xm_heap *h, xm__arena *a, int kind,
                                  size_t size, size_t align, xm_block *out);
+/* xm_load: a block allocated and published at once, len bytes of src
+ * copied straight into place (no staging buffer); only where
+ * xm__load_direct(h). out->rw is NULL (XM_INPLACE: the block's rw). */
+bool xm__load_direct(const xm_heap *h);
+xm_result xm__block_load_locked(xm_heap *h, xm__arena *a, int kind,
+                                const void *src, size_t len, size_t align,
+                                xm_block *out);
 /* Looks up the block starting exactly at rx: pack and granule index. */
 xm_result xm__block_find(xm_heap *h, uintptr_t rx, xm__pack **pk, uint32_t *g);
 

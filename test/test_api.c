@@ -519,6 +519,108 @@ static void data_checks(const config *c)
 }
 TEST(data_blocks_never_execute) { FOR_CONFIGS(data_checks); }
 
+/* xm_load: one call allocates, copies the caller's bytes in and publishes.
+ * The code runs, the bytes past len are traps, a data block is readable
+ * and never runs, a freed loaded block traps, the statistics count an
+ * allocation and a publish, the magazine's blocks (the fast path) and
+ * large blocks are served without a system call once the heap is warm,
+ * and bad input changes nothing. */
+static void loading(const config *c)
+{
+    xm_heap *h = make_heap(c, 0, SIZE_MAX);
+    CHECK(h);
+    static unsigned char src[300000];
+    static const size_t sizes[] = {RET_LEN, 17, 100, 129, 1000, 1024, 3000,
+                                   5000, 16384, 20000, 70000, 300000};
+    enum { N = sizeof sizes / sizeof sizes[0] };
+    xm_block b[N], keep;
+    CHECK_OK(make_fn(h, 64, 1, &keep)); /* the small pack stays: freed
+                                           blocks wait on magazines */
+    for (int round = 0; round < 3; round++) {
+        xm_stats s0, s1;
+        CHECK_OK(xm_heap_stats(h, &s0));
+        for (size_t i = 0; i < N; i++) {
+            memset(src, 0x90 + (int)i, sizes[i]); /* not traps: must not leak past len */
+            emit_ret(src, 7000 + i + (uint64_t)round);
+            CHECK_OK(xm_load(h, src, sizes[i], 0, XM_PROT_RX, &b[i]));
+            CHECK(b[i].size >= sizes[i]);
+            CHECK(((uintptr_t)b[i].rx & 15) == 0);
+            CHECK(c->flags & XM_INPLACE ? b[i].rw != NULL : b[i].rw == NULL);
+            CHECK(memcmp(b[i].rx, src, sizes[i]) == 0);
+        }
+        CHECK_OK(xm_heap_stats(h, &s1));
+        CHECK_EQ(s1.allocs - s0.allocs, N);
+        CHECK_EQ(s1.publishes - s0.publishes, N);
+        CHECK_EQ(s1.live_blocks, N + 1);
+        CHECK_EQ(s1.staging_bytes, 0);
+        /* the last round reuses what the others freed (the small blocks
+           from magazines: xm_load's fast path): no system call where
+           publishing needs none (DUAL) */
+        if (round == 2 && c->backend == XM_BACKEND_DUAL && !(c->flags & XM_STRICT))
+            CHECK_EQ(s1.syscalls, s0.syscalls);
+        for (size_t i = 0; i < N; i++) {
+            CHECK_EQ(call_at(b[i].rx), 7000 + i + (uint64_t)round);
+            const unsigned char *p = b[i].rx;
+            for (size_t k = sizes[i]; k < b[i].size; k++)
+                CHECK_EQ(p[k], TRAP_BYTE);
+            if (b[i].size - sizes[i] >= 16) {
+                char *at = (char *)b[i].rx + sizes[i];
+                int sig = child_signal(call_void, at);
+                CHECK(sig == trap_sig_at(at) || sig == SIGSEGV);
+            }
+        }
+        CHECK(audit_clean(c->flags & XM_STRICT));
+        for (size_t i = 0; i < N; i++)
+            CHECK_OK(xm_free(h, b[i].rx));
+        for (size_t i = 0; i < N; i += 3) {
+            int sig = child_signal(call_void, b[i].rx);
+            CHECK(sig == trap_sig_at(b[i].rx) || sig == SIGSEGV);
+        }
+    }
+    /* read-only data: readable, never executable */
+    xm_block d;
+    CHECK_OK(xm_load(h, "constant pool", 14, 64, XM_PROT_R, &d));
+    CHECK(((uintptr_t)d.rx & 63) == 0);
+    CHECK(memcmp(d.rx, "constant pool", 14) == 0);
+    CHECK(!page_is_exec(d.rx));
+    CHECK_EQ(xm_patch(h, d.rx, "C", 1), XM_OK); /* a published data block */
+    CHECK(memcmp(d.rx, "Constant pool", 14) == 0);
+    /* alignment */
+    for (size_t a = 1; a <= 4096; a *= 4) {
+        xm_block x;
+        emit_ret(src, a);
+        CHECK_OK(xm_load(h, src, 40000 / a + RET_LEN, a, XM_PROT_RX, &x));
+        CHECK(((uintptr_t)x.rx & (a - 1)) == 0);
+        CHECK_EQ(call_at(x.rx), a);
+        CHECK_OK(xm_free(h, x.rx));
+    }
+    /* bad input is refused and changes nothing */
+    xm_stats s0, s1;
+    xm_block x = {NULL, NULL, 0};
+    CHECK_OK(xm_heap_stats(h, &s0));
+    CHECK_EQ(xm_load(NULL, src, 64, 0, XM_PROT_RX, &x), XM_EINVAL);
+    CHECK_EQ(xm_load(h, NULL, 64, 0, XM_PROT_RX, &x), XM_EINVAL);
+    CHECK_EQ(xm_load(h, src, 0, 0, XM_PROT_RX, &x), XM_EINVAL);
+    CHECK_EQ(xm_load(h, src, 64, 0, XM_PROT_RX, NULL), XM_EINVAL);
+    CHECK_EQ(xm_load(h, src, 64, 0, 7, &x), XM_EINVAL);
+    CHECK_EQ(xm_load(h, src, 64, 0, 0, &x), XM_EINVAL);
+    CHECK_EQ(xm_load(h, src, 64, 24, XM_PROT_RX, &x), XM_EINVAL);
+    CHECK_EQ(xm_load(h, src, 64, 8192, XM_PROT_RX, &x), XM_EINVAL);
+    CHECK_EQ(xm_load(h, src, SIZE_MAX, 0, XM_PROT_RX, &x), XM_EINVAL);
+    CHECK_EQ(xm_load(h, src, s0.reserved_bytes + 4096, 0, XM_PROT_RX, &x), XM_ENOMEM);
+    CHECK(x.rx == NULL);
+    CHECK_OK(xm_heap_stats(h, &s1));
+    CHECK_EQ(s1.live_blocks, s0.live_blocks);
+    CHECK_EQ(s1.allocs, s0.allocs);
+    CHECK_EQ(s1.publishes, s0.publishes);
+    CHECK_EQ(s1.syscalls, s0.syscalls);
+    CHECK_OK(xm_free(h, d.rx));
+    CHECK_EQ(call_at(keep.rx), 1);
+    xm__heap_check(h);
+    xm_heap_destroy(h);
+}
+TEST(load_copies_in_and_publishes) { FOR_CONFIGS(loading); }
+
 static void patching(const config *c)
 {
     xm_heap *h = make_heap(c, 0, 0);

@@ -227,6 +227,27 @@ static bool step(xm_heap *h, model *m, int op, int k, uint64_t v)
         m->pub[k] = false; /* data: not callable; the model skips it */
         m->val[k] = 0;
         return memcmp(m->b[k].rx, "data", 5) == 0;
+    case 7: { /* xm_load: allocated and published, or nothing at all */
+        if (m->live[k])
+            return true;
+        unsigned char code[64];
+        size_t len = sizes[k] < sizeof code ? sizes[k] : sizeof code;
+        len = len < RET_LEN ? RET_LEN : len;
+        memset(code, TRAP_BYTE, sizeof code);
+        emit_ret(code, v);
+        xm_stats s0, s1;
+        if (xm_heap_stats(h, &s0) != XM_OK)
+            return false;
+        r = xm_load(h, code, len, 0, XM_PROT_RX, &m->b[k]);
+        if (r != XM_OK) /* (a drain of async frees may complete frees;
+                           XM_STRICT frees a block whose publish failed) */
+            return (r == XM_ENOMEM || r == XM_EOS || r == XM_EPERM) &&
+                   xm_heap_stats(h, &s1) == XM_OK &&
+                   s1.live_blocks <= s0.live_blocks;
+        m->live[k] = m->pub[k] = true;
+        m->val[k] = v;
+        return call_at(m->b[k].rx) == v;
+    }
     }
     return true;
 }
@@ -235,6 +256,7 @@ static const int script[][2] = {
     {0, 0}, {0, 1}, {0, 2}, {0, 3}, {2, 0}, {2, 3}, {3, 1}, {6, 4}, {0, 5},
     {3, 0}, {3, 3}, {5, 0}, {0, 6}, {4, 2}, {0, 0}, {1, 0}, {1, 1}, {1, 2},
     {5, 0}, {0, 3}, {2, 3}, {3, 5}, {3, 6}, {0, 7}, {5, 0}, {4, 7}, {3, 4},
+    {3, 2}, {7, 2}, {3, 3}, {7, 3}, {7, 4}, {3, 1}, {7, 1}, {2, 2}, {5, 0},
 };
 
 /* One run; fault = 0: none. Returns the number of faults delivered, or -1
