@@ -77,7 +77,7 @@ CMAKE_SED = sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@SOMAJOR@|$(SOMAJOR)|g' \
 # Section 3 pages (man/*.3); each other name a page covers is a symlink to it.
 MAN3 := $(wildcard man/*.3)
 MAN3_LINKS := xm_heap_destroy:xm_heap_create xm_options:xm_heap_create \
-	xm_alloc_data:xm_alloc xm_publish:xm_alloc xm_free:xm_alloc \
+	xm_alloc_data:xm_alloc xm_publish:xm_alloc xm_load:xm_alloc xm_free:xm_alloc \
 	xm_free_async:xm_alloc xm_purge:xm_alloc xm_block:xm_alloc \
 	xm_write_begin:xm_patch xm_write_end:xm_patch \
 	xm_heap_stats:xm_query xm_stats:xm_query \

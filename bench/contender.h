@@ -57,6 +57,9 @@ typedef struct ct_class {
 
 /* variant for ct_execmem: xm_heap_create(NULL, ...), the library's defaults */
 #define CT_XM_DEFAULTS (-1)
+/* flag for ct_execmem (not an xm_options flag): get is one xm_load of the
+ * bytes (the JIT's code complete before its address is known) */
+#define CT_XM_LOAD 0x80000000u
 
 struct contender {
     const char *name; /* the row's name in tables and JSON */
@@ -64,8 +67,8 @@ struct contender {
     const ct_class *cls;
     /* the class's settings:
      *   ct_execmem: variant = xm_backend (or CT_XM_DEFAULTS), flags = the
-     *               xm_options flags, reserve = xm_options.reserve (0: the
-     *               library's default);
+     *               xm_options flags (and CT_XM_LOAD), reserve =
+     *               xm_options.reserve (0: the library's default);
      *   ct_asmjit:  variant 1 = JitAllocator's kUseDualMapping. */
     int variant;
     unsigned flags;

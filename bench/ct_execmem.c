@@ -3,7 +3,8 @@
  * ct_execmem.c: the library as a contender. One heap per round, made from
  * the row's settings (backend in variant, flags, reserve; CT_XM_DEFAULTS:
  * xm_heap_create(NULL)). get = xm_alloc, write through the block's rw,
- * xm_publish RX; put = xm_free. counters = xm_heap_stats's system calls
+ * xm_publish RX (CT_XM_LOAD: xm_load of the bytes when they fill the
+ * block); put = xm_free. counters = xm_heap_stats's system calls
  * and revocations. A new execmem variant (another backend or flag) is a row
  * in a program's table, not a new file.
  */
@@ -23,7 +24,7 @@ static bool xm_create(contender *c)
         xm_options o = XM_OPTIONS_INIT;
         o.reserve = c->reserve;
         o.backend = (xm_backend)c->variant;
-        o.flags = c->flags;
+        o.flags = c->flags & ~CT_XM_LOAD;
         r = xm_heap_create(&o, &h);
     }
     c->state = h;
@@ -40,6 +41,8 @@ static void *xm_get(contender *c, size_t len, size_t wlen, size_t align)
 {
     xm_heap *h = c->state;
     xm_block b;
+    if ((c->flags & CT_XM_LOAD) && wlen == len)
+        return xm_load(h, ct_code, len, align, XM_PROT_RX, &b) == XM_OK ? b.rx : NULL;
     if (xm_alloc(h, len, align, &b) != XM_OK)
         return NULL;
     memcpy(b.rw, ct_code, wlen);

@@ -7,7 +7,9 @@
  * 64 KiB-1 MiB} x live blocks {1,000, 10,000, 100,000}, skipping cells whose
  * live bytes exceed 3 GB. An operation frees a random live block, then
  * allocates a block of a random size in the band, fills all of it and makes
- * it executable (malloc: fills it). Every contender runs every cell in turn
+ * it executable (malloc: fills it; "execmem DUAL load": one xm_load of
+ * the bytes, for JITs whose code is complete before its address is known;
+ * "execmem DUAL" is the issue's contender). Every contender runs every cell in turn
  * (A B C ... A B C ...), each round on a fresh heap: the live set is built,
  * a warm-up of 2 x `live` operations (at least 10,000) runs untimed, then the
  * timed operations: first `ops` timed as a whole (ns/op), then as many
@@ -53,6 +55,8 @@ static contender cts[] = {
      .flags = XM_STRICT, .reserve = MATRIX_RESERVE},
     {.name = "execmem INPLACE", .cls = &ct_execmem, .variant = XM_BACKEND_DUAL,
      .flags = XM_INPLACE, .reserve = MATRIX_RESERVE},
+    {.name = "execmem DUAL load", .cls = &ct_execmem, .variant = XM_BACKEND_DUAL,
+     .flags = CT_XM_LOAD, .reserve = MATRIX_RESERVE},
     {.name = "asmjit default", .cls = &ct_asmjit},
     {.name = "malloc+fill+free", .cls = &ct_malloc},
 };

@@ -53,6 +53,12 @@ static int run(void)
     int (*f)(void);
     memcpy(&f, &b.rx, sizeof f);
     CHECK(f() == 42);
+    xm_block l;
+    CHECK(xm_load(h, ret42, sizeof ret42, 0, XM_PROT_RX, &l) == XM_OK && l.rw == NULL);
+    int (*g)(void);
+    memcpy(&g, &l.rx, sizeof g);
+    CHECK(g() == 42);
+    CHECK(xm_free(h, l.rx) == XM_OK);
     static const unsigned char imm43[] = {43};
     CHECK(xm_patch(h, (char *)b.rx + 1, imm43, 1) == XM_OK);
     CHECK(f() == 43);

@@ -34,6 +34,7 @@ typedef struct fz {
     xm_heap *h;
     fz_slot s[FZ_SLOTS];
     size_t live, bytes;
+    uint64_t loads; /* xm_load calls: their values */
     bool x86;
     bool inplace; /* XM_INPLACE: rw stays valid after publish */
 } fz;
@@ -96,13 +97,31 @@ static size_t fz_align(fz *f)
 
 static bool align_ok(size_t a) { return !(a & (a - 1)) && a <= 4096; }
 
+/* The bytes xm_load copies in: traps, the slot's value in front. */
+static unsigned char fz_src[16384 + 65535 * 4];
+
 static void fz_alloc(fz *f, int k, bool data)
 {
     fz_slot *s = &f->s[k];
+    /* the size selector's top bit (fz_size reads it modulo 16): xm_load */
+    bool load = f->p < f->end && (*f->p & 0x80);
     size_t size = fz_size(f), align = fz_align(f);
     xm_block b;
-    xm_result r = data ? xm_alloc_data(f->h, size, align, &b)
-                       : xm_alloc(f->h, size, align, &b);
+    xm_result r;
+    uint64_t lv = ((uint64_t)k << 48) | (uint64_t)++f->loads << 16;
+    if (load) {
+        memset(fz_src, 0xCC, 16);
+        if (data)
+            memcpy(fz_src, &lv, 8);
+        else
+            fz_emit(fz_src, lv);
+        r = xm_load(f->h, fz_src, size, align, data ? XM_PROT_R : XM_PROT_RX, &b);
+        if (r == XM_OK && (b.rw != NULL) != f->inplace)
+            fz_fail("load rw", 0, 1);
+    } else {
+        r = data ? xm_alloc_data(f->h, size, align, &b)
+                 : xm_alloc(f->h, size, align, &b);
+    }
     if (size == 0 || size == SIZE_MAX || !align_ok(align)) {
         EXPECT("alloc(bad)", r, XM_EINVAL);
         return;
@@ -121,12 +140,14 @@ static void fz_alloc(fz *f, int k, bool data)
         f->live--;
         f->bytes -= s->size;
     }
-    uint64_t v = ((uint64_t)k << 48) | (uint64_t)(uintptr_t)b.rx;
-    if (data)
+    uint64_t v = load ? lv : ((uint64_t)k << 48) | (uint64_t)(uintptr_t)b.rx;
+    if (load)
+        ;
+    else if (data)
         memcpy(b.rw, &v, 8);
     else
         fz_emit(b.rw, v);
-    *s = (fz_slot){b.rx, b.size, v, true, false, data};
+    *s = (fz_slot){b.rx, b.size, v, true, load, data};
     f->live++;
     f->bytes += b.size;
 }

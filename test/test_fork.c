@@ -77,6 +77,13 @@ static int fk_round(xm_heap *h, uint32_t v, bool async, bool solo)
         return 12;
     if (xm_free(h, d.rx) != XM_OK)
         return 13;
+    unsigned char fn[MOV32_LEN + RETI_LEN];
+    emit_mov32(fn, v + 5);
+    emit_reti(fn + MOV32_LEN);
+    xm_block l;
+    if (xm_load(h, fn, sizeof fn, 0, XM_PROT_RX, &l) != XM_OK ||
+        (uint32_t)call_at(l.rx) != v + 5 || xm_free(h, l.rx) != XM_OK)
+        return 18;
     if (async) {
         if (xm_free_async(h, b.rx) != XM_OK)
             return 14;
@@ -136,6 +143,8 @@ static int fk_child(const config *c)
         return 24;
     if (xm_alloc_data(h, 64, 0, &b) != XM_ESTATE)
         return 25;
+    if (xm_load(h, ins, sizeof ins, 0, XM_PROT_RX, &b) != XM_ESTATE)
+        return 37;
     if (xm_publish(h, fk.keep.rx, XM_PROT_RX) != XM_ESTATE)
         return 26;
     if (xm_patch(h, fk.keep.rx, ins, MOV32_LEN) != XM_ESTATE)

@@ -337,6 +337,20 @@ TEST(pkeys_alias_denied_outside_calls)
     CHECK_EQ(rdpkru(), pk);
     CHECK_OK(xm_free(h, u.rx));
     CHECK_EQ(rdpkru(), pk);
+    static unsigned char code[70000];
+    emit_ret(code, 9);
+    xm_block l, lb; /* the magazine's block (fast path), a large one */
+    CHECK_OK(xm_load(h, code, RET_LEN, 0, XM_PROT_RX, &l));
+    CHECK_EQ(rdpkru(), pk);
+    CHECK_OK(xm_load(h, code, sizeof code, 0, XM_PROT_RX, &lb));
+    CHECK_EQ(rdpkru(), pk);
+    CHECK_EQ(call_at(l.rx), 9);
+    CHECK_EQ(call_at(lb.rx), 9);
+    CHECK_EQ(probe_write((unsigned char *)alias_of(h, l.rx)), SEGV_PKUERR);
+    pk = rdpkru();
+    CHECK_OK(xm_free(h, l.rx));
+    CHECK_OK(xm_free(h, lb.rx));
+    CHECK_EQ(rdpkru(), pk);
     CHECK_OK(xm_free_async(h, f.rx));
     CHECK_OK(xm_purge(h)); /* the drain wrote traps through the alias */
     CHECK_EQ(rdpkru(), pk);
@@ -484,6 +498,10 @@ TEST(pkeys_pkru_restored_on_error_paths)
             xm_result r1 = xm_alloc(h, 3 << 20, 0, &big); /* maps pages */
             wrong += rdpkru() != pk;
             xm_result r2 = xm_alloc(h, 64, 0, &f);
+            wrong += rdpkru() != pk;
+            xm_block l;
+            if (xm_load(h, "\xcc\xcc", 2, 0, XM_PROT_RX, &l) == XM_OK)
+                (void)xm_free(h, l.rx);
             wrong += rdpkru() != pk;
             if (r1 == XM_OK) {
                 emit_ret(big.rw, 5);
