@@ -530,7 +530,7 @@ static void loading(const config *c)
     xm_heap *h = make_heap(c, 0, SIZE_MAX);
     CHECK(h);
     static unsigned char src[300000];
-    static const size_t sizes[] = {RET_LEN, 17, 100, 129, 1000, 1024, 3000,
+    static const size_t sizes[] = {RET_LEN, RET_LEN + 6, 100, 129, 1000, 1024, 3000,
                                    5000, 16384, 20000, 70000, 300000};
     enum { N = sizeof sizes / sizeof sizes[0] };
     xm_block b[N], keep;
