@@ -304,6 +304,25 @@ static uint32_t grow_chunk(const xm_heap *h, uint32_t npages)
     return n > npages ? n : npages;
 }
 
+static size_t used_bytes(const xm_heap *h)
+{
+    size_t res = atomic_load_explicit(&h->resident_bytes, memory_order_relaxed);
+    size_t idle = h->quarantine_bytes + atomic_load_explicit(&h->kept_bytes, memory_order_relaxed);
+    return res > idle ? res - idle : 0;
+}
+
+/* The peak follows the bytes in use up at once, and down by what is
+ * allocated from the free ranges (`worn` bytes): a heap that frees most of
+ * its blocks keeps its bound until it allocates again. */
+static void peak_note(xm_heap *h, size_t worn)
+{
+    size_t used = used_bytes(h);
+    if (h->peak_used > used)
+        h->peak_used -= h->peak_used - used < worn ? h->peak_used - used : worn;
+    if (h->peak_used < used)
+        h->peak_used = used;
+}
+
 int xm__range_take(xm_heap *h, uint32_t npages, uint32_t slack, int want,
                    uint32_t *page, int *state, int *raised, uint32_t *taken)
 {
@@ -328,6 +347,7 @@ int xm__range_take(xm_heap *h, uint32_t npages, uint32_t slack, int want,
     *raised = r->raised;
     *taken = n;
     take_front(h, t, n);
+    peak_note(h, range_bytes(n));
     return 0;
 }
 
@@ -572,9 +592,8 @@ size_t xm__lazy_bound(const xm_heap *h)
 {
     if (h->lazy_limit)
         return h->lazy_limit;
-    size_t res = atomic_load_explicit(&h->resident_bytes, memory_order_relaxed);
-    size_t idle = h->quarantine_bytes + atomic_load_explicit(&h->kept_bytes, memory_order_relaxed);
-    size_t used = res > idle ? res - idle : 0;
+    size_t used = used_bytes(h);
+    used = used > h->peak_used ? used : h->peak_used;
     return used / 4 > XM__DEFAULT_LAZY ? used / 4 : XM__DEFAULT_LAZY;
 }
 
@@ -588,6 +607,7 @@ void xm__maybe_purge_locked(xm_heap *h)
     }
     if (h->lazy_limit == SIZE_MAX)
         return;
+    peak_note(h, 0);
     /* the arenas' kept empty packs count too (what xm_heap_stats calls the
        quarantine), though only xm_purge releases them; at most half the
        bound of them, or a small lazy_limit (8 arenas may keep 2 MiB)

@@ -356,6 +356,11 @@ struct xm_heap {
        automatic purge, which counts them against the lazy bound too) */
     _Atomic size_t kept_bytes;
     size_t revoke_pending; /* pages in XM__FR_DEAD ranges (heap lock) */
+    /* the most bytes in use lately (heap lock): the default lazy bound is
+       a quarter of it, so that a heap freeing most of its blocks keeps
+       room for their runs to coalesce (range.c, xm__lazy_bound); each
+       allocation from the free ranges wears it down by its size */
+    size_t peak_used;
     _Atomic size_t resident_bytes;
     uint64_t purges, purge_runs;
     int forked;        /* DUAL child after fork: frozen */

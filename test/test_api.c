@@ -447,6 +447,72 @@ static void lazy_limit(const config *c)
 }
 TEST(lazy_limit_bounds_quarantine) { FOR_CONFIGS(lazy_limit); }
 
+/* A heap that frees most of its blocks (a module unloaded) keeps the lazy
+ * bound of its peak (range.c, xm__lazy_bound): freed runs wait and
+ * coalesce with their neighbours as those are freed, so a teardown in
+ * random order releases far fewer runs than blocks (with the bound of the
+ * bytes still in use, it released about two runs for every three blocks);
+ * the quarantine never passes a quarter of the peak; allocating from the
+ * free ranges wears the bound down; xm_purge releases everything. */
+static void shrinking(const config *c)
+{
+    xm_heap *h = make_heap(c, (size_t)1 << 30, 0);
+    CHECK(h);
+    enum { N = 1600, M = 800, SZ = 65536 };
+    static void *rx[N];
+    xm_block b;
+    for (int i = 0; i < N; i++) {
+        CHECK_OK(make_fn(h, SZ, (uint64_t)i, &b));
+        rx[i] = b.rx;
+    }
+    uint64_t seed = 12345;
+    for (int i = N - 1; i > 0; i--) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        int j = (int)((seed >> 33) % (uint64_t)(i + 1));
+        void *t = rx[i];
+        rx[i] = rx[j];
+        rx[j] = t;
+    }
+    xm_stats s0, s;
+    CHECK_OK(xm_heap_stats(h, &s0));
+    size_t bound = s0.live_bytes / 4, slack = (size_t)1 << 20;
+    for (int i = 0; i < N; i++) {
+        CHECK_OK(xm_free(h, rx[i]));
+        if (i % 64 == 0) {
+            CHECK_OK(xm_heap_stats(h, &s));
+            CHECK(s.quarantine_bytes <= bound + SZ + slack);
+        }
+    }
+    CHECK_OK(xm_heap_stats(h, &s));
+    printf("    [%s] %d blocks of %d KiB freed in random order: %llu runs released, %zu KiB left in the quarantine\n",
+           c->name, N, SZ >> 10, (unsigned long long)(s.purge_runs - s0.purge_runs),
+           s.quarantine_bytes >> 10);
+    CHECK(s.purge_runs - s0.purge_runs < N / 3);
+    CHECK(s.quarantine_bytes > bound / 2); /* not the 8 MiB floor */
+    CHECK(s.quarantine_bytes <= bound + SZ + slack);
+    int sig = child_signal(call_void, rx[0]);
+    CHECK(sig == trap_sig_at(rx[0]) || sig == SIGSEGV);
+    /* M blocks again, then freed: the peak is worn down by what they took,
+       so the bound is a quarter of what is left of it */
+    for (int i = 0; i < M; i++) {
+        CHECK_OK(make_fn(h, SZ, (uint64_t)i, &b));
+        rx[i] = b.rx;
+    }
+    for (int i = 0; i < M; i++)
+        CHECK_OK(xm_free(h, rx[i]));
+    CHECK_OK(xm_heap_stats(h, &s));
+    CHECK(s.quarantine_bytes <= (size_t)(N - M) * SZ / 4 + SZ + slack);
+    CHECK_OK(xm_purge(h));
+    CHECK_OK(xm_heap_stats(h, &s));
+    CHECK_EQ(s.quarantine_bytes, 0);
+    CHECK_EQ(s.resident_bytes, 0);
+    xm_heap_destroy(h);
+}
+TEST(shrinking_heap_keeps_its_peak_bound)
+{
+    FOR_CONFIGS_IF(shrinking, configs[ci_].backend == XM_BACKEND_DUAL);
+}
+
 static int read_byte(void *p) { return *(volatile unsigned char *)p; }
 static void read_void(void *p) { (void)read_byte(p); }
 
