@@ -152,8 +152,10 @@ typedef struct xm_options {
                            XM_PERF_JITDUMP, XM_GDB, XM_PKEYS; 0: none */
     size_t lazy_limit;  /* freed mapped bytes kept before an automatic purge;
                            0: the larger of 8 MiB and a quarter of the
-                           mapped bytes in use; SIZE_MAX: only xm_purge or
-                           exhaustion */
+                           peak of the mapped bytes in use (after the heap
+                           shrinks, each allocation from its freed ranges
+                           lowers that peak by its size, down to what is
+                           in use); SIZE_MAX: only xm_purge or exhaustion */
 } xm_options;
 
 #define XM_OPTIONS_INIT {sizeof(xm_options), 0, NULL, XM_BACKEND_AUTO, 0u, 0}
