@@ -225,8 +225,11 @@ XM_API xm_result xm_publish(xm_heap *h, void *rx, int prot);
  * buffer is filled, written and copied, so it costs about one pass over
  * the bytes fewer than xm_alloc + xm_publish. Other heaps do exactly
  * xm_alloc, a copy and xm_publish (freeing the block if the publish
- * fails). Errors as xm_alloc's and xm_publish's (XM_EINVAL: NULL
- * argument, len 0, bad align or prot); on failure nothing is allocated. */
+ * fails). src may overlap *out; it is read under a lock of the heap, after
+ * its pages were touched once (keep it resident: a file mapping that
+ * shrinks meanwhile faults there). Errors as xm_alloc's and xm_publish's
+ * (XM_EINVAL: NULL argument, len 0, bad align or prot); on failure nothing
+ * is allocated. */
 XM_API xm_result xm_load(xm_heap *h, const void *src, size_t len, size_t align,
                          int prot, xm_block *out);
 /* Frees a block in any state. When it returns, every byte of the block traps

@@ -148,9 +148,14 @@ xm_result xm_load(xm_heap *h, const void *src, size_t len, size_t align,
     int kind = prot == XM_PROT_RX ? XM__K_CODE : XM__K_DATA;
     if (!xm__load_direct(h))
         return load_two_step(h, kind, src, len, align, out);
+    /* the copy runs under the arena's lock: src's pages fault in before
+       it (a cold file mapping would stall the arena's other callers) */
+    for (size_t i = 0; i < len; i += XM__PAGE)
+        (void)*(const volatile char *)((const char *)src + i);
+    (void)*(const volatile char *)((const char *)src + len - 1);
     unsigned old = h->pkey ? xm__pk_open(h) : 0;
     xm_result r;
-    if (len - 1 < XM__MAG_EXACT * XM__GRAN && align <= XM__LINE_PAIR &&
+    if (len - 1 < XM__MAG_EXACT * XM__GRAN &&
         xm__load_fast(h, kind, src, len, align, out))
         r = xm__leave(h, NULL, XM_OK);
     else if ((r = xm__enter(h, true)) == XM_OK) {

@@ -151,8 +151,8 @@ static XM__FAST bool xm__alloc_fast(xm_heap *h, int kind, size_t size, size_t al
     return true;
 }
 
-/* xm_load of a block that waits on a magazine (the sizes and alignments
- * of xm__alloc_fast; the caller checks them and xm__load_direct): the
+/* xm_load of a block that waits on a magazine (sizes up to XM__MAG_EXACT
+ * granules; the caller checks them and xm__load_direct): the
  * allocation and publish of the two fast paths in one, the caller's bytes
  * copied straight into place. The rest of the block is traps already. */
 static XM__FAST bool xm__load_fast(xm_heap *h, int kind, const void *src,
@@ -187,13 +187,15 @@ static XM__FAST bool xm__load_fast(xm_heap *h, int kind, const void *src,
     ar->live_bytes += usable;
     ar->allocs++;
     ar->publishes++;
-    out->rx = (void *)rx;
-    out->rw = (h->flags & XM_INPLACE) ? alias + (rx - base) : NULL;
-    out->size = usable;
+    ar->fast_loads++;
+    /* src first: it may overlap *out (the slow path reads it first too) */
     memcpy(alias + (rx - base), src, len);
     if (kind == XM__K_CODE)
         xm__icache_sync((void *)rx, usable);
     xm__arena_unown(ar);
+    out->rx = (void *)rx;
+    out->rw = NULL; /* (no fast paths with XM_INPLACE) */
+    out->size = usable;
     return true;
 }
 

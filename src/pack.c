@@ -725,7 +725,7 @@ static bool stage_regrow(xm__arena *ar, void **stage, size_t usable, size_t got,
  * and no private copy (the default and XM_INPLACE; not XM_STRICT). */
 bool xm__load_direct(const xm_heap *h)
 {
-    return !flip(h) && h->alias && !h->shadow;
+    return h->alias && !h->shadow; /* (FLIP has neither) */
 }
 
 static xm_result block_alloc(xm_heap *h, xm__arena *ar, int kind, size_t size,

@@ -295,6 +295,7 @@ typedef struct xm__arena {
     /* live blocks: allocs - frees (the two always change with them) */
     size_t live_bytes, staging_bytes;
     uint64_t allocs, frees, publishes, patches;
+    uint64_t fast_loads; /* xm_load's fast path (white-box tests) */
     /* XM_DEBUG >= 2: staging buffers of published or freed blocks (dead
        rw), trap-filled and kept out of use, oldest first (stage.c) */
     void *dead[XM__STAGE_DEAD];

@@ -99,12 +99,17 @@ static bool align_ok(size_t a) { return !(a & (a - 1)) && a <= 4096; }
 
 /* The bytes xm_load copies in: traps, the slot's value in front. */
 static unsigned char fz_src[16384 + 65535 * 4];
+/* Whether an allocation whose size selector has its top bit set is an
+ * xm_load (1, the fuzzer's setting) or never (0): the corpus was grown
+ * before xm_load, so the replay runs every input both ways (its original
+ * meaning keeps its coverage of the other paths). */
+int fz_load_mode = 1;
 
 static void fz_alloc(fz *f, int k, bool data)
 {
     fz_slot *s = &f->s[k];
     /* the size selector's top bit (fz_size reads it modulo 16): xm_load */
-    bool load = f->p < f->end && (*f->p & 0x80);
+    bool load = fz_load_mode && f->p < f->end && (*f->p & 0x80);
     size_t size = fz_size(f), align = fz_align(f);
     xm_block b;
     xm_result r;

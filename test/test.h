@@ -143,5 +143,6 @@ int xm__bias_state(xm_heap *h, unsigned *owned, unsigned *unbiased);
 unsigned xm__bias_steal_max(void);
 int xm__fast_state(xm_heap *h);
 unsigned xm__fast_gate(xm_heap *h);
+uint64_t xm__fast_loads(xm_heap *h); /* xm_load's fast-path hits */
 
 #endif

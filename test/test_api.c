@@ -596,8 +596,8 @@ static void loading(const config *c)
     xm_heap *h = make_heap(c, 0, SIZE_MAX);
     CHECK(h);
     static unsigned char src[300000];
-    static const size_t sizes[] = {RET_LEN, RET_LEN + 6, 100, 129, 1000, 1024, 3000,
-                                   5000, 16384, 20000, 70000, 300000};
+    static const size_t sizes[] = {RET_LEN, RET_LEN + 6, 100, 129, 1000, 1024, 1025, 1100,
+                                   3000, 5000, 16384, 20000, 70000, 300000};
     enum { N = sizeof sizes / sizeof sizes[0] };
     xm_block b[N], keep;
     CHECK_OK(make_fn(h, 64, 1, &keep)); /* the small pack stays: freed
@@ -605,6 +605,7 @@ static void loading(const config *c)
     for (int round = 0; round < 3; round++) {
         xm_stats s0, s1;
         CHECK_OK(xm_heap_stats(h, &s0));
+        uint64_t fast0 = xm__fast_loads(h);
         for (size_t i = 0; i < N; i++) {
             memset(src, 0x90 + (int)i, sizes[i]); /* not traps: must not leak past len */
             emit_ret(src, 7000 + i + (uint64_t)round);
@@ -624,6 +625,10 @@ static void loading(const config *c)
            publishing needs none (DUAL) */
         if (round == 2 && c->backend == XM_BACKEND_DUAL && !(c->flags & XM_STRICT))
             CHECK_EQ(s1.syscalls, s0.syscalls);
+        /* where the fast paths are on (DUAL), the six sizes up to 1 KiB
+           came from magazines without a lock or a lookup */
+        if (round > 0 && xm__fast_state(h))
+            CHECK_EQ(xm__fast_loads(h) - fast0, 6);
         for (size_t i = 0; i < N; i++) {
             CHECK_EQ(call_at(b[i].rx), 7000 + i + (uint64_t)round);
             const unsigned char *p = b[i].rx;
@@ -651,13 +656,21 @@ static void loading(const config *c)
     CHECK(!page_is_exec(d.rx));
     CHECK_EQ(xm_patch(h, d.rx, "C", 1), XM_OK); /* a published data block */
     CHECK(memcmp(d.rx, "Constant pool", 14) == 0);
-    /* alignment */
-    for (size_t a = 1; a <= 4096; a *= 4) {
-        xm_block x;
+    /* alignment, large and small (magazine blocks of the fast path that
+       happen to be aligned, the others from the general path) */
+    for (size_t a = 1; a <= 4096; a *= 2) {
+        xm_block x, y[4];
         emit_ret(src, a);
         CHECK_OK(xm_load(h, src, 40000 / a + RET_LEN, a, XM_PROT_RX, &x));
         CHECK(((uintptr_t)x.rx & (a - 1)) == 0);
         CHECK_EQ(call_at(x.rx), a);
+        for (int k = 0; k < 4; k++) {
+            CHECK_OK(xm_load(h, src, RET_LEN + 40 * (size_t)k, a, XM_PROT_RX, &y[k]));
+            CHECK(((uintptr_t)y[k].rx & (a - 1)) == 0);
+            CHECK_EQ(call_at(y[k].rx), a);
+        }
+        for (int k = 0; k < 4; k++)
+            CHECK_OK(xm_free(h, y[k].rx));
         CHECK_OK(xm_free(h, x.rx));
     }
     /* bad input is refused and changes nothing */
@@ -686,6 +699,135 @@ static void loading(const config *c)
     xm_heap_destroy(h);
 }
 TEST(load_copies_in_and_publishes) { FOR_CONFIGS(loading); }
+
+/* xm_load against the two calls: two heaps of one configuration take the
+ * same random sequence, one loading, the other allocating, copying and
+ * publishing. Every block lands at the same offset with the same size,
+ * holds the same bytes with traps past them, and every counter moves the
+ * same way (the review's differential check). */
+static uint64_t twin_rng(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+static bool twin_stats_match(xm_heap *a, xm_heap *b, const xm_stats *a0, const xm_stats *b0)
+{
+    xm_stats sa, sb;
+    if (xm_heap_stats(a, &sa) != XM_OK || xm_heap_stats(b, &sb) != XM_OK)
+        return false;
+    return sa.live_blocks - a0->live_blocks == sb.live_blocks - b0->live_blocks &&
+           sa.live_bytes - a0->live_bytes == sb.live_bytes - b0->live_bytes &&
+           sa.allocs - a0->allocs == sb.allocs - b0->allocs &&
+           sa.publishes - a0->publishes == sb.publishes - b0->publishes &&
+           sa.frees - a0->frees == sb.frees - b0->frees &&
+           sa.resident_bytes - a0->resident_bytes == sb.resident_bytes - b0->resident_bytes &&
+           sa.quarantine_bytes - a0->quarantine_bytes == sb.quarantine_bytes - b0->quarantine_bytes &&
+           sa.syscalls - a0->syscalls == sb.syscalls - b0->syscalls &&
+           sa.revocations - a0->revocations == sb.revocations - b0->revocations &&
+           sa.staging_bytes == sb.staging_bytes;
+}
+static void load_twin(const config *c)
+{
+    xm_heap *ha = make_heap(c, 64 << 20, 0), *hb = make_heap(c, 64 << 20, 0);
+    CHECK(ha && hb);
+    enum { SLOTS = 48 };
+    static unsigned char bytes[80000];
+    for (size_t i = 0; i < sizeof bytes; i++)
+        bytes[i] = (unsigned char)(0x90 ^ (i * 31));
+    static const size_t aligns[] = {0, 0, 0, 16, 32, 64, 128, 256, 1024, 4096};
+    uintptr_t base_a, base_b, alias;
+    size_t rlen;
+    xm__heap_ranges(ha, &base_a, &rlen, &alias);
+    xm__heap_ranges(hb, &base_b, &rlen, &alias);
+    xm_stats a0, b0;
+    CHECK_OK(xm_heap_stats(ha, &a0));
+    CHECK_OK(xm_heap_stats(hb, &b0));
+    xm_block la[SLOTS], lb[SLOTS];
+    size_t len[SLOTS];
+    memset(la, 0, sizeof la);
+    uint64_t seed = 0x9E3779B97F4A7C15ull;
+    long ops = under_emulation() || under_valgrind() ? 1500 : 6000, bad = 0;
+    for (long op = 0; op < ops && !bad; op++) {
+        int k = (int)(twin_rng(&seed) % SLOTS);
+        const unsigned char *src = bytes + (size_t)k * 97;
+        if (twin_rng(&seed) % 50 == 0) {
+            CHECK_OK(xm_purge(ha));
+            CHECK_OK(xm_purge(hb));
+        } else if (la[k].rx) {
+            const unsigned char *p = la[k].rx;
+            bad += memcmp(p, src, len[k]) != 0;
+            for (size_t i = len[k]; i < la[k].size; i++)
+                bad += p[i] != TRAP_BYTE;
+            CHECK_OK(xm_free(ha, la[k].rx));
+            CHECK_OK(xm_free(hb, lb[k].rx));
+            la[k].rx = NULL;
+        } else {
+            unsigned pick = (unsigned)(twin_rng(&seed) % 100);
+            size_t n = pick < 60   ? 1 + twin_rng(&seed) % 1024
+                       : pick < 70 ? 1020 + twin_rng(&seed) % 10
+                       : pick < 85 ? 1 + twin_rng(&seed) % 16400
+                       : pick < 95 ? 4090 + twin_rng(&seed) % 12
+                                   : 16380 + twin_rng(&seed) % 60000;
+            size_t a = aligns[twin_rng(&seed) % 10];
+            bool data = twin_rng(&seed) % 4 == 0;
+            int prot = data ? XM_PROT_R : XM_PROT_RX;
+            CHECK_OK(xm_load(ha, src, n, a, prot, &la[k]));
+            CHECK_OK(data ? xm_alloc_data(hb, n, a, &lb[k]) : xm_alloc(hb, n, a, &lb[k]));
+            memcpy(lb[k].rw, src, n);
+            CHECK_OK(xm_publish(hb, lb[k].rx, prot));
+            len[k] = n;
+            bad += (uintptr_t)la[k].rx - base_a != (uintptr_t)lb[k].rx - base_b ||
+                   la[k].size != lb[k].size || (a && ((uintptr_t)la[k].rx & (a - 1)));
+        }
+        if (op % 100 == 0)
+            bad += !twin_stats_match(ha, hb, &a0, &b0);
+        if (test_failed)
+            break;
+    }
+    CHECK_EQ(bad, 0);
+    CHECK(twin_stats_match(ha, hb, &a0, &b0));
+    if (xm__fast_state(ha))
+        CHECK(xm__fast_loads(ha) > 100);
+    xm__heap_check(ha);
+    xm__heap_check(hb);
+    xm_heap_destroy(ha);
+    xm_heap_destroy(hb);
+}
+TEST(load_matches_alloc_copy_publish) { FOR_CONFIGS(load_twin); }
+
+/* XM_INPLACE heaps that load in two steps (DUAL + XM_STRICT, FLIP): rw is
+ * the block's persistent copy at the heap's distance, holding the bytes. */
+TEST(load_inplace_rw_in_every_backend)
+{
+    static const struct { xm_backend b; unsigned f; } hs[] = {
+        {XM_BACKEND_DUAL, XM_INPLACE},
+        {XM_BACKEND_DUAL, XM_INPLACE | XM_STRICT},
+        {XM_BACKEND_FLIP, XM_INPLACE}};
+    unsigned char code[RET_LEN];
+    emit_ret(code, 31);
+    for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++) {
+        xm_options o = XM_OPTIONS_INIT;
+        o.backend = hs[i].b;
+        o.flags = hs[i].f;
+        xm_heap *h = NULL;
+        CHECK_OK(xm_heap_create(&o, &h));
+        ptrdiff_t off = 0;
+        CHECK_OK(xm_alias_offset(h, &off));
+        for (size_t n = RET_LEN; n <= 40000; n *= 9) {
+            static unsigned char src[40000];
+            memcpy(src, code, RET_LEN);
+            xm_block b;
+            CHECK_OK(xm_load(h, src, n, 0, XM_PROT_RX, &b));
+            CHECK(b.rw != NULL && (char *)b.rw - (char *)b.rx == off);
+            CHECK(b.rw && memcmp(b.rw, src, n) == 0);
+            CHECK_EQ(call_at(b.rx), 31);
+            CHECK_OK(xm_free(h, b.rx));
+        }
+        xm_heap_destroy(h);
+    }
+}
 
 static void patching(const config *c)
 {

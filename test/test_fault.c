@@ -230,10 +230,9 @@ static bool step(xm_heap *h, model *m, int op, int k, uint64_t v)
     case 7: { /* xm_load: allocated and published, or nothing at all */
         if (m->live[k])
             return true;
-        unsigned char code[64];
-        size_t len = sizes[k] < sizeof code ? sizes[k] : sizeof code;
-        len = len < RET_LEN ? RET_LEN : len;
-        memset(code, TRAP_BYTE, sizeof code);
+        static unsigned char code[40000]; /* the slot's size: large loads too */
+        size_t len = sizes[k] < RET_LEN ? RET_LEN : sizes[k];
+        memset(code, TRAP_BYTE, len);
         emit_ret(code, v);
         xm_stats s0, s1;
         if (xm_heap_stats(h, &s0) != XM_OK)

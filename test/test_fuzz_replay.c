@@ -11,6 +11,7 @@
 #include <stdlib.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+extern int fz_load_mode; /* fuzz_api.c */
 
 TEST(fuzz_corpus_replay)
 {
@@ -36,11 +37,13 @@ TEST(fuzz_corpus_replay)
         static uint8_t buf[1 << 16];
         size_t len = fread(buf, 1, sizeof buf, f);
         fclose(f);
-        LLVMFuzzerTestOneInput(buf, len);
+        for (fz_load_mode = 0; fz_load_mode < 2; fz_load_mode++)
+            LLVMFuzzerTestOneInput(buf, len);
+        fz_load_mode = 1;
         n++;
         bytes += len;
     }
     closedir(d);
-    printf("    replayed %d corpus inputs (%zu bytes)\n", n, bytes);
+    printf("    replayed %d corpus inputs (%zu bytes), each without and with xm_load\n", n, bytes);
     CHECK(n >= 10);
 }
