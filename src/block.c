@@ -15,16 +15,26 @@
  * functions below need few registers. */
 #define XM__NOINLINE __attribute__((noinline))
 
-static XM__NOINLINE xm_result alloc_slow(xm_heap *h, int kind, size_t size,
-                                         size_t align, xm_block *out)
+/* The size and alignment rules of xm_alloc and xm_load (h and out
+ * non-NULL). */
+static xm_result check_size(const xm_heap *h, size_t size, size_t align)
 {
-    if (!h || !out || size == 0 || size > SIZE_MAX / 4)
+    if (size == 0 || size > SIZE_MAX / 4)
         return XM_EINVAL;
     if (align && ((align & (align - 1)) || align > XM__PAGE))
         return XM_EINVAL;
-    if (size > h->reserve)
-        return XM_ENOMEM;
-    xm_result r = xm__enter(h, true);
+    return size > h->reserve ? XM_ENOMEM : XM_OK;
+}
+
+static XM__NOINLINE xm_result alloc_slow(xm_heap *h, int kind, size_t size,
+                                         size_t align, xm_block *out)
+{
+    if (!h || !out)
+        return XM_EINVAL;
+    xm_result r = check_size(h, size, align);
+    if (r != XM_OK)
+        return r;
+    r = xm__enter(h, true);
     if (r != XM_OK)
         return r;
     xm__arena *a = xm__my_arena(h);
@@ -138,13 +148,11 @@ static XM__NOINLINE xm_result load_two_step(xm_heap *h, int kind, const void *sr
 xm_result xm_load(xm_heap *h, const void *src, size_t len, size_t align,
                   int prot, xm_block *out)
 {
-    if (!h || !src || !out || len == 0 || len > SIZE_MAX / 4 ||
-        (prot != XM_PROT_RX && prot != XM_PROT_R))
+    if (!h || !src || !out || (prot != XM_PROT_RX && prot != XM_PROT_R))
         return XM_EINVAL;
-    if (align && ((align & (align - 1)) || align > XM__PAGE))
-        return XM_EINVAL;
-    if (len > h->reserve)
-        return XM_ENOMEM;
+    xm_result r = check_size(h, len, align);
+    if (r != XM_OK)
+        return r;
     int kind = prot == XM_PROT_RX ? XM__K_CODE : XM__K_DATA;
     if (!xm__load_direct(h))
         return load_two_step(h, kind, src, len, align, out);
@@ -154,7 +162,6 @@ xm_result xm_load(xm_heap *h, const void *src, size_t len, size_t align,
         (void)*(const volatile char *)((const char *)src + i);
     (void)*(const volatile char *)((const char *)src + len - 1);
     unsigned old = h->pkey ? xm__pk_open(h) : 0;
-    xm_result r;
     if (len - 1 < XM__MAG_EXACT * XM__GRAN &&
         xm__load_fast(h, kind, src, len, align, out))
         r = xm__leave(h, NULL, XM_OK);

@@ -106,11 +106,17 @@ static inline xm__arena *fast_lock_small(xm_heap *h, _Atomic(xm__pack *) *slot,
  * not wait for the pack's descriptor: page pg = (rx - base) >> 12, bit
  * `m` = 1 << ((rx >> 6) & 63), granule (rx - base) >> 6. */
 
-/* size in 1..XM__MAG_EXACT granules, align 0 or a power of two up to
- * XM__LINE_PAIR (the caller checks): its staging buffer is one of the
- * exact classes. */
+/* A magazine block of size in 1..XM__MAG_EXACT granules made live (align
+ * 0 or a power of two, checked by the caller). src NULL: xm_alloc's, its
+ * staging buffer one of the exact classes (align up to XM__LINE_PAIR),
+ * trap-filled, in out->rw. Else xm_load's (only where xm__load_direct):
+ * the len = size bytes of src copied straight into place and the block
+ * published at once, the allocation and publish of the two fast paths in
+ * one (the rest of the block is traps already). Inlined into each caller
+ * with src constant, so neither keeps a test of it. */
 _Static_assert(XM__MAG_EXACT <= XM__STAGE_CLASSES, "fast sizes have exact staging classes");
-static XM__FAST bool xm__alloc_fast(xm_heap *h, int kind, size_t size, size_t align, xm_block *out)
+static XM__FAST bool fast_mag_block(xm_heap *h, int kind, size_t size, size_t align,
+                                    const void *src, xm_block *out)
 {
     bool async;
     if (!fast_gate(h, &async))
@@ -119,30 +125,46 @@ static XM__FAST bool xm__alloc_fast(xm_heap *h, int kind, size_t size, size_t al
     size_t c = (usable >> XM__GRAN_SHIFT) - 1, a16 = align < 16 ? 16 : align;
     xm__pstate *ps = h->ps;
     uintptr_t base = h->base;
+    char *alias = h->alias;
     unsigned ai;
     xm__arena *ar = fast_own(h, &ai);
     if (!ar)
         return false;
-    void *stage = ar->stbuf[c];
+    void *stage = src ? NULL : ar->stbuf[c];
     uintptr_t rx;
     xm__pack *p;
-    if (!stage || (ar->stcount + 1) * 2 > ar->stcap ||
+    if ((!src && (!stage || (ar->stcount + 1) * 2 > ar->stcap)) ||
         !xm__mag_pop(ar, kind, c, a16, &rx, &p)) {
         xm__arena_unown(ar); /* no recycled buffer, table full, no block */
         return false;
     }
-    memcpy(&ar->stbuf[c], stage, sizeof stage); /* xm__stage_buf_get */
-    ar->stbuf_bytes -= usable;
     size_t pg = (rx - base) >> XM__PAGE_SHIFT;
     uint64_t m = 1ull << ((rx >> XM__GRAN_SHIFT) & 63);
     xm__mag_unmark_bits(p, &ps[pg].cached, m, (uint32_t)c + 1);
     if (async)
         xm__clear_pend(p, (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT));
     xm__start_bits(&ps[pg].start, m, true);
-    xm__stage_put(ar, rx, stage, p);
-    ar->staging_bytes += usable;
     ar->live_bytes += usable;
     ar->allocs++;
+    if (src) {
+        ps[pg].pub |= m;
+        p->raised = 1;
+        ar->publishes++;
+        ar->fast_loads++;
+        /* src first: it may overlap *out (the slow path reads it first too) */
+        memcpy(alias + (rx - base), src, size);
+        if (kind == XM__K_CODE)
+            xm__icache_sync((void *)rx, usable);
+        xm__arena_unown(ar);
+        out->rx = (void *)rx;
+        out->rw = NULL; /* (no fast paths with XM_INPLACE) */
+        out->size = usable;
+        return true;
+    }
+    memcpy(&ar->stbuf[c], stage, sizeof stage); /* xm__stage_buf_get */
+    ar->stbuf_bytes -= usable;
+    xm__stage_put(ar, rx, stage, p);
+    ar->staging_bytes += usable;
     out->rx = (void *)rx;
     out->rw = stage;
     out->size = usable;
@@ -151,52 +173,15 @@ static XM__FAST bool xm__alloc_fast(xm_heap *h, int kind, size_t size, size_t al
     return true;
 }
 
-/* xm_load of a block that waits on a magazine (sizes up to XM__MAG_EXACT
- * granules; the caller checks them and xm__load_direct): the
- * allocation and publish of the two fast paths in one, the caller's bytes
- * copied straight into place. The rest of the block is traps already. */
+static XM__FAST bool xm__alloc_fast(xm_heap *h, int kind, size_t size, size_t align, xm_block *out)
+{
+    return fast_mag_block(h, kind, size, align, NULL, out);
+}
+
 static XM__FAST bool xm__load_fast(xm_heap *h, int kind, const void *src,
                                    size_t len, size_t align, xm_block *out)
 {
-    bool async;
-    if (!fast_gate(h, &async))
-        return false;
-    size_t usable = (len + XM__GRAN - 1) & ~(size_t)(XM__GRAN - 1);
-    size_t c = (usable >> XM__GRAN_SHIFT) - 1, a16 = align < 16 ? 16 : align;
-    xm__pstate *ps = h->ps;
-    uintptr_t base = h->base;
-    char *alias = h->alias;
-    unsigned ai;
-    xm__arena *ar = fast_own(h, &ai);
-    if (!ar)
-        return false;
-    uintptr_t rx;
-    xm__pack *p;
-    if (!xm__mag_pop(ar, kind, c, a16, &rx, &p)) {
-        xm__arena_unown(ar);
-        return false;
-    }
-    size_t pg = (rx - base) >> XM__PAGE_SHIFT;
-    uint64_t m = 1ull << ((rx >> XM__GRAN_SHIFT) & 63);
-    xm__mag_unmark_bits(p, &ps[pg].cached, m, (uint32_t)c + 1);
-    if (async)
-        xm__clear_pend(p, (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT));
-    xm__start_bits(&ps[pg].start, m, true);
-    ps[pg].pub |= m;
-    p->raised = 1;
-    ar->live_bytes += usable;
-    ar->allocs++;
-    ar->publishes++;
-    ar->fast_loads++;
-    /* src first: it may overlap *out (the slow path reads it first too) */
-    memcpy(alias + (rx - base), src, len);
-    if (kind == XM__K_CODE)
-        xm__icache_sync((void *)rx, usable);
-    xm__arena_unown(ar);
-    out->rx = (void *)rx;
-    out->rw = NULL; /* (no fast paths with XM_INPLACE) */
-    out->size = usable;
-    return true;
+    return fast_mag_block(h, kind, len, align, src, out);
 }
 
 /* Only the newest staged block of the own arena: st1 names its pack,
