@@ -86,6 +86,8 @@ bool bench_start(int argc, char **argv, bench_args *a, const char *prog,
             a->out = argv[++i];
         else if (!strcmp(argv[i], "--only") && i + 1 < argc)
             a->only = argv[++i];
+        else if (!strcmp(argv[i], "--cell") && i + 1 < argc && !max_with)
+            a->cell = argv[++i];
         else if (!strcmp(argv[i], "--with") && i + 1 < argc && a->nwith < max_with)
             a->with[a->nwith++] = argv[++i];
         else {
@@ -94,6 +96,8 @@ bool bench_start(int argc, char **argv, bench_args *a, const char *prog,
         }
     }
     only_prefix = a->only;
+    if (a->cell && a->out == default_out)
+        a->out = "/dev/null"; /* a cell of one's own: the table only */
     ct_code_init();
     json_open(prog, a->out, a->quick);
     return true;

@@ -30,6 +30,7 @@ typedef struct bench_args {
     bool quick;
     const char *out;  /* the JSON file */
     const char *only; /* --only PREFIX: the workloads whose name starts so */
+    const char *cell; /* --cell LO-HI:LIVE (bench_matrix): that cell alone */
     const char *with[ARGS_MAX_WITH]; /* --with PREFIX: those contenders */
     int nwith;
 } bench_args;

@@ -397,10 +397,26 @@ int main(int argc, char **argv)
 {
     bench_args args;
     if (!bench_start(argc, argv, &args, "bench_matrix", "bench/matrix.json", 0,
-                     "usage: bench_matrix [--quick] [--out FILE] [--only PREFIX]"))
+                     "usage: bench_matrix [--quick] [--out FILE] [--only PREFIX] [--cell LO-HI:LIVE]"))
         return 2;
     bool quick = args.quick;
     int R = quick ? 1 : 3;
+    if (args.cell) { /* any band and live count, e.g. 20000-30000:5000 */
+        size_t lo, hi, live;
+        if (sscanf(args.cell, "%zu-%zu:%zu", &lo, &hi, &live) != 3 || !lo || hi < lo || !live ||
+            hi > ((size_t)1 << 30)) {
+            fprintf(stderr, "bench_matrix: --cell LO-HI:LIVE, sizes in bytes, e.g. 20000-30000:5000\n");
+            return 2;
+        }
+        double avg = (double)(lo + hi) / 2, want = 6e7 / avg;
+        uint64_t ops = want < 6000 ? 6000 : want > 200000 ? 200000 : (uint64_t)want;
+        char name[96];
+        snprintf(name, sizeof name, "cell: %zu-%zu B x %zu live", lo, hi, live);
+        machine_stalls();
+        cell(name, lo, hi, live, quick ? ops / 4 : ops, R);
+        json_close();
+        return 0;
+    }
     static const struct {
         const char *label;
         size_t lo, hi;

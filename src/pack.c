@@ -954,7 +954,7 @@ xm_result xm__block_publish_locked(xm_heap *h, xm__pack *p, uint32_t g,
         uintptr_t off = rx - h->base;
         XM_ASSERT(stage != NULL);
         if (h->alias) {
-            memcpy(h->alias + off, stage, sz);
+            xm__copy_cold(h->alias + off, stage, sz);
         } else {
             int e = xm__os_pwrite(&h->osc, h->fd, stage, sz, off);
             if (e) {
@@ -983,7 +983,7 @@ xm_result xm__block_load_locked(xm_heap *h, xm__arena *ar, int kind,
     uint32_t g = (uint32_t)((rx - p->base) >> (p->large ? XM__PAGE_SHIFT : XM__GRAN_SHIFT));
     /* the publish copy of a staged block, from the caller's buffer: the
        bytes past len are the traps they were */
-    memcpy(b.rw, src, len);
+    xm__copy_cold(b.rw, src, len);
     published(h, p, g, rx, b.size);
     out->rx = b.rx;
     out->rw = (h->flags & XM_INPLACE) ? b.rw : NULL;

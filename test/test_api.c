@@ -733,7 +733,7 @@ static void load_twin(const config *c)
     xm_heap *ha = make_heap(c, 64 << 20, 0), *hb = make_heap(c, 64 << 20, 0);
     CHECK(ha && hb);
     enum { SLOTS = 48 };
-    static unsigned char bytes[80000];
+    static unsigned char bytes[600000];
     for (size_t i = 0; i < sizeof bytes; i++)
         bytes[i] = (unsigned char)(0x90 ^ (i * 31));
     static const size_t aligns[] = {0, 0, 0, 16, 32, 64, 128, 256, 1024, 4096};
@@ -756,10 +756,12 @@ static void load_twin(const config *c)
             CHECK_OK(xm_purge(ha));
             CHECK_OK(xm_purge(hb));
         } else if (la[k].rx) {
-            const unsigned char *p = la[k].rx;
-            bad += memcmp(p, src, len[k]) != 0;
-            for (size_t i = len[k]; i < la[k].size; i++)
-                bad += p[i] != TRAP_BYTE;
+            for (int t = 0; t < 2; t++) { /* the loaded and the published */
+                const unsigned char *p = t ? lb[k].rx : la[k].rx;
+                bad += memcmp(p, src, len[k]) != 0;
+                for (size_t i = len[k]; i < la[k].size; i++)
+                    bad += p[i] != TRAP_BYTE;
+            }
             CHECK_OK(xm_free(ha, la[k].rx));
             CHECK_OK(xm_free(hb, lb[k].rx));
             la[k].rx = NULL;
@@ -769,7 +771,9 @@ static void load_twin(const config *c)
                        : pick < 70 ? 1020 + twin_rng(&seed) % 10
                        : pick < 85 ? 1 + twin_rng(&seed) % 16400
                        : pick < 95 ? 4090 + twin_rng(&seed) % 12
-                                   : 16380 + twin_rng(&seed) % 60000;
+                       : pick < 98 ? 16380 + twin_rng(&seed) % 60000
+                                   /* across XM__FILL_COLD_MIN (streaming copy), odd tails */
+                                   : 250000 + twin_rng(&seed) % 300000;
             size_t a = aligns[twin_rng(&seed) % 10];
             bool data = twin_rng(&seed) % 4 == 0;
             int prot = data ? XM_PROT_R : XM_PROT_RX;
