@@ -35,7 +35,7 @@
 /* The bytes every contender writes: `mov rax, imm64; ret`, then int3 traps
  * (common.c: ct_code_init). A workload may change the imm64 (bytes 2..9)
  * between gets: bench.c's exec rows give each function its own value. */
-enum { CT_CODE_SIZE = 1 << 20 };
+enum { CT_CODE_SIZE = 8 << 20 }; /* every get writes all it asks for (bench_matrix --cell: up to this) */
 extern unsigned char ct_code[CT_CODE_SIZE];
 
 typedef struct contender contender;

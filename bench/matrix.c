@@ -404,8 +404,9 @@ int main(int argc, char **argv)
     if (args.cell) { /* any band and live count, e.g. 20000-30000:5000 */
         size_t lo, hi, live;
         if (sscanf(args.cell, "%zu-%zu:%zu", &lo, &hi, &live) != 3 || !lo || hi < lo || !live ||
-            hi > ((size_t)1 << 30)) {
-            fprintf(stderr, "bench_matrix: --cell LO-HI:LIVE, sizes in bytes, e.g. 20000-30000:5000\n");
+            hi > CT_CODE_SIZE) {
+            fprintf(stderr, "bench_matrix: --cell LO-HI:LIVE, sizes in bytes up to %d, e.g. "
+                            "20000-30000:5000\n", (int)CT_CODE_SIZE);
             return 2;
         }
         double avg = (double)(lo + hi) / 2, want = 6e7 / avg;

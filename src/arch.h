@@ -110,15 +110,16 @@ static inline void xm__fill_freed(void *p, size_t n)
     memset(p, XM__TRAP_BYTE, n);
 }
 
-/* Copies n bytes into a block's place through the alias: the publish
- * copy, xm_load's. From XM__FILL_COLD_MIN bytes on the place is a large
- * block (dst whole pages) whose lines are cold: x86-64 copies with
- * streaming stores, which skip the read-for-ownership, as the fill does.
- * Measured (xm_load churn of 64 KiB-1 MiB x 1,000, six runs each,
- * alternated): median 48.2 -> 44.5 us per operation; below that size the
- * block is often back from the cache (a magazine gives the block freed
- * last) and streaming lost. The fence orders the bytes before the stores
- * that publish the block. */
+/* Copies xm_load's n bytes into the block's place through the alias. From
+ * XM__FILL_COLD_MIN bytes on the place is a large block (dst whole pages)
+ * whose lines are cold: x86-64 copies with streaming stores, which skip
+ * the read-for-ownership, as the fill does. Measured (xm_load churn, runs
+ * alternated): 64 KiB-1 MiB x 1,000 median 48.2 -> 44.5 us per operation
+ * (six runs each), 1-2 MiB x 200 150 -> 108 us. The publish copy from a
+ * staging buffer gained nothing (1-2 MiB x 200: 219 against 213 us,
+ * 64 KiB-1 MiB 58 against 60, four runs each; the third session measured
+ * it slower) and stays a memcpy. The fence orders the bytes before the
+ * stores that publish the block. */
 static inline void xm__copy_cold(void *dst, const void *src, size_t n)
 {
 #if defined(__x86_64__)
