@@ -252,13 +252,22 @@ unsigned xm__slot_bias_max(void) { return XM__SLOT_BIAS_MAX; }
  * paths on this heap (src/fast.h). */
 int xm__fast_state(xm_heap *h) { return !(atomic_load(&h->gate) & XM__G_OFF); }
 unsigned xm__fast_gate(xm_heap *h) { return atomic_load(&h->gate); }
-/* White-box tests: xm_load's fast-path hits, every arena. */
+/* White-box tests: fast-path hits, every arena: xm_load's, XM_INPLACE's
+ * xm_alloc's (*allocs) and xm_publish's (*publishes). */
 uint64_t xm__fast_loads(xm_heap *h)
 {
     uint64_t n = 0;
     for (unsigned i = 0; i < XM__ARENAS; i++)
         n += h->arenas[i].fast_loads;
     return n;
+}
+void xm__fast_inplace(xm_heap *h, uint64_t *allocs, uint64_t *publishes)
+{
+    *allocs = *publishes = 0;
+    for (unsigned i = 0; i < XM__ARENAS; i++) {
+        *allocs += h->arenas[i].fast_inplace_allocs;
+        *publishes += h->arenas[i].fast_inplace_publishes;
+    }
 }
 
 /* ---- thread slots ------------------------------------------------------ */

@@ -3,9 +3,10 @@
  * fast.h: the fast paths of xm_alloc, xm_publish and xm_free (included by
  * block.c only, so each public call is one function).
  *
- * The JIT's steady state on its own arena, DUAL with staging buffers (the
- * default): allocate a small block that waits on a magazine, publish the
- * newest staged block, free a published small block onto a magazine. Each
+ * The JIT's steady state on its own arena, DUAL (with staging buffers, the
+ * default, or XM_INPLACE): allocate a small block that waits on a magazine,
+ * publish the newest staged block (XM_INPLACE: any small block of the own
+ * arena), free a published small block onto a magazine. Each
  * makes exactly the state change the general path makes in that case, under
  * the owner's lock-free arena lock, in one straight line. Anything else (an
  * arena the thread does not own or that is being revoked, a large block, a
@@ -109,7 +110,8 @@ static inline xm__arena *fast_lock_small(xm_heap *h, _Atomic(xm__pack *) *slot,
 /* A magazine block of size in 1..XM__MAG_EXACT granules made live (align
  * 0 or a power of two, checked by the caller). src NULL: xm_alloc's, its
  * staging buffer one of the exact classes (align up to XM__LINE_PAIR),
- * trap-filled, in out->rw. Else xm_load's (only where xm__load_direct):
+ * trap-filled, in out->rw (XM_INPLACE: the block's alias, traps already).
+ * Else xm_load's (only where xm__load_direct):
  * the len = size bytes of src copied straight into place and the block
  * published at once, the allocation and publish of the two fast paths in
  * one (the rest of the block is traps already). Inlined into each caller
@@ -130,10 +132,11 @@ static XM__FAST bool fast_mag_block(xm_heap *h, int kind, size_t size, size_t al
     xm__arena *ar = fast_own(h, &ai);
     if (!ar)
         return false;
-    void *stage = src ? NULL : ar->stbuf[c];
+    bool inplace = h->flags & XM_INPLACE;
+    void *stage = src || inplace ? NULL : ar->stbuf[c];
     uintptr_t rx;
     xm__pack *p;
-    if ((!src && (!stage || (ar->stcount + 1) * 2 > ar->stcap)) ||
+    if ((!src && !inplace && (!stage || (ar->stcount + 1) * 2 > ar->stcap)) ||
         !xm__mag_pop(ar, kind, c, a16, &rx, &p)) {
         xm__arena_unown(ar); /* no recycled buffer, table full, no block */
         return false;
@@ -157,7 +160,18 @@ static XM__FAST bool fast_mag_block(xm_heap *h, int kind, size_t size, size_t al
             xm__icache_sync((void *)rx, usable);
         xm__arena_unown(ar);
         out->rx = (void *)rx;
-        out->rw = NULL; /* (no fast paths with XM_INPLACE) */
+        out->rw = inplace ? alias + (rx - base) : NULL;
+        out->size = usable;
+        return true;
+    }
+    if (inplace) { /* as block_alloc: the JIT writes the alias */
+#if XM_DEBUG >= 2
+        xm__dead_rw_check(h, rx, usable);
+#endif
+        ar->fast_inplace_allocs++;
+        xm__arena_unown(ar);
+        out->rx = (void *)rx;
+        out->rw = alias + (rx - base);
         out->size = usable;
         return true;
     }
@@ -184,6 +198,36 @@ static XM__FAST bool xm__load_fast(xm_heap *h, int kind, const void *src,
     return fast_mag_block(h, kind, len, align, src, out);
 }
 
+/* XM_INPLACE: an unpublished small block of the own arena, found from its
+ * address as xm__free_fast finds it; its bytes are in place already. */
+static inline bool publish_fast_inplace(xm_heap *h, uintptr_t rx, int prot)
+{
+    uintptr_t off = rx - h->base;
+    if (off >= h->reserve || (rx & (XM__GRAN - 1)))
+        return false;
+    xm__pstate *ps = &h->ps[off >> XM__PAGE_SHIFT];
+    uint64_t m = 1ull << ((rx >> XM__GRAN_SHIFT) & 63);
+    xm__pack *p;
+    xm__arena *ar = fast_lock_small(h, &ps->pm, &p);
+    if (!ar)
+        return false;
+    /* start bits change under the lock only: ours to read plainly */
+    if (!(atomic_load_explicit(&ps->start, memory_order_relaxed) & m) || (ps->pub & m) ||
+        (p->kind == XM__K_CODE) != (prot == XM_PROT_RX)) {
+        xm__arena_unown(ar);
+        return false;
+    }
+    size_t sz = ((size_t)ps->glen[(off >> XM__GRAN_SHIFT) & 63] + 1) << XM__GRAN_SHIFT;
+    ps->pub |= m;
+    p->raised = 1;
+    ar->publishes++;
+    ar->fast_inplace_publishes++;
+    if (p->kind == XM__K_CODE)
+        xm__icache_sync((void *)rx, sz);
+    xm__arena_unown(ar);
+    return true;
+}
+
 /* Only the newest staged block of the own arena: st1 names its pack,
  * which holds it live, so there is no lookup. */
 static XM__FAST bool xm__publish_fast(xm_heap *h, uintptr_t rx, int prot)
@@ -191,6 +235,8 @@ static XM__FAST bool xm__publish_fast(xm_heap *h, uintptr_t rx, int prot)
     bool async;
     if (!fast_gate(h, &async))
         return false;
+    if (h->flags & XM_INPLACE)
+        return publish_fast_inplace(h, rx, prot);
     uintptr_t off = rx - h->base;
     char *alias = h->alias;
     xm__pstate *ps = h->ps;

@@ -443,9 +443,10 @@ static xm_result heap_make(xm_heap *h, const xm_options *o, size_t reserve,
     }
     xm__range_init(h);
     xm__bias_init(h);
-    /* the fast paths need the owner's lock and DUAL's staged default */
-    bool fast = h->bias && h->backend == XM_BACKEND_DUAL && h->alias &&
-                !(h->flags & XM_INPLACE) && !h->valgrind;
+    /* the fast paths need the owner's lock and DUAL's alias with no private
+       copy (the staged default or XM_INPLACE) */
+    bool fast = h->bias && h->backend == XM_BACKEND_DUAL && h->alias && !h->shadow &&
+                !h->valgrind;
     atomic_init(&h->gate, fast ? 0u : (unsigned)XM__G_OFF);
     xm__fork_register(h);
     return XM_OK;

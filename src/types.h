@@ -295,7 +295,9 @@ typedef struct xm__arena {
     /* live blocks: allocs - frees (the two always change with them) */
     size_t live_bytes, staging_bytes;
     uint64_t allocs, frees, publishes, patches;
-    uint64_t fast_loads; /* xm_load's fast path (white-box tests) */
+    /* fast-path hits of xm_load and of XM_INPLACE's xm_alloc and
+       xm_publish (white-box tests) */
+    uint64_t fast_loads, fast_inplace_allocs, fast_inplace_publishes;
     /* XM_DEBUG >= 2: staging buffers of published or freed blocks (dead
        rw), trap-filled and kept out of use, oldest first (stage.c) */
     void *dead[XM__STAGE_DEAD];

@@ -189,19 +189,22 @@ static void stats_during_churn(const config *c)
 }
 TEST(bias_stats_while_owner_churns) { FOR_CONFIGS(stats_during_churn); }
 
-/* The fast paths (src/fast.h) are on exactly for DUAL's staged default
- * where the arenas are biased, and a churn that mixes them with the general
- * path (sizes past the magazines, data blocks, frees of unpublished blocks,
- * async frees) gives the right results and consistent structures. */
+/* The fast paths (src/fast.h) are on exactly for DUAL without XM_STRICT
+ * (the staged default and XM_INPLACE) where the arenas are biased, and a
+ * churn that mixes them with the general path (sizes past the magazines,
+ * data blocks, frees of unpublished blocks, async frees) gives the right
+ * results and consistent structures; with XM_INPLACE most allocations and
+ * publishes take the fast path. */
 static void fast_mix(const config *c)
 {
     xm_heap *h = make_heap(c, 0, SIZE_MAX);
     CHECK(h);
     unsigned owned, unbiased;
     int bias = xm__bias_state(h, &owned, &unbiased);
-    bool want = bias && c->backend == XM_BACKEND_DUAL &&
-                !(c->flags & (XM_STRICT | XM_INPLACE));
+    bool want = bias && c->backend == XM_BACKEND_DUAL && !(c->flags & XM_STRICT);
     CHECK_EQ(xm__fast_state(h), want);
+    uint64_t ia0, ip0;
+    xm__fast_inplace(h, &ia0, &ip0);
     enum { N = 256 };
     xm_block b[N];
     uint64_t val[N];
@@ -239,6 +242,15 @@ static void fast_mix(const config *c)
     xm_stats st;
     CHECK_OK(xm_heap_stats(h, &st));
     CHECK_EQ(st.live_blocks, N);
+    uint64_t ia, ip;
+    xm__fast_inplace(h, &ia, &ip);
+    if (want && (c->flags & XM_INPLACE)) { /* the magazines serve most */
+        CHECK((ia - ia0) * 2 > (uint64_t)iters);
+        CHECK((ip - ip0) * 2 > (uint64_t)iters);
+    } else {
+        CHECK_EQ(ia - ia0, 0);
+        CHECK_EQ(ip - ip0, 0);
+    }
     for (int i = 0; i < N; i++)
         CHECK_OK(xm_free(h, b[i].rx));
     xm__heap_check(h);
