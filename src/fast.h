@@ -149,6 +149,10 @@ static XM__FAST bool fast_mag_block(xm_heap *h, int kind, size_t size, size_t al
     xm__start_bits(&ps[pg].start, m, true);
     ar->live_bytes += usable;
     ar->allocs++;
+#if XM_DEBUG >= 2
+    if (inplace) /* as block_alloc: the alias was the freed block's rw */
+        xm__dead_rw_check(h, rx, usable);
+#endif
     if (src) {
         ps[pg].pub |= m;
         p->raised = 1;
@@ -165,9 +169,6 @@ static XM__FAST bool fast_mag_block(xm_heap *h, int kind, size_t size, size_t al
         return true;
     }
     if (inplace) { /* as block_alloc: the JIT writes the alias */
-#if XM_DEBUG >= 2
-        xm__dead_rw_check(h, rx, usable);
-#endif
         ar->fast_inplace_allocs++;
         xm__arena_unown(ar);
         out->rx = (void *)rx;
@@ -228,8 +229,9 @@ static inline bool publish_fast_inplace(xm_heap *h, uintptr_t rx, int prot)
     return true;
 }
 
-/* Only the newest staged block of the own arena: st1 names its pack,
- * which holds it live, so there is no lookup. */
+/* Staged (the default): only the newest staged block of the own arena:
+ * st1 names its pack, which holds it live, so there is no lookup.
+ * XM_INPLACE: publish_fast_inplace. */
 static XM__FAST bool xm__publish_fast(xm_heap *h, uintptr_t rx, int prot)
 {
     bool async;

@@ -345,8 +345,8 @@ struct xm_heap {
     pthread_mutex_t drain_lock;
     _Atomic int draining;
     /* what keeps the fast paths (fast.h) off or careful, one word for
-       their one check: XM__G_OFF (not DUAL staged with bias, or a fork
-       child), XM__G_NAMES (names exist), XM__G_ASYNC (set once, before
+       their one check: XM__G_OFF (not DUAL with the alias and no private
+       copy, no bias, valgrind, or a fork child), XM__G_NAMES (names exist), XM__G_ASYNC (set once, before
        the first async request sets a pend bit: until then none is set) */
     _Atomic unsigned gate;
     /* arenas ever locked (bit i: arenas[i]): the others' pages (an arena
