@@ -393,6 +393,17 @@ static void row(const char *name, const char *unit, double v[NC][8], const bool 
     }
 }
 
+/* Operations per timed round of a cell: about 60 MB of bytes written,
+ * 6,000..200,000 (fewer read a single growth of the heap as a rate of
+ * system calls: one is 0.33 per 1000 operations at 6,000); --quick a
+ * quarter. */
+static uint64_t cell_ops(size_t lo, size_t hi, bool quick)
+{
+    double want = 6e7 / ((double)(lo + hi) / 2);
+    uint64_t ops = want < 6000 ? 6000 : want > 200000 ? 200000 : (uint64_t)want;
+    return quick ? ops / 4 : ops;
+}
+
 int main(int argc, char **argv)
 {
     bench_args args;
@@ -409,12 +420,10 @@ int main(int argc, char **argv)
                             "20000-30000:5000\n", (int)CT_CODE_SIZE);
             return 2;
         }
-        double avg = (double)(lo + hi) / 2, want = 6e7 / avg;
-        uint64_t ops = want < 6000 ? 6000 : want > 200000 ? 200000 : (uint64_t)want;
         char name[96];
         snprintf(name, sizeof name, "cell: %zu-%zu B x %zu live", lo, hi, live);
         machine_stalls();
-        cell(name, lo, hi, live, quick ? ops / 4 : ops, R);
+        cell(name, lo, hi, live, cell_ops(lo, hi, quick), R);
         json_close();
         return 0;
     }
@@ -435,16 +444,9 @@ int main(int argc, char **argv)
                 continue;
             if (quick && lives[l] > 10000)
                 continue;
-            /* about 60 MB of bytes written per timed round, 6,000..200,000
-               ops (fewer read a single growth of the heap as a rate of
-               system calls: one is 0.33 per 1000 operations at 6,000) */
-            double want = 6e7 / avg;
-            uint64_t ops = want < 6000 ? 6000 : want > 200000 ? 200000 : (uint64_t)want;
-            if (quick)
-                ops /= 4;
             char name[96];
             snprintf(name, sizeof name, "matrix: %s x %zu live", sizes[s].label, lives[l]);
-            cell(name, sizes[s].lo, sizes[s].hi, lives[l], ops, R);
+            cell(name, sizes[s].lo, sizes[s].hi, lives[l], cell_ops(sizes[s].lo, sizes[s].hi, quick), R);
         }
     double v[NC][8];
     bool ran[NC];
