@@ -252,13 +252,21 @@ unsigned xm__slot_bias_max(void) { return XM__SLOT_BIAS_MAX; }
  * paths on this heap (src/fast.h). */
 int xm__fast_state(xm_heap *h) { return !(atomic_load(&h->gate) & XM__G_OFF); }
 unsigned xm__fast_gate(xm_heap *h) { return atomic_load(&h->gate); }
-/* White-box tests: fast-path hits, every arena: xm_load's, XM_INPLACE's
- * xm_alloc's (*allocs) and xm_publish's (*publishes). */
+/* White-box tests: fast-path hits, every arena: xm_load's, the staged
+ * xm_alloc's, XM_INPLACE's xm_alloc's (*allocs) and xm_publish's
+ * (*publishes). */
 uint64_t xm__fast_loads(xm_heap *h)
 {
     uint64_t n = 0;
     for (unsigned i = 0; i < XM__ARENAS; i++)
         n += h->arenas[i].fast_loads;
+    return n;
+}
+uint64_t xm__fast_allocs(xm_heap *h)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < XM__ARENAS; i++)
+        n += h->arenas[i].fast_allocs;
     return n;
 }
 void xm__fast_inplace(xm_heap *h, uint64_t *allocs, uint64_t *publishes)

@@ -47,7 +47,7 @@ static XM__NOINLINE xm_result alloc_slow(xm_heap *h, int kind, size_t size,
 static XM__FAST xm_result alloc_kind(xm_heap *h, int kind, size_t size,
                                    size_t align, xm_block *out)
 {
-    if (h && out && size - 1 < XM__MAG_EXACT * XM__GRAN &&
+    if (h && out && size - 1 < XM__SMALL_MAX &&
         !(align & (align - 1)) && align <= XM__LINE_PAIR &&
         xm__alloc_fast(h, kind, size, align, out))
         return xm__leave(h, NULL, XM_OK);
@@ -162,7 +162,7 @@ xm_result xm_load(xm_heap *h, const void *src, size_t len, size_t align,
         (void)*(const volatile char *)((const char *)src + i);
     (void)*(const volatile char *)((const char *)src + len - 1);
     unsigned old = h->pkey ? xm__pk_open(h) : 0;
-    if (len - 1 < XM__MAG_EXACT * XM__GRAN &&
+    if (len - 1 < XM__SMALL_MAX &&
         xm__load_fast(h, kind, src, len, align, out))
         r = xm__leave(h, NULL, XM_OK);
     else if ((r = xm__enter(h, true)) == XM_OK) {

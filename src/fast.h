@@ -107,24 +107,28 @@ static inline xm__arena *fast_lock_small(xm_heap *h, _Atomic(xm__pack *) *slot,
  * not wait for the pack's descriptor: page pg = (rx - base) >> 12, bit
  * `m` = 1 << ((rx >> 6) & 63), granule (rx - base) >> 6. */
 
-/* A magazine block of size in 1..XM__MAG_EXACT granules made live (align
- * 0 or a power of two, checked by the caller). src NULL: xm_alloc's, its
- * staging buffer one of the exact classes (align up to XM__LINE_PAIR),
- * trap-filled, in out->rw (XM_INPLACE: the block's alias, traps already).
- * Else xm_load's (only where xm__load_direct):
- * the len = size bytes of src copied straight into place and the block
- * published at once, the allocation and publish of the two fast paths in
- * one (the rest of the block is traps already). Inlined into each caller
- * with src constant, so neither keeps a test of it. */
+/* A magazine block made live: up to 16 KiB (XM__SMALL_MAX), the caller
+ * checks the size and that align is 0 or a power of two. Up to 1 KiB the
+ * block is of the size asked; above, of its magazine class, up to a
+ * quarter larger (out->size says so, as on the general path). src NULL:
+ * xm_alloc's, with a recycled staging buffer of the block's size or
+ * class (align up to XM__LINE_PAIR), trap-filled, in out->rw (XM_INPLACE:
+ * the block's alias, traps already). Else xm_load's (only where
+ * xm__load_direct): the len = size bytes of src copied straight into place
+ * and the block published at once, the allocation and publish of the two
+ * fast paths in one (the rest of the block is traps already). Inlined into
+ * each caller with src constant, so neither keeps a test of it. */
 _Static_assert(XM__MAG_EXACT <= XM__STAGE_CLASSES, "fast sizes have exact staging classes");
+_Static_assert(XM__SMALL_MAX >> XM__GRAN_SHIFT == 256, "the magazines' classes end at 16 KiB");
 static XM__FAST bool fast_mag_block(xm_heap *h, int kind, size_t size, size_t align,
                                     const void *src, xm_block *out)
 {
     bool async;
     if (!fast_gate(h, &async))
         return false;
-    size_t usable = (size + XM__GRAN - 1) & ~(size_t)(XM__GRAN - 1);
-    size_t c = (usable >> XM__GRAN_SHIFT) - 1, a16 = align < 16 ? 16 : align;
+    uint32_t n = (uint32_t)((size + XM__GRAN - 1) >> XM__GRAN_SHIFT);
+    size_t c = n <= XM__MAG_EXACT ? n - 1 : xm__mag_take_class(n);
+    size_t a16 = align < 16 ? 16 : align;
     xm__pstate *ps = h->ps;
     uintptr_t base = h->base;
     char *alias = h->alias;
@@ -133,17 +137,38 @@ static XM__FAST bool fast_mag_block(xm_heap *h, int kind, size_t size, size_t al
     if (!ar)
         return false;
     bool inplace = h->flags & XM_INPLACE;
-    void *stage = src || inplace ? NULL : ar->stbuf[c];
-    uintptr_t rx;
+    unsigned cnt = ar->nmag[kind][c];
+    if (!cnt) {
+        xm__arena_unown(ar);
+        return false;
+    }
+    /* the newest block of the class, its size from its page's state as the
+       fast free reads it: a mid class's block may be larger than asked */
+    uintptr_t rx = ar->mag[kind][c][cnt - 1];
+    size_t pg = (rx - base) >> XM__PAGE_SHIFT;
+    uint32_t have = c < XM__MAG_EXACT ? n : (uint32_t)ps[pg].glen[(rx >> XM__GRAN_SHIFT) & 63] + 1;
+    size_t usable = (size_t)have << XM__GRAN_SHIFT;
+    /* its staging buffer: a recycled one of exactly its size (up to 2 KiB)
+       or of its power-of-two class, as xm__stage_buf_get would take */
+    void **slot = NULL;
+    unsigned big = XM__STAGE_BIG;
+    if (!src && !inplace) {
+        if (have <= XM__STAGE_CLASSES)
+            slot = &ar->stbuf[have - 1];
+        else if ((big = xm__stage_big_class(usable)) < XM__STAGE_BIG)
+            slot = &ar->stbig[big];
+    }
+    void *stage = slot ? *slot : NULL;
     xm__pack *p;
     if ((!src && !inplace && (!stage || (ar->stcount + 1) * 2 > ar->stcap)) ||
         !xm__mag_pop(ar, kind, c, a16, &rx, &p)) {
-        xm__arena_unown(ar); /* no recycled buffer, table full, no block */
+        xm__arena_unown(ar); /* no recycled buffer, table full, misaligned */
         return false;
     }
-    size_t pg = (rx - base) >> XM__PAGE_SHIFT;
     uint64_t m = 1ull << ((rx >> XM__GRAN_SHIFT) & 63);
-    xm__mag_unmark_bits(p, &ps[pg].cached, m, (uint32_t)c + 1);
+    xm__mag_unmark_bits(p, &ps[pg].cached, m, have);
+    if (c >= XM__MAG_EXACT)
+        ar->mag_mid_bytes[kind] -= usable;
     if (async)
         xm__clear_pend(p, (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT));
     xm__start_bits(&ps[pg].start, m, true);
@@ -176,10 +201,16 @@ static XM__FAST bool fast_mag_block(xm_heap *h, int kind, size_t size, size_t al
         out->size = usable;
         return true;
     }
-    memcpy(&ar->stbuf[c], stage, sizeof stage); /* xm__stage_buf_get */
-    ar->stbuf_bytes -= usable;
+    if (big < XM__STAGE_BIG) { /* xm__stage_big_get */
+        *slot = NULL;
+        ar->stbig_bytes -= (size_t)1 << (big + XM__STAGE_BIG_SHIFT);
+    } else { /* xm__stage_buf_get: the link lives in the buffer */
+        memcpy(slot, stage, sizeof stage);
+        ar->stbuf_bytes -= usable;
+    }
     xm__stage_put(ar, rx, stage, p);
     ar->staging_bytes += usable;
+    ar->fast_allocs++;
     out->rx = (void *)rx;
     out->rw = stage;
     out->size = usable;

@@ -297,7 +297,7 @@ typedef struct xm__arena {
     uint64_t allocs, frees, publishes, patches;
     /* fast-path hits of xm_load and of XM_INPLACE's xm_alloc and
        xm_publish (white-box tests) */
-    uint64_t fast_loads, fast_inplace_allocs, fast_inplace_publishes;
+    uint64_t fast_allocs, fast_loads, fast_inplace_allocs, fast_inplace_publishes;
     /* XM_DEBUG >= 2: staging buffers of published or freed blocks (dead
        rw), trap-filled and kept out of use, oldest first (stage.c) */
     void *dead[XM__STAGE_DEAD];

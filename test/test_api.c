@@ -626,9 +626,13 @@ static void loading(const config *c)
         if (round == 2 && c->backend == XM_BACKEND_DUAL && !(c->flags & XM_STRICT))
             CHECK_EQ(s1.syscalls, s0.syscalls);
         /* where the fast paths are on (DUAL), the six sizes up to 1 KiB
-           came from magazines without a lock or a lookup */
-        if (round > 0 && xm__fast_state(h))
-            CHECK_EQ(xm__fast_loads(h) - fast0, 6);
+           came from magazines without a lock or a lookup; of the five up to
+           16 KiB, those that found a block in the class their size takes
+           from too (which depends on the order: mid_blocks_take_the_fast_paths) */
+        if (round > 0 && xm__fast_state(h)) {
+            CHECK(xm__fast_loads(h) - fast0 >= 6);
+            CHECK(xm__fast_loads(h) - fast0 <= 11);
+        }
         for (size_t i = 0; i < N; i++) {
             CHECK_EQ(call_at(b[i].rx), 7000 + i + (uint64_t)round);
             const unsigned char *p = b[i].rx;

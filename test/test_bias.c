@@ -258,6 +258,83 @@ static void fast_mix(const config *c)
 }
 TEST(fast_paths_mix_with_general_paths) { FOR_CONFIGS(fast_mix); }
 
+/* Blocks of 1-16 KiB take the fast paths too: a size that finds a freed
+ * block in the magazine class it takes from is served there without the
+ * general path (six of the sizes below from the third round on: 1025
+ * bytes, 17 granules, takes a block of 1152, 18 granules, and 1152 the
+ * other one; 36, 48, 72 and 256 granules find their own; 12000 bytes takes
+ * from the class above the one it waits in; in the second round the class
+ * of 18 granules holds one block only), with a block of its class's size
+ * (at most a quarter larger than asked, as b.size says), every byte of
+ * which is a trap before the JIT writes (the staging buffer was recycled
+ * dirty) and reaches the code at publish. xm_load likewise. */
+#if XM_DEBUG >= 2
+#define NO_STAGE_RECYCLING 1
+#else
+#define NO_STAGE_RECYCLING 0
+#endif
+static void mid_fast(const config *c)
+{
+    xm_heap *h = make_heap(c, 0, SIZE_MAX);
+    CHECK(h);
+    bool fast = xm__fast_state(h), inplace = c->flags & XM_INPLACE;
+    static const size_t sizes[] = {1025, 1152, 2304, 3072, 4608, 12000, 16384};
+    enum { N = sizeof sizes / sizeof sizes[0] };
+    static unsigned char src[16384];
+    xm_block keep, b[N];
+    CHECK_OK(make_fn(h, 64, 1, &keep)); /* the pack stays: frees are cached */
+    for (int round = 0; round < 4; round++) {
+        uint64_t fa0 = xm__fast_allocs(h), fl0 = xm__fast_loads(h), ia0, ip0, ia, ip;
+        xm__fast_inplace(h, &ia0, &ip0);
+        for (size_t i = 0; i < N; i++) {
+            uint64_t v = 500 + (uint64_t)round * N + i;
+            CHECK_OK(xm_alloc(h, sizes[i], 0, &b[i]));
+            size_t most = c->backend == XM_BACKEND_FLIP ? (sizes[i] + 4095) & ~(size_t)4095
+                                                        : sizes[i] + sizes[i] / 4 + 64;
+            CHECK(b[i].size >= sizes[i] && b[i].size <= most);
+            const unsigned char *w = b[i].rw;
+            size_t k = 0;
+            while (k < b[i].size && w[k] == TRAP_BYTE)
+                k++;
+            CHECK_EQ(k, b[i].size);
+            memset(b[i].rw, 0x90, b[i].size); /* dirty to its end */
+            emit_ret(b[i].rw, v);
+            CHECK_OK(xm_publish(h, b[i].rx, XM_PROT_RX));
+            CHECK_EQ(call_at(b[i].rx), v);
+            CHECK_EQ(((const unsigned char *)b[i].rx)[b[i].size - 1], 0x90);
+        }
+        for (size_t i = 0; i < N; i++)
+            CHECK_OK(xm_free(h, b[i].rx));
+        xm__fast_inplace(h, &ia, &ip);
+        if (round > 1) {
+            /* (XM_DEBUG >= 2 recycles no staging buffer: those take the
+               general path) */
+            CHECK_EQ(xm__fast_allocs(h) - fa0, fast && !inplace && !NO_STAGE_RECYCLING ? 6 : 0);
+            CHECK_EQ(ia - ia0, fast && inplace ? 6 : 0);
+        }
+        for (size_t i = 0; i < N; i++) { /* xm_load: the same classes */
+            uint64_t v = 900 + (uint64_t)round * N + i;
+            memset(src, 0x90, sizes[i]);
+            emit_ret(src, v);
+            CHECK_OK(xm_load(h, src, sizes[i], 0, XM_PROT_RX, &b[i]));
+            CHECK_EQ(call_at(b[i].rx), v);
+            const unsigned char *x = b[i].rx;
+            CHECK_EQ(x[sizes[i] - 1], 0x90);
+            for (size_t k = sizes[i]; k < b[i].size; k++)
+                CHECK_EQ(x[k], TRAP_BYTE);
+        }
+        for (size_t i = 0; i < N; i++)
+            CHECK_OK(xm_free(h, b[i].rx));
+        if (round > 1)
+            CHECK_EQ(xm__fast_loads(h) - fl0, fast ? 6 : 0);
+        xm__heap_check(h);
+    }
+    CHECK_OK(xm_free(h, keep.rx));
+    xm__heap_check(h);
+    xm_heap_destroy(h);
+}
+TEST(mid_blocks_take_the_fast_paths) { FOR_CONFIGS(mid_fast); }
+
 /* The fast paths' gate word: the first async free makes them clear stale
  * requests from then on (names close it: test_sym.c); and the
  * fast publish takes only the newest staged block of the own arena (an
