@@ -22,7 +22,8 @@
  *
  * Also: batch (100,000 allocations, then frees in shuffled order) for
  * 64 B-1 KiB and 1-4 KiB; two threads against one in the 1-4 KiB x 10,000
- * cell; and startup (create + first function + destroy).
+ * cell; producer/consumer (one thread allocates 64 B-1 KiB blocks, another
+ * frees them); and startup (create + first function + destroy).
  * Heaps reserve 16 GiB (address space only).
  *
  * This file owns those workloads and the matrix's table of contenders; the
@@ -37,6 +38,7 @@
 #include "contender.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -335,6 +337,79 @@ static double threads_once(contender *c, int n, size_t live, uint64_t ops, uint6
     return ok ? (t1 - t0) / (double)(ops / (uint64_t)n * (uint64_t)n) : -1;
 }
 
+/* Producer and consumer: one thread allocates, fills and publishes
+ * blocks of 64 B-1 KiB and hands them through a ring of `inflight` slots
+ * to a second thread, which frees them (a JIT's compiler thread and the
+ * thread that retires code). ns per block, wall time of both. */
+typedef struct pc_ring {
+    contender *c;
+    void **slot;
+    size_t cap;
+    uint64_t ops, seed;
+    _Atomic uint64_t head, tail;
+    bool ok;
+} pc_ring;
+
+static void pc_wait(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#else
+    __asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+static void *pc_producer(void *a)
+{
+    pc_ring *r = a;
+    uint64_t s = r->seed;
+    for (uint64_t i = 0; i < r->ops; i++) {
+        void *p = c_get(r->c, 64 + rng(&s) % (1024 - 64 + 1));
+        if (!p) {
+            r->ok = false;
+            p = &r->ok; /* the consumer skips it: put is never called on it */
+        }
+        while (i - atomic_load_explicit(&r->tail, memory_order_acquire) >= r->cap)
+            pc_wait();
+        r->slot[i % r->cap] = p;
+        atomic_store_explicit(&r->head, i + 1, memory_order_release);
+    }
+    return NULL;
+}
+
+static void *pc_consumer(void *a)
+{
+    pc_ring *r = a;
+    for (uint64_t i = 0; i < r->ops; i++) {
+        while (atomic_load_explicit(&r->head, memory_order_acquire) == i)
+            pc_wait();
+        void *p = r->slot[i % r->cap];
+        atomic_store_explicit(&r->tail, i + 1, memory_order_release);
+        if (p != (void *)&r->ok)
+            c_put(r->c, p, 0);
+    }
+    return NULL;
+}
+
+static double pc_once(contender *c, size_t inflight, uint64_t ops, uint64_t seed)
+{
+    if (!c->cls->create(c))
+        return -1;
+    pc_ring r = {.c = c, .cap = inflight, .ops = ops, .seed = seed, .ok = true};
+    r.slot = calloc(inflight, sizeof *r.slot);
+    ct_touch(r.slot, inflight * sizeof *r.slot);
+    pthread_t a, b;
+    double t0 = now_ns();
+    pthread_create(&b, NULL, pc_consumer, &r);
+    pthread_create(&a, NULL, pc_producer, &r);
+    pthread_join(a, NULL);
+    pthread_join(b, NULL);
+    double t1 = now_ns();
+    free(r.slot);
+    c->cls->destroy(c);
+    return r.ok ? (t1 - t0) / (double)ops : -1;
+}
+
 /* The machine's own stalls: a loop that only reads the clock for half a
  * second, counting gaps over 5 us (on the 2-core VM about 1,300 per second
  * of 35-40 us each: the host takes the CPU). Every contender's operation
@@ -481,6 +556,18 @@ int main(int argc, char **argv)
             snprintf(nm, sizeof nm, "%s, %d thread%s", tname, n, n > 1 ? "s" : "");
             row(nm, "ns/op", v, ran, R);
         }
+    }
+    const char *pname = "producer/consumer: 64 B-1 KiB, one thread allocates, another frees, "
+                        "10000 in flight, ns/op in total";
+    if (wanted(pname)) {
+        memset(ran, 0, sizeof ran);
+        for (int round = 0; round < R; round++)
+            for (int c = 0; c < NC; c++)
+                if (cts[c].cls->available &&
+                    (v[c][round] = pc_once(&cts[c], 10000, quick ? 50000 : 300000,
+                                           (uint64_t)round + 13)) >= 0)
+                    ran[c] = true;
+        row(pname, "ns/op", v, ran, R);
     }
     const char *sname = "startup: create + first function + destroy (ns)";
     if (wanted(sname)) {
