@@ -43,6 +43,9 @@ static inline xm__arena *xm__my_arena(xm_heap *h)
  * visible with one membarrier before it waits for the owner to leave. Both
  * sides are mutual exclusion exactly as the mutex alone. */
 void xm__arena_lock_slow(xm_heap *h, xm__arena *a);
+/* xm__arena_lock for a remote drain (deferred.c): the same, but it does not
+ * count against the arena's bias. */
+void xm__arena_lock_drain(xm_heap *h, xm__arena *a);
 void xm__arena_unlock_slow(xm__arena *a);
 /* The owner's lock alone: true when the thread in slot `me` (this thread's)
  * owns a and locked it the fast way (release with xm__arena_unown); false,
@@ -196,6 +199,23 @@ static inline bool xm__mag_take(xm__arena *ar, int kind, size_t usable,
     return true;
 }
 
+/* Remote frees (deferred.c): xm_free of a small block of an arena that
+ * another thread owns, without its lock: 1 done, -1 XM_EBADPTR (requested
+ * already), 0 not taken (the caller takes the general path). */
+int xm__free_remote(xm_heap *h, uintptr_t rx);
+/* Trade-off: the owner's fast calls between two completions of the remote
+ * frees waiting on its arena: one pass takes the lines the freeing
+ * threads wrote for many frees at once (1 -> 32: the producer/consumer row
+ * of bench_matrix); their memory waits that much longer. */
+#define XM__REMOTE_BATCH 32u
+/* Completes a's remote frees (a locked). */
+void xm__remote_drain_locked(xm_heap *h, xm__arena *a);
+static inline void xm__remote_drain_if(xm_heap *h, xm__arena *a)
+{
+    if (atomic_load_explicit(&a->rfree, memory_order_relaxed))
+        xm__remote_drain_locked(h, a);
+}
+
 /* Locks and returns the arena owning the pack that covers addr, that pack
  * in *pk; NULL (nothing locked) when no pack covers it. */
 static inline xm__arena *xm__lock_pack_of(xm_heap *h, uintptr_t addr, xm__pack **pk)
@@ -214,6 +234,16 @@ static inline xm__arena *xm__lock_pack_of(xm_heap *h, uintptr_t addr, xm__pack *
            lock just taken: if it is still here, it stays */
         if (atomic_load_explicit(slot, memory_order_acquire) == p &&
             atomic_load_explicit(&p->arena, memory_order_relaxed) == ai) {
+            /* the arena's remote frees first: a block freed by another
+               thread is gone for this call too */
+            if (atomic_load_explicit(&a->rfree, memory_order_relaxed)) {
+                xm__remote_drain_locked(h, a);
+                if (atomic_load_explicit(slot, memory_order_acquire) != p ||
+                    atomic_load_explicit(&p->arena, memory_order_relaxed) != ai) {
+                    xm__arena_unlock(a); /* its pack retired: look again */
+                    continue;
+                }
+            }
             *pk = p;
             return a;
         }

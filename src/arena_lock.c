@@ -170,7 +170,9 @@ static void mark_used(xm_heap *h, xm__arena *a)
                              memory_order_relaxed);
 }
 
-void xm__arena_lock_slow(xm_heap *h, xm__arena *a)
+/* steal: counts against the bias (a remote drain does not: deferred.c
+ * takes it once for up to XM__REMOTE_KEEP bytes of frees). */
+static void lock_slow(xm_heap *h, xm__arena *a, bool steal)
 {
     pthread_mutex_lock(&a->lock);
     mark_used(h, a);
@@ -181,7 +183,7 @@ void xm__arena_lock_slow(xm_heap *h, xm__arena *a)
             return;
         }
         wait_owner_out(a);
-        if (++a->steals >= XM__STEAL_MAX)
+        if (steal && ++a->steals >= XM__STEAL_MAX)
             a->unbiased = 1; /* revoke stays raised from now on */
         return;
     }
@@ -189,6 +191,14 @@ void xm__arena_lock_slow(xm_heap *h, xm__arena *a)
         !atomic_load_explicit(&a->owner, memory_order_relaxed) &&
         a == &h->arenas[(me - 1) % XM__ARENAS])
         atomic_store(&a->owner, me); /* fast from the next lock on */
+}
+
+void xm__arena_lock_slow(xm_heap *h, xm__arena *a) { lock_slow(h, a, true); }
+
+void xm__arena_lock_drain(xm_heap *h, xm__arena *a)
+{
+    if (!xm__arena_try_own(a))
+        lock_slow(h, a, false);
 }
 
 void xm__arena_unlock_slow(xm__arena *a)
@@ -210,17 +220,20 @@ void xm__arenas_lock_all(xm_heap *h)
         mark_used(h, &h->arenas[i]);
         wait |= revoke_locked(&h->arenas[i], me);
     }
-    if (!wait)
-        return;
-    bool ok = barrier_all(h);
-    for (unsigned i = 0; i < XM__ARENAS; i++) {
-        if (!h->arenas[i].held_revoked)
-            continue;
-        if (ok)
-            wait_owner_out(&h->arenas[i]);
-        else
-            unbias_without_barrier(&h->arenas[i]);
+    if (wait) {
+        bool ok = barrier_all(h);
+        for (unsigned i = 0; i < XM__ARENAS; i++) {
+            if (!h->arenas[i].held_revoked)
+                continue;
+            if (ok)
+                wait_owner_out(&h->arenas[i]);
+            else
+                unbias_without_barrier(&h->arenas[i]);
+        }
     }
+    /* whoever locks all sees every remote free complete (deferred.c) */
+    for (unsigned i = 0; i < XM__ARENAS; i++)
+        xm__remote_drain_if(h, &h->arenas[i]);
 }
 
 void xm__arenas_unlock_all(xm_heap *h)
@@ -260,6 +273,13 @@ uint64_t xm__fast_loads(xm_heap *h)
     uint64_t n = 0;
     for (unsigned i = 0; i < XM__ARENAS; i++)
         n += h->arenas[i].fast_loads;
+    return n;
+}
+uint64_t xm__remote_frees(xm_heap *h)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < XM__ARENAS; i++)
+        n += h->arenas[i].remote_frees;
     return n;
 }
 uint64_t xm__fast_allocs(xm_heap *h)

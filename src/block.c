@@ -26,6 +26,27 @@ static xm_result check_size(const xm_heap *h, size_t size, size_t align)
     return size > h->reserve ? XM_ENOMEM : XM_OK;
 }
 
+/* Whether other threads' frees wait on some arena (deferred.c); an
+ * allocation that found no room completes them all (they may hold it) and
+ * tries again: the own arena a stays locked across, the others are locked
+ * in index order after it is dropped. */
+static bool remote_waiting(xm_heap *h)
+{
+    for (unsigned i = 0; i < XM__ARENAS; i++)
+        if (atomic_load_explicit(&h->arenas[i].rfree, memory_order_relaxed))
+            return true;
+    return false;
+}
+
+static void remote_drain_all(xm_heap *h, xm__arena *a)
+{
+    xm__arena_unlock(a);
+    xm__arenas_lock_all(h); /* completes them */
+    xm__arenas_unlock_all(h);
+    xm__arena_lock(h, a);
+    xm__remote_drain_if(h, a);
+}
+
 static XM__NOINLINE xm_result alloc_slow(xm_heap *h, int kind, size_t size,
                                          size_t align, xm_block *out)
 {
@@ -39,7 +60,13 @@ static XM__NOINLINE xm_result alloc_slow(xm_heap *h, int kind, size_t size,
         return r;
     xm__arena *a = xm__my_arena(h);
     xm__arena_lock(h, a);
-    return xm__leave(h, a, xm__block_alloc_locked(h, a, kind, size, align, out));
+    xm__remote_drain_if(h, a);
+    r = xm__block_alloc_locked(h, a, kind, size, align, out);
+    if (r == XM_ENOMEM && remote_waiting(h)) {
+        remote_drain_all(h, a);
+        r = xm__block_alloc_locked(h, a, kind, size, align, out);
+    }
+    return xm__leave(h, a, r);
 }
 
 /* The fast path takes what is valid and small enough for a magazine; the
@@ -168,7 +195,13 @@ xm_result xm_load(xm_heap *h, const void *src, size_t len, size_t align,
     else if ((r = xm__enter(h, true)) == XM_OK) {
         xm__arena *a = xm__my_arena(h);
         xm__arena_lock(h, a);
-        r = xm__leave(h, a, xm__block_load_locked(h, a, kind, src, len, align, out));
+        xm__remote_drain_if(h, a);
+        r = xm__block_load_locked(h, a, kind, src, len, align, out);
+        if (r == XM_ENOMEM && remote_waiting(h)) {
+            remote_drain_all(h, a);
+            r = xm__block_load_locked(h, a, kind, src, len, align, out);
+        }
+        r = xm__leave(h, a, r);
     }
     if (h->pkey)
         xm__pk_close(old);
@@ -217,6 +250,9 @@ xm_result xm_free(xm_heap *h, void *rx)
         return free_pk(h, rx);
     if (xm__free_fast(h, (uintptr_t)rx))
         return xm__leave(h, NULL, XM_OK);
+    int remote = xm__free_remote(h, (uintptr_t)rx);
+    if (remote)
+        return xm__leave(h, NULL, remote > 0 ? XM_OK : XM_EBADPTR);
     return free_slow(h, rx);
 }
 

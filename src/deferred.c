@@ -30,6 +30,7 @@
  * gate's one load; after, two more loads while nothing is pending.
  */
 #include "internal.h"
+#include "arch.h"
 #include "pkeys.h"
 
 #if XM_DEBUG >= 1
@@ -48,6 +49,8 @@ xm_result xm__free_request(xm_heap *h, void *rx)
     if (r != XM_OK)
         return r;
     uint64_t m = 1ull << (g & 63);
+    if (!p->large && (atomic_load(&p->x->rpend[g >> 6]) & m))
+        return XM_EBADPTR; /* freed by another thread (remote free) */
     if (!(atomic_load_explicit(&h->gate, memory_order_relaxed) & XM__G_ASYNC))
         atomic_fetch_or_explicit(&h->gate, XM__G_ASYNC, memory_order_release);
     uint64_t old = atomic_fetch_or(&p->pend[g >> 6], m);
@@ -141,4 +144,125 @@ void xm__drain(xm_heap *h)
     pthread_mutex_unlock(&h->drain_lock);
     if (h->pkey)
         xm__pk_close(pk);
+}
+
+/* ---- remote frees -------------------------------------------------------
+ * A thread that frees a block of an arena another thread owns (a JIT's
+ * compiler thread allocates, the thread that retires code frees) would
+ * take that arena's lock for each free: a membarrier for the first few,
+ * then the mutex for good, on which owner and freer take turns (a futex
+ * sleep and wake-up each time the two collide). Instead, a remote free
+ * claims the block with an atomic OR of its bit in p->x->rpend (a second
+ * request for it sees the bit: XM_EBADPTR), trap-fills its bytes through
+ * the alias at once (as xm_free always did: the freed code traps when the
+ * call returns), and queues the pack on the arena's rfree stack, as the
+ * async requests above. The state change (magazine, free runs, counts)
+ * waits for the next thread that locks the arena: the owner's next call
+ * (its fast paths step aside while rfree is set), any call on a block of
+ * that arena, and every call that locks all arenas (statistics, purge,
+ * fork, the debug walk); an allocation that finds no room completes them
+ * all and tries again. Until then the block is neither free nor usable:
+ * every call on it completes the frees first and then finds it gone. The
+ * owner's fast paths complete them every XM__REMOTE_BATCH calls (fast.h),
+ * so that one pass takes many. Once XM__REMOTE_MAX frees wait on an arena
+ * (an owner that makes no call), the freeing thread takes the lock and
+ * completes them itself. */
+
+/* Trade-off: remote frees waiting on one arena before the freeing thread
+ * completes them itself (one lock, a membarrier while the arena is biased,
+ * for all of them): their memory (up to 4 MiB of 16 KiB blocks) no
+ * allocation can take meanwhile, and the call that completes them does
+ * that much more work (50-100 ns a free). A host stall of the owner (35 us
+ * here) lets a hundred or two pile up. */
+#define XM__REMOTE_MAX 256u
+
+int xm__free_remote(xm_heap *h, uintptr_t rx)
+{
+    unsigned gate = atomic_load_explicit(&h->gate, memory_order_acquire);
+    uintptr_t off = rx - h->base;
+    if ((gate & (XM__G_OFF | XM__G_NAMES)) || h->pkey || off >= h->reserve ||
+        (rx & (XM__GRAN - 1)))
+        return 0;
+    xm__pstate *ps = &h->ps[off >> XM__PAGE_SHIFT];
+    xm__pack *p = atomic_load_explicit(&ps->pm, memory_order_acquire);
+    if (!p || p->large)
+        return 0;
+    unsigned ai = atomic_load_explicit(&p->arena, memory_order_relaxed);
+    unsigned me = xm__slot ? xm__slot : xm__slot_assign();
+    /* another thread's arena: the own one's frees wait for nobody (its
+       owner's fast free failed: the general path) */
+    if (ai == (me - 1) % XM__ARENAS)
+        return 0;
+    xm__arena *a = &h->arenas[ai];
+    uint32_t g = (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT);
+    uint64_t m = 1ull << (g & 63);
+    /* a live block (the general path gives the errors), with no async
+       request (whose drain would free it again) */
+    if (!(atomic_load_explicit(&ps->start, memory_order_acquire) & m) ||
+        (atomic_load_explicit(&p->pend[g >> 6], memory_order_relaxed) & m))
+        return 0;
+    if (atomic_load(&p->x->rpend[g >> 6]) & m)
+        return -1; /* requested already */
+    /* its bytes become traps first: once its bit is set, a drain may free
+       the block and the owner hand it out again */
+    size_t sz = ((size_t)ps->glen[(off >> XM__GRAN_SHIFT) & 63] + 1) << XM__GRAN_SHIFT;
+    xm__fill_freed(h->alias + off, sz);
+    /* counted before the claim: a drain that takes it subtracts it */
+    unsigned n = atomic_fetch_add(&a->rcount, 1) + 1;
+    if (atomic_fetch_or(&p->x->rpend[g >> 6], m) & m) { /* (seq_cst: after
+                                                            the fill) */
+        atomic_fetch_sub(&a->rcount, 1);
+        return -1; /* requested at the same time by another thread */
+    }
+    /* the bit before the queue (a drain clears rqueued, then takes the
+       bits: it sees this one, or this thread sees 0 and queues again) */
+    int expect = 0;
+    if (atomic_compare_exchange_strong(&p->rqueued, &expect, 1)) {
+        xm__pack *head = atomic_load(&a->rfree);
+        do {
+            atomic_store_explicit(&p->rnext, head, memory_order_relaxed);
+        } while (!atomic_compare_exchange_weak(&a->rfree, &head, p));
+    }
+    if (n >= XM__REMOTE_MAX) { /* nobody completes them: this thread */
+        xm__arena_lock_drain(h, a);
+        xm__remote_drain_locked(h, a);
+        xm__arena_unlock(a);
+    }
+    return 1;
+}
+
+void xm__remote_drain_locked(xm_heap *h, xm__arena *a)
+{
+    if (h->forked) /* a frozen fork child changes nothing (as xm__enter) */
+        return;
+    xm__pack *p = atomic_exchange(&a->rfree, NULL);
+    unsigned ai = (unsigned)(a - h->arenas);
+    a->rtick = 0;
+    while (p) {
+        xm__pack *next = atomic_load_explicit(&p->rnext, memory_order_relaxed);
+        atomic_store(&p->rqueued, 0);
+        for (unsigned w = 0; w < XM__PACK_WORDS; w++) {
+            if (!atomic_load_explicit(&p->x->rpend[w], memory_order_relaxed))
+                continue;
+            uint64_t bits = atomic_exchange(&p->x->rpend[w], 0);
+            atomic_fetch_sub(&a->rcount, (unsigned)__builtin_popcountll(bits));
+            while (bits) {
+                unsigned b = (unsigned)__builtin_ctzll(bits);
+                bits &= bits - 1;
+                /* only a double free makes these false (a block freed
+                   meanwhile, its pack retired or another arena's now) */
+                xm__pack *q;
+                uint32_t g;
+                if (atomic_load(&p->arena) != ai)
+                    goto next_pack;
+                if (xm__block_find(h, xm__block_addr(p, w * 64 + b), &q, &g) != XM_OK ||
+                    q != p)
+                    continue;
+                xm__block_free_filled_locked(h, p, g);
+                a->remote_frees++;
+            }
+        }
+    next_pack:
+        p = next;
+    }
 }

@@ -24,8 +24,9 @@
 #include <string.h>
 
 /* Trap fill by libc's memset: for a size it can bound (these are at most
- * 1 KiB) gcc would inline `rep stos`, which starts slower than libc's vector
- * loop for blocks this small; the empty asm hides the bound. */
+ * 16 KiB, most of them 1 KiB or less) gcc would inline `rep stos`, which
+ * starts slower than libc's vector loop for blocks this small; the empty
+ * asm hides the bound. */
 static inline void fast_fill_traps(void *p, size_t n)
 {
     __asm__("" : "+r"(n));
@@ -64,6 +65,13 @@ static inline xm__arena *fast_own(xm_heap *h, unsigned *ai)
         xm__arena_unown(a);
         return NULL;
     }
+    /* other threads' frees wait for this arena's lockers (deferred.c):
+       every XM__REMOTE_BATCH calls complete them, as the general path
+       would (what the caller reads of the arena and its packs, it reads
+       after this) */
+    if (atomic_load_explicit(&a->rfree, memory_order_relaxed) &&
+        ++a->rtick >= XM__REMOTE_BATCH)
+        xm__remote_drain_locked(h, a);
     return a;
 }
 
@@ -175,7 +183,8 @@ static XM__FAST bool fast_mag_block(xm_heap *h, int kind, size_t size, size_t al
     ar->live_bytes += usable;
     ar->allocs++;
 #if XM_DEBUG >= 2
-    if (inplace) /* as block_alloc: the alias was the freed block's rw */
+    if (inplace || src) /* as block_alloc: the alias was the freed block's
+                           rw (xm_load's copy goes there too) */
         xm__dead_rw_check(h, rx, usable);
 #endif
     if (src) {

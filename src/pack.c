@@ -587,6 +587,8 @@ static xm_result pack_new(xm_heap *h, xm__arena *a, int kind, uint32_t npages,
     }
     for (unsigned w = 0; w < xm__pend_words(p); w++)
         atomic_store_explicit(&p->pend[w], 0, memory_order_relaxed);
+    for (unsigned w = 0; !large && w < XM__PACK_WORDS; w++)
+        atomic_store_explicit(&p->x->rpend[w], 0, memory_order_relaxed);
     p->base = xm__page_addr(h, page);
     p->page = page;
     p->npages = npages;
@@ -855,7 +857,8 @@ static bool flip_revoke(xm_heap *h, uintptr_t rx, size_t sz)
     return true;
 }
 
-xm_result xm__block_free_locked(xm_heap *h, xm__pack *p, uint32_t g)
+/* filled: the bytes are traps already (a remote free, deferred.c). */
+static xm_result block_free(xm_heap *h, xm__pack *p, uint32_t g, bool filled)
 {
     xm__arena *ar = arena_of(h, p);
     size_t sz = xm__block_size(p, g);
@@ -867,7 +870,9 @@ xm_result xm__block_free_locked(xm_heap *h, xm__pack *p, uint32_t g)
         memset(h->shadow + (rx - h->base), XM__TRAP_BYTE, sz);
     if ((pub || (!staged(h) && !h->shadow)) && !flip(h)) {
         uintptr_t off = rx - h->base;
-        if (h->alias) {
+        if (filled) {
+            XM_ASSERT(h->alias);
+        } else if (h->alias) {
             xm__fill_freed(h->alias + off, sz);
         } else {
             int e = xm__os_pwrite_traps(&h->osc, h->fd, sz, off);
@@ -908,6 +913,16 @@ xm_result xm__block_free_locked(xm_heap *h, xm__pack *p, uint32_t g)
         give_back(h, ar, p, g, n);
     }
     return XM_OK;
+}
+
+xm_result xm__block_free_locked(xm_heap *h, xm__pack *p, uint32_t g)
+{
+    return block_free(h, p, g, false);
+}
+
+void xm__block_free_filled_locked(xm_heap *h, xm__pack *p, uint32_t g)
+{
+    (void)block_free(h, p, g, true); /* (no fill: nothing fails) */
 }
 
 /* The bytes of block g are in place at rx: make them coherent and mark the

@@ -120,6 +120,9 @@ xm_result xm__block_range(const xm__pack *p, uintptr_t dst, size_t len, uint32_t
 xm_result xm__block_containing(const xm__pack *p, uintptr_t addr, uint32_t *g);
 
 xm_result xm__block_free_locked(xm_heap *h, xm__pack *p, uint32_t g);
+/* The same for a block whose bytes a remote free trap-filled already
+ * (DUAL with the alias; deferred.c). */
+void xm__block_free_filled_locked(xm_heap *h, xm__pack *p, uint32_t g);
 xm_result xm__block_publish_locked(xm_heap *h, xm__pack *p, uint32_t g,
                                    int prot);
 /* Rewrites [dst, dst+len) of block g (found by xm__block_range);

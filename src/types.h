@@ -131,6 +131,9 @@ typedef struct xm__pstate {
  * so a large block's descriptor stays a few lines. */
 typedef struct xm__packx {
     _Alignas(64) _Atomic uint64_t pend[XM__PACK_WORDS];
+    /* xm_free's requests from threads other than the arena's owner
+       (deferred.c: remote frees), by first granule */
+    _Atomic uint64_t rpend[XM__PACK_WORDS];
     uint16_t bincount[XM__BINS];
     uint32_t binwords[XM__BINS]; /* words of runs[b] that are not zero */
     /* free-run index: runs[b] marks the first granule of every maximal free
@@ -165,6 +168,8 @@ typedef struct xm__pack {
     struct xm__pack *prev, *next; /* class list, or spare list */
     _Atomic int queued;   /* on h->pending */
     struct xm__pack *_Atomic next_pending;
+    _Atomic int rqueued;  /* on its arena's rfree (small packs) */
+    struct xm__pack *_Atomic rnext;
     /* the pack's first page's fields of the heap's page state (ps), set
        when the pack takes its pages: word i (XM__BW) is page `page + i` */
     _Atomic uint64_t *start;
@@ -295,14 +300,24 @@ typedef struct xm__arena {
     /* live blocks: allocs - frees (the two always change with them) */
     size_t live_bytes, staging_bytes;
     uint64_t allocs, frees, publishes, patches;
-    /* fast-path hits of xm_load and of XM_INPLACE's xm_alloc and
-       xm_publish (white-box tests) */
+    /* fast-path hits of the staged xm_alloc, of xm_load and of
+       XM_INPLACE's xm_alloc and xm_publish (white-box tests) */
     uint64_t fast_allocs, fast_loads, fast_inplace_allocs, fast_inplace_publishes;
     /* XM_DEBUG >= 2: staging buffers of published or freed blocks (dead
        rw), trap-filled and kept out of use, oldest first (stage.c) */
     void *dead[XM__STAGE_DEAD];
     size_t dead_sz[XM__STAGE_DEAD];
     unsigned ndead, dead_next;
+    /* remote frees completed (white-box tests); the owner's fast calls
+       since it last completed them (fast.h) */
+    uint64_t remote_frees;
+    unsigned rtick;
+    /* remote frees (deferred.c): packs holding blocks that other threads
+       freed, trap-filled and waiting for the next locker of this arena;
+       rcount how many. Written by those threads: a line pair of their
+       own */
+    _Alignas(XM__LINE_PAIR) struct xm__pack *_Atomic rfree;
+    _Atomic unsigned rcount;
 } xm__arena;
 
 struct xm_heap {

@@ -5,7 +5,8 @@
  * another thread frees, patches and queries the owner's blocks through the
  * slow path (mutex + membarrier): every call result stays right, the
  * structures stay consistent, each remote lock costs one membarrier until
- * the arena has been stolen from XM__STEAL_MAX times, and none after.
+ * the arena has been stolen from XM__STEAL_MAX times, and none after. A
+ * remote free takes no lock (src/deferred.c): no membarrier either.
  */
 #include "test.h"
 
@@ -82,7 +83,37 @@ static void remote_part(const config *c, xm_heap *h, owner_arg *o)
     xm_stats s0, s1;
     CHECK_OK(xm_heap_stats(h, &s0));
     unsigned steals = xm__bias_steal_max();
-    for (int i = 0; i < HANDED / 2; i++) { /* free half, one at a time */
+    uint64_t rf0 = xm__remote_frees(h);
+    for (int i = 0; i < HANDED / 4; i++) { /* free a quarter, one at a time */
+        CHECK_EQ(call_at(o->handed[i].rx), 1000 + i);
+        CHECK_OK(xm_free(h, o->handed[i].rx));
+        o->handed[i].rx = NULL;
+    }
+    CHECK_OK(xm_heap_stats(h, &s1));
+    unsigned unbiased1;
+    xm__bias_state(h, &owned, &unbiased1);
+    if (bias && exact) {
+        /* no lock, so no membarrier: only the stats call's, which locks
+           every arena (at debug level 3 the structure walk after each call
+           does too); the frees waited on the arena, the stats call
+           completed them */
+#if XM_DEBUG >= 3
+        CHECK(s1.syscalls - s0.syscalls >= 1);
+#else
+        CHECK_EQ(s1.syscalls - s0.syscalls, 1);
+        CHECK_EQ(xm__remote_frees(h) - rf0, HANDED / 4);
+#endif
+        CHECK_EQ(unbiased1, unbiased);
+        CHECK_EQ(s1.frees - s0.frees >= HANDED / 4, 1);
+    }
+    printf("    [%s] bias %s: %d remote frees cost %llu system calls (%llu without a lock)\n",
+           c->name, bias ? "on" : "off", HANDED / 4,
+           (unsigned long long)(s1.syscalls - s0.syscalls),
+           (unsigned long long)(xm__remote_frees(h) - rf0));
+    CHECK_OK(xm_heap_stats(h, &s0));
+    for (int i = HANDED / 4; i < HANDED / 2; i++) { /* query and free a quarter */
+        xm_block q;
+        CHECK_OK(xm_query(h, o->handed[i].rx, &q));
         CHECK_EQ(call_at(o->handed[i].rx), 1000 + i);
         CHECK_OK(xm_free(h, o->handed[i].rx));
         o->handed[i].rx = NULL;
@@ -90,20 +121,21 @@ static void remote_part(const config *c, xm_heap *h, owner_arg *o)
     CHECK_OK(xm_heap_stats(h, &s1));
     xm__bias_state(h, &owned, &unbiased);
     if (bias && exact) {
-        /* one membarrier per remote free until the arena is unbiased, none
-           after (and none for the second stats call); at debug level 3 the
-           structure walk after each call locks every arena, one more
-           membarrier per call while the arena is still biased */
+        /* one membarrier per remote lock (the queries) until the arena is
+           unbiased, none after (and none for the second stats call); at
+           debug level 3 the structure walk after each call locks every
+           arena, one more membarrier per call while the arena is still
+           biased */
 #if XM_DEBUG >= 3
-        CHECK_EQ(s1.syscalls - s0.syscalls, 2 * steals);
+        CHECK(s1.syscalls - s0.syscalls >= steals);
 #else
         CHECK_EQ(s1.syscalls - s0.syscalls, steals);
 #endif
         CHECK(unbiased >= 1);
     }
-    printf("    [%s] bias %s: %d remote frees cost %llu system calls; %u arena(s) "
+    printf("    [%s] bias %s: %d remote queries and frees cost %llu system calls; %u arena(s) "
            "owned, %u unbiased\n",
-           c->name, bias ? "on" : "off", HANDED / 2,
+           c->name, bias ? "on" : "off", HANDED / 4,
            (unsigned long long)(s1.syscalls - s0.syscalls), owned, unbiased);
     for (int i = HANDED / 2; i < HANDED; i++) { /* patch, query, call, free */
         xm_block q;
@@ -292,6 +324,13 @@ static void mid_fast(const config *c)
             size_t most = c->backend == XM_BACKEND_FLIP ? (sizes[i] + 4095) & ~(size_t)4095
                                                         : sizes[i] + sizes[i] / 4 + 64;
             CHECK(b[i].size >= sizes[i] && b[i].size <= most);
+            xm_block q;
+            CHECK_OK(xm_query(h, b[i].rx, &q)); /* the block's own size */
+            CHECK_EQ(q.size, b[i].size);
+            xm_stats st;
+            CHECK_OK(xm_heap_stats(h, &st));
+            if (c->backend == XM_BACKEND_DUAL && !inplace && !(c->flags & XM_STRICT))
+                CHECK_EQ(st.staging_bytes, b[i].size); /* its buffer alone */
             const unsigned char *w = b[i].rw;
             size_t k = 0;
             while (k < b[i].size && w[k] == TRAP_BYTE)
@@ -517,8 +556,11 @@ typedef struct remote_arg {
 static void *remote_free_thread(void *p)
 {
     remote_arg *r = p;
-    for (int i = 0; i < r->n; i++)
-        r->errors += xm_free(r->h, r->blocks[i].rx) != XM_OK;
+    xm_block q;
+    for (int i = 0; i < r->n; i++) /* a query locks the arena (a free
+                                      does not: deferred.c) */
+        r->errors += xm_query(r->h, r->blocks[i].rx, &q) != XM_OK ||
+                     xm_free(r->h, r->blocks[i].rx) != XM_OK;
     r->errors += churn_fns(r->h, 50, 500);
     return NULL;
 }
@@ -577,3 +619,148 @@ TEST(bias_membarrier_failing_for_good_falls_back_to_mutex)
                128 + SIGALRM);
     CHECK_EQ(st, 0);
 }
+
+/* xm_free from a thread that does not own the block's arena takes no lock
+ * (src/deferred.c, remote frees): the block traps at once (a child forked
+ * right after the free, before any other call, dies calling it), a second
+ * free of it is XM_EBADPTR, a query from either thread finds it gone, the
+ * statistics count it freed, and the owner's next allocations reuse its
+ * memory. */
+typedef struct rf_arg {
+    xm_heap *h;
+    xm_block *b;
+    int n, sig;
+    long errors;
+} rf_arg;
+
+static void call_void_at(void *rx) { (void)call_at(rx); }
+
+static void *rf_free_thread(void *p)
+{
+    rf_arg *r = p;
+    xm_block q;
+    for (int i = 0; i < r->n; i++)
+        r->errors += xm_free(r->h, r->b[i].rx) != XM_OK;
+    /* the frees wait (the owner makes no call): freed all the same */
+    for (int i = 0; i < r->n; i++)
+        r->errors += xm_free(r->h, r->b[i].rx) != XM_EBADPTR;
+    r->errors += xm_query(r->h, r->b[0].rx, &q) != XM_EBADPTR;
+    for (int i = 0; i < r->n; i++)
+        r->errors += xm_free(r->h, r->b[i].rx) != XM_EBADPTR;
+    /* (fork completes them: the bytes were traps from the free on) */
+    r->sig = child_signal(call_void_at, r->b[r->n / 2].rx);
+    return NULL;
+}
+
+static void remote_free(const config *c)
+{
+    xm_heap *h = make_heap(c, 0, SIZE_MAX);
+    CHECK(h);
+    enum { N = 96 };
+    xm_block b[N], again[N];
+    for (int i = 0; i < N; i++) /* 16 B to 15 KiB: magazines of every kind */
+        CHECK_OK(make_fn(h, 16 + (size_t)(i * 977) % 15000, (uint64_t)i + 40, &b[i]));
+    bool fast = xm__fast_state(h) && !test_extra_flags(c);
+    uint64_t rf0 = xm__remote_frees(h);
+    xm_stats s0, s1;
+    CHECK_OK(xm_heap_stats(h, &s0));
+    rf_arg r = {h, b, N, 0, 0};
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, rf_free_thread, &r) == 0);
+    pthread_join(t, NULL);
+    CHECK_EQ(r.errors, 0);
+    CHECK(r.sig == SIGTRAP || r.sig == SIGSEGV || r.sig == SIGILL);
+    if (fast) /* every free of the other thread took no lock */
+        CHECK_EQ(xm__remote_frees(h) - rf0, N);
+    xm_block q;
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(xm_query(h, b[i].rx, &q), XM_EBADPTR);
+    CHECK_OK(xm_heap_stats(h, &s1));
+    CHECK_EQ(s1.live_blocks, 0);
+    CHECK_EQ(s1.frees - s0.frees, N);
+    xm__heap_check(h);
+    /* the owner takes the same sizes again: from its magazines and packs,
+       the memory the other thread freed */
+    for (int i = 0; i < N; i++)
+        CHECK_OK(make_fn(h, 16 + (size_t)(i * 977) % 15000, (uint64_t)i + 900, &again[i]));
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(call_at(again[i].rx), (uint64_t)i + 900);
+    xm_stats s2;
+    CHECK_OK(xm_heap_stats(h, &s2));
+    if (c->backend == XM_BACKEND_DUAL) /* no new memory */
+        CHECK_EQ(s2.resident_bytes, s1.resident_bytes);
+    for (int i = 0; i < N; i++)
+        CHECK_OK(xm_free(h, again[i].rx));
+    xm__heap_check(h);
+    xm_heap_destroy(h);
+}
+TEST(remote_frees_trap_at_once_and_complete_later) { FOR_CONFIGS(remote_free); }
+
+/* Remote frees that wait hold their packs: an allocation on another arena
+ * that finds no room completes them and tries again. A heap of 512 KiB:
+ * thread A fills it with 8 KiB blocks, thread B frees them all (they wait
+ * on A's arena: fewer than XM__REMOTE_MAX, under XM__REMOTE_KEEP), then
+ * thread C allocates 64 KiB. */
+typedef struct room_arg {
+    xm_heap *h;
+    xm_block b[80];
+    int n;
+    xm_result r;
+} room_arg;
+
+static void *room_fill(void *p)
+{
+    room_arg *a = p;
+    while (a->n < 80 && make_fn(a->h, 8192, (uint64_t)a->n, &a->b[a->n]) == XM_OK)
+        a->n++;
+    return NULL;
+}
+
+static void *room_free(void *p)
+{
+    room_arg *a = p;
+    for (int i = 0; i < a->n; i++)
+        if (xm_free(a->h, a->b[i].rx) != XM_OK)
+            a->r = XM_EINVAL;
+    return NULL;
+}
+
+static void *room_take(void *p)
+{
+    room_arg *a = p;
+    xm_block big;
+    a->r = make_fn(a->h, 65536, 7, &big);
+    if (a->r == XM_OK && call_at(big.rx) != 7)
+        a->r = XM_EINVAL;
+    if (a->r == XM_OK)
+        a->r = xm_free(a->h, big.rx);
+    return NULL;
+}
+
+static void remote_room(const config *c)
+{
+    xm_heap *h = make_heap(c, 512 << 10, 0);
+    CHECK(h);
+    static room_arg a;
+    memset(&a, 0, sizeof a);
+    a.h = h;
+    uint64_t rf0 = xm__remote_frees(h);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, room_fill, &a) == 0);
+    pthread_join(t, NULL);
+    CHECK(a.n >= 40 && a.n < 80); /* the reserve is full */
+    CHECK(pthread_create(&t, NULL, room_free, &a) == 0);
+    pthread_join(t, NULL);
+    CHECK_OK(a.r);
+    CHECK(pthread_create(&t, NULL, room_take, &a) == 0);
+    pthread_join(t, NULL);
+    CHECK_OK(a.r);
+    if (xm__fast_state(h) && !test_extra_flags(c)) /* (counted as completed) */
+        CHECK_EQ(xm__remote_frees(h) - rf0, (uint64_t)a.n);
+    xm_stats s;
+    CHECK_OK(xm_heap_stats(h, &s));
+    CHECK_EQ(s.live_blocks, 0);
+    xm__heap_check(h);
+    xm_heap_destroy(h);
+}
+TEST(remote_frees_make_room_when_an_allocation_needs_it) { FOR_CONFIGS(remote_room); }
