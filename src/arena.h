@@ -215,6 +215,14 @@ static inline void xm__remote_drain_if(xm_heap *h, xm__arena *a)
     if (atomic_load_explicit(&a->rfree, memory_order_relaxed))
         xm__remote_drain_locked(h, a);
 }
+/* Whether block g of p (a's) is freed by another thread and not completed
+ * yet (its pack perhaps not queued yet: a drain cannot see it). Such a
+ * block is gone for every call. One load while nothing waits on a. */
+static inline bool xm__remote_claimed(const xm__arena *a, const xm__pack *p, uint32_t g)
+{
+    return atomic_load_explicit(&a->rcount, memory_order_relaxed) && !p->large &&
+           ((atomic_load(&p->x->rpend[g >> 6]) >> (g & 63)) & 1);
+}
 
 /* Locks and returns the arena owning the pack that covers addr, that pack
  * in *pk; NULL (nothing locked) when no pack covers it. */
@@ -264,6 +272,8 @@ static inline xm__arena *xm__lock_block(xm_heap *h, uintptr_t rx, xm__pack **p,
 {
     xm__arena *a = xm__lock_pack_of(h, rx, p);
     *r = a ? xm__block_at(h, *p, rx, g) : XM_EBADPTR;
+    if (*r == XM_OK && xm__remote_claimed(a, *p, *g))
+        *r = XM_EBADPTR;
     return a;
 }
 
@@ -272,6 +282,8 @@ static inline xm__arena *xm__lock_range(xm_heap *h, uintptr_t dst, size_t len,
 {
     xm__arena *a = xm__lock_pack_of(h, dst, p);
     *r = a ? xm__block_range(*p, dst, len, g) : XM_ERANGE;
+    if (*r == XM_OK && xm__remote_claimed(a, *p, *g))
+        *r = XM_ERANGE;
     return a;
 }
 

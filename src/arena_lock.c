@@ -171,7 +171,7 @@ static void mark_used(xm_heap *h, xm__arena *a)
 }
 
 /* steal: counts against the bias (a remote drain does not: deferred.c
- * takes it once for up to XM__REMOTE_KEEP bytes of frees). */
+ * takes it once for up to XM__REMOTE_MAX frees). */
 static void lock_slow(xm_heap *h, xm__arena *a, bool steal)
 {
     pthread_mutex_lock(&a->lock);

@@ -28,6 +28,8 @@ xm__arena *xm__enter_at(xm_heap *h, bool mutating, xm__at how, uintptr_t addr,
         return xm__lock_range(h, addr, len, p, g, r);
     xm__arena *a = xm__lock_pack_of(h, addr, p);
     *r = a ? xm__block_containing(*p, addr, g) : XM_EBADPTR;
+    if (*r == XM_OK && xm__remote_claimed(a, *p, *g))
+        *r = XM_EBADPTR;
     return a;
 }
 

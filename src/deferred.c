@@ -157,16 +157,25 @@ void xm__drain(xm_heap *h)
  * the alias at once (as xm_free always did: the freed code traps when the
  * call returns), and queues the pack on the arena's rfree stack, as the
  * async requests above. The state change (magazine, free runs, counts)
- * waits for the next thread that locks the arena: the owner's next call
- * (its fast paths step aside while rfree is set), any call on a block of
- * that arena, and every call that locks all arenas (statistics, purge,
- * fork, the debug walk); an allocation that finds no room completes them
- * all and tries again. Until then the block is neither free nor usable:
- * every call on it completes the frees first and then finds it gone. The
- * owner's fast paths complete them every XM__REMOTE_BATCH calls (fast.h),
- * so that one pass takes many. Once XM__REMOTE_MAX frees wait on an arena
- * (an owner that makes no call), the freeing thread takes the lock and
- * completes them itself. */
+ * waits for a thread that locks the arena: the owner's fast allocations
+ * every XM__REMOTE_BATCH calls (fast.h: one pass takes many), its fast
+ * frees and publishes at once (the block may be one of them), any general
+ * call on a block of that arena, and every call that locks all arenas
+ * (statistics, purge, fork, the debug walk); an allocation that finds no
+ * room completes them all and tries again. Until then the block is
+ * neither free nor usable: every call on it finds it gone, from its bit
+ * (xm__remote_claimed) even before its pack is queued. Once
+ * XM__REMOTE_MAX frees wait on an arena (an owner that makes no call), the
+ * freeing thread takes the lock and completes them itself.
+ *
+ * Races, each a double free or a pack's reuse that a review found: a
+ * free's claim re-checks the block's start bit (a drain may have completed
+ * the same thread's earlier free of it in between); a drain takes a pack's
+ * bits before it checks the pack's arena and hands both to the pack's new
+ * arena if it moved (released while a stale queue entry waited, then taken
+ * by another arena); the drain's rqueued store and its loads of the bits
+ * are seq_cst against the freeing thread's OR and compare-exchange (on
+ * arm64 a relaxed load could pass the store). */
 
 /* Trade-off: remote frees waiting on one arena before the freeing thread
  * completes them itself (one lock, a membarrier while the arena is biased,
@@ -176,12 +185,27 @@ void xm__drain(xm_heap *h)
  * here) lets a hundred or two pile up. */
 #define XM__REMOTE_MAX 256u
 
+/* Puts pack p on the stack of arena ai unless it is queued already. */
+static void remote_queue(xm_heap *h, xm__pack *p, unsigned ai)
+{
+    int expect = 0;
+    if (!atomic_compare_exchange_strong(&p->rqueued, &expect, 1))
+        return; /* queued meanwhile by a freeing thread */
+    xm__arena *a = &h->arenas[ai];
+    xm__pack *head = atomic_load(&a->rfree);
+    do {
+        atomic_store_explicit(&p->rnext, head, memory_order_relaxed);
+    } while (!atomic_compare_exchange_weak(&a->rfree, &head, p));
+}
+
 int xm__free_remote(xm_heap *h, uintptr_t rx)
 {
     unsigned gate = atomic_load_explicit(&h->gate, memory_order_acquire);
     uintptr_t off = rx - h->base;
-    if ((gate & (XM__G_OFF | XM__G_NAMES)) || h->pkey || off >= h->reserve ||
-        (rx & (XM__GRAN - 1)))
+    /* (async frees waiting: the general path completes them first, as
+       every call does) */
+    if ((gate & (XM__G_OFF | XM__G_NAMES)) || xm__drain_needed(h, gate) || h->pkey ||
+        off >= h->reserve || (rx & (XM__GRAN - 1)))
         return 0;
     xm__pstate *ps = &h->ps[off >> XM__PAGE_SHIFT];
     xm__pack *p = atomic_load_explicit(&ps->pm, memory_order_acquire);
@@ -214,15 +238,18 @@ int xm__free_remote(xm_heap *h, uintptr_t rx)
         atomic_fetch_sub(&a->rcount, 1);
         return -1; /* requested at the same time by another thread */
     }
+    /* a drain may have completed an earlier request for this block between
+       the checks above and the claim (this thread's own double free): the
+       block is free now, the claim is void */
+    if (!(atomic_load(&ps->start) & m)) {
+        if (atomic_fetch_and(&p->x->rpend[g >> 6], ~m) & m)
+            atomic_fetch_sub(&a->rcount, 1); /* (else a drain took and
+                                                 counted it) */
+        return -1;
+    }
     /* the bit before the queue (a drain clears rqueued, then takes the
        bits: it sees this one, or this thread sees 0 and queues again) */
-    int expect = 0;
-    if (atomic_compare_exchange_strong(&p->rqueued, &expect, 1)) {
-        xm__pack *head = atomic_load(&a->rfree);
-        do {
-            atomic_store_explicit(&p->rnext, head, memory_order_relaxed);
-        } while (!atomic_compare_exchange_weak(&a->rfree, &head, p));
-    }
+    remote_queue(h, p, ai);
     if (n >= XM__REMOTE_MAX) { /* nobody completes them: this thread */
         xm__arena_lock_drain(h, a);
         xm__remote_drain_locked(h, a);
@@ -230,6 +257,7 @@ int xm__free_remote(xm_heap *h, uintptr_t rx)
     }
     return 1;
 }
+
 
 void xm__remote_drain_locked(xm_heap *h, xm__arena *a)
 {
@@ -240,29 +268,49 @@ void xm__remote_drain_locked(xm_heap *h, xm__arena *a)
     a->rtick = 0;
     while (p) {
         xm__pack *next = atomic_load_explicit(&p->rnext, memory_order_relaxed);
+        /* rqueued first, then the bits (seq_cst both: a freeing thread
+           sets its bit, then tries rqueued; one of the two sees the
+           other's store) */
         atomic_store(&p->rqueued, 0);
+        uint64_t bits[XM__PACK_WORDS];
+        unsigned n = 0;
         for (unsigned w = 0; w < XM__PACK_WORDS; w++) {
-            if (!atomic_load_explicit(&p->x->rpend[w], memory_order_relaxed))
-                continue;
-            uint64_t bits = atomic_exchange(&p->x->rpend[w], 0);
-            atomic_fetch_sub(&a->rcount, (unsigned)__builtin_popcountll(bits));
-            while (bits) {
-                unsigned b = (unsigned)__builtin_ctzll(bits);
-                bits &= bits - 1;
-                /* only a double free makes these false (a block freed
-                   meanwhile, its pack retired or another arena's now) */
+            bits[w] = atomic_load(&p->x->rpend[w]) ? atomic_exchange(&p->x->rpend[w], 0) : 0;
+            n += (unsigned)__builtin_popcountll(bits[w]);
+        }
+        unsigned pa = atomic_load(&p->arena);
+        if (pa != ai) {
+            /* the pack was released and another arena took it (it stayed
+               queued here from a free that had been completed): the bits
+               are that arena's requests, and so is the pack */
+            for (unsigned w = 0; w < XM__PACK_WORDS; w++)
+                if (bits[w])
+                    atomic_fetch_or(&p->x->rpend[w], bits[w]);
+            remote_queue(h, p, pa);
+            p = next;
+            continue;
+        }
+        if (n)
+            atomic_fetch_sub(&a->rcount, n);
+        /* ours, with these blocks live: its base stays until the last of
+           them is freed (then the pack may go, even to another arena) */
+        uintptr_t base = p->base;
+        for (unsigned w = 0; w < XM__PACK_WORDS; w++) {
+            while (bits[w]) {
+                unsigned b = (unsigned)__builtin_ctzll(bits[w]);
+                bits[w] &= bits[w] - 1;
+                /* only a double free makes this false (a block freed
+                   meanwhile, its pack gone) */
                 xm__pack *q;
                 uint32_t g;
-                if (atomic_load(&p->arena) != ai)
-                    goto next_pack;
-                if (xm__block_find(h, xm__block_addr(p, w * 64 + b), &q, &g) != XM_OK ||
-                    q != p)
+                uintptr_t rx = base + ((uintptr_t)(w * 64 + b) << XM__GRAN_SHIFT);
+                if (xm__block_find(h, rx, &q, &g) != XM_OK || q != p ||
+                    atomic_load(&q->arena) != ai)
                     continue;
                 xm__block_free_filled_locked(h, p, g);
                 a->remote_frees++;
             }
         }
-    next_pack:
         p = next;
     }
 }

@@ -48,7 +48,7 @@ static inline bool fast_gate(xm_heap *h, bool *async)
  * (nothing locked) when the thread owns no arena or a revoke is under way.
  * Whatever the caller read of the heap before this stays in registers:
  * the compiler fence in here makes it reload everything else. */
-static inline xm__arena *fast_own(xm_heap *h, unsigned *ai)
+static inline xm__arena *fast_own(xm_heap *h, unsigned *ai, bool existing)
 {
     unsigned me = xm__slot;
     if (!me)
@@ -66,11 +66,12 @@ static inline xm__arena *fast_own(xm_heap *h, unsigned *ai)
         return NULL;
     }
     /* other threads' frees wait for this arena's lockers (deferred.c):
-       every XM__REMOTE_BATCH calls complete them, as the general path
-       would (what the caller reads of the arena and its packs, it reads
-       after this) */
+       complete them as the general path would, before a call on an
+       existing block (which may be one of them), else every
+       XM__REMOTE_BATCH calls (what the caller reads of the arena and its
+       packs, it reads after this) */
     if (atomic_load_explicit(&a->rfree, memory_order_relaxed) &&
-        ++a->rtick >= XM__REMOTE_BATCH)
+        (existing || ++a->rtick >= XM__REMOTE_BATCH))
         xm__remote_drain_locked(h, a);
     return a;
 }
@@ -85,7 +86,7 @@ static inline xm__arena *fast_lock_small(xm_heap *h, _Atomic(xm__pack *) *slot,
     xm__pack *p = atomic_load_explicit(slot, memory_order_acquire);
     unsigned ai;
     xm__arena *a;
-    if (!p || !(a = fast_own(h, &ai)))
+    if (!p || !(a = fast_own(h, &ai, true)))
         return NULL;
     /* the slot first, then the arena, as xm__lock_pack_of: a pack that
        another arena took (its arena stored before its page-map entries,
@@ -141,7 +142,7 @@ static XM__FAST bool fast_mag_block(xm_heap *h, int kind, size_t size, size_t al
     uintptr_t base = h->base;
     char *alias = h->alias;
     unsigned ai;
-    xm__arena *ar = fast_own(h, &ai);
+    xm__arena *ar = fast_own(h, &ai, false);
     if (!ar)
         return false;
     bool inplace = h->flags & XM_INPLACE;
@@ -254,7 +255,8 @@ static inline bool publish_fast_inplace(xm_heap *h, uintptr_t rx, int prot)
         return false;
     /* start bits change under the lock only: ours to read plainly */
     if (!(atomic_load_explicit(&ps->start, memory_order_relaxed) & m) || (ps->pub & m) ||
-        (p->kind == XM__K_CODE) != (prot == XM_PROT_RX)) {
+        (p->kind == XM__K_CODE) != (prot == XM_PROT_RX) ||
+        xm__remote_claimed(ar, p, (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT))) {
         xm__arena_unown(ar);
         return false;
     }
@@ -284,14 +286,15 @@ static XM__FAST bool xm__publish_fast(xm_heap *h, uintptr_t rx, int prot)
     xm__pstate *ps = h->ps;
     uint64_t m = 1ull << ((rx >> XM__GRAN_SHIFT) & 63);
     unsigned ai;
-    xm__arena *ar = fast_own(h, &ai);
+    xm__arena *ar = fast_own(h, &ai, true);
     if (!ar)
         return false;
     xm__pack *p = ar->st1_pack;
     /* (rx is in the reserve once it is st1's) */
     if (ar->st1.rx != rx || p->large ||
         (p->kind == XM__K_CODE) != (prot == XM_PROT_RX) ||
-        (ps[off >> XM__PAGE_SHIFT].pub & m)) {
+        (ps[off >> XM__PAGE_SHIFT].pub & m) ||
+        xm__remote_claimed(ar, p, (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT))) {
         xm__arena_unown(ar);
         return false;
     }
@@ -334,15 +337,18 @@ static XM__FAST bool xm__free_fast(xm_heap *h, uintptr_t rx)
     if (!ar)
         return false;
     uint32_t n = (uint32_t)*glen + 1, c = xm__mag_put_class(n);
-    /* start bits change under the lock only: ours to read plainly */
+    uint32_t g = (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT);
+    /* start bits change under the lock only: ours to read plainly; a
+       block another thread freed is gone (its free may not be queued yet:
+       fast_own completed the queued ones) */
     uint64_t st = atomic_load_explicit(startw, memory_order_relaxed);
-    if (!(st & *pubw & m) || ar->nwin || !xm__mag_room(ar, p, c, n)) {
+    if (!(st & *pubw & m) || ar->nwin || !xm__mag_room(ar, p, c, n) ||
+        xm__remote_claimed(ar, p, g)) {
         xm__arena_unown(ar);
         return false;
     }
     size_t sz = (size_t)n << XM__GRAN_SHIFT;
     xm__start_bits(startw, m, false);
-    uint32_t g = (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT);
     if (async)
         xm__clear_pend(p, g);
     *pubw &= ~m;

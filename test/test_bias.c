@@ -699,7 +699,7 @@ TEST(remote_frees_trap_at_once_and_complete_later) { FOR_CONFIGS(remote_free); }
 /* Remote frees that wait hold their packs: an allocation on another arena
  * that finds no room completes them and tries again. A heap of 512 KiB:
  * thread A fills it with 8 KiB blocks, thread B frees them all (they wait
- * on A's arena: fewer than XM__REMOTE_MAX, under XM__REMOTE_KEEP), then
+ * on A's arena: fewer than XM__REMOTE_MAX), then
  * thread C allocates 64 KiB. */
 typedef struct room_arg {
     xm_heap *h;
@@ -764,3 +764,85 @@ static void remote_room(const config *c)
     xm_heap_destroy(h);
 }
 TEST(remote_frees_make_room_when_an_allocation_needs_it) { FOR_CONFIGS(remote_room); }
+
+/* Remote frees at their edges (an independent review's findings):
+ * - the owner frees a block again after another thread freed it: XM_EBADPTR,
+ *   and the block it gets next is not freed behind its back;
+ * - an async free requested before a remote free is complete when that
+ *   remote free returns (a forked child calling it traps);
+ * - past XM__REMOTE_MAX waiting, the freeing thread completes them itself. */
+typedef struct edge_arg {
+    xm_heap *h;
+    xm_block *b;
+    int n, sig;
+    void *async_rx;
+    long errors;
+} edge_arg;
+
+static void *edge_free_thread(void *p)
+{
+    edge_arg *e = p;
+    for (int i = 0; i < e->n; i++)
+        e->errors += xm_free(e->h, e->b[i].rx) != XM_OK;
+    if (e->async_rx) /* no call between the remote frees and the fork */
+        e->sig = child_signal(call_void_at, e->async_rx);
+    return NULL;
+}
+
+static void remote_edges(const config *c)
+{
+    xm_heap *h = make_heap(c, 0, SIZE_MAX);
+    CHECK(h);
+    bool fast = xm__fast_state(h) && !test_extra_flags(c);
+    enum { N = 300 };
+    static xm_block b[N];
+    xm_block keep, y[40];
+    CHECK_OK(make_fn(h, 64, 1, &keep));
+    /* 1: the owner's second free */
+    CHECK_OK(make_fn(h, 64, 2, &b[0]));
+    edge_arg e = {h, b, 1, 0, NULL, 0};
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, edge_free_thread, &e) == 0);
+    pthread_join(t, NULL);
+    CHECK_EQ(e.errors, 0);
+    CHECK_EQ(xm_free(h, b[0].rx), XM_EBADPTR);
+    for (int i = 0; i < 40; i++) /* past the owner's batch of completions */
+        CHECK_OK(make_fn(h, 64, 100 + (uint64_t)i, &y[i]));
+    xm_block q;
+    for (int i = 0; i < 40; i++) {
+        CHECK_EQ(call_at(y[i].rx), 100 + (uint64_t)i);
+        CHECK_OK(xm_query(h, y[i].rx, &q));
+    }
+    for (int i = 0; i < 40; i++)
+        CHECK_OK(xm_free(h, y[i].rx));
+    /* 2: an async free, then a remote free on another thread, then a fork */
+    xm_block x;
+    CHECK_OK(make_fn(h, 64, 3, &x));
+    CHECK_OK(make_fn(h, 64, 4, &b[0]));
+    CHECK_OK(xm_free_async(h, x.rx));
+    e = (edge_arg){h, b, 1, 0, x.rx, 0};
+    CHECK(pthread_create(&t, NULL, edge_free_thread, &e) == 0);
+    pthread_join(t, NULL);
+    CHECK_EQ(e.errors, 0);
+    CHECK(e.sig == SIGTRAP || e.sig == SIGSEGV || e.sig == SIGILL);
+    /* 3: more frees waiting than XM__REMOTE_MAX (256): the freeing thread
+       completes them (the owner makes no call meanwhile) */
+    for (int i = 0; i < N; i++)
+        CHECK_OK(make_fn(h, 48 + (size_t)(i % 7) * 16, 1000 + (uint64_t)i, &b[i]));
+    uint64_t done0 = xm__remote_frees(h);
+    e = (edge_arg){h, b, N, 0, NULL, 0};
+    CHECK(pthread_create(&t, NULL, edge_free_thread, &e) == 0);
+    pthread_join(t, NULL);
+    CHECK_EQ(e.errors, 0);
+    if (fast)
+        CHECK(xm__remote_frees(h) - done0 >= 256);
+    xm_stats s;
+    CHECK_OK(xm_heap_stats(h, &s));
+    CHECK_EQ(s.live_blocks, 1);
+    if (fast)
+        CHECK_EQ(xm__remote_frees(h) - done0, N);
+    CHECK_OK(xm_free(h, keep.rx));
+    xm__heap_check(h);
+    xm_heap_destroy(h);
+}
+TEST(remote_frees_at_their_edges) { FOR_CONFIGS(remote_edges); }
