@@ -215,6 +215,16 @@ static inline void xm__remote_drain_if(xm_heap *h, xm__arena *a)
     if (atomic_load_explicit(&a->rfree, memory_order_relaxed))
         xm__remote_drain_locked(h, a);
 }
+/* An allocation of block g of p (a's, locked): a claim left on it by a
+ * double free (deferred.c) is void. One load while nothing waits on a. */
+static inline void xm__remote_unclaim(xm__arena *a, xm__pack *p, uint32_t g)
+{
+    uint64_t m = 1ull << (g & 63);
+    if (atomic_load_explicit(&a->rcount, memory_order_relaxed) &&
+        (atomic_load_explicit(&p->x->rpend[g >> 6], memory_order_relaxed) & m) &&
+        (atomic_fetch_and(&p->x->rpend[g >> 6], ~m) & m))
+        atomic_fetch_sub(&a->rcount, 1);
+}
 /* Whether block g of p (a's) is freed by another thread and not completed
  * yet (its pack perhaps not queued yet: a drain cannot see it). Such a
  * block is gone for every call. One load while nothing waits on a. */

@@ -275,6 +275,10 @@ uint64_t xm__fast_loads(xm_heap *h)
         n += h->arenas[i].fast_loads;
     return n;
 }
+/* White-box tests: this thread's slot (assigned now if it has none) and
+ * the number of arenas. */
+unsigned xm__slot_of_thread(void) { return xm__slot ? xm__slot : xm__slot_assign(); }
+unsigned xm__arena_count(void) { return XM__ARENAS; }
 uint64_t xm__remote_frees(xm_heap *h)
 {
     uint64_t n = 0;

@@ -168,14 +168,14 @@ void xm__drain(xm_heap *h)
  * XM__REMOTE_MAX frees wait on an arena (an owner that makes no call), the
  * freeing thread takes the lock and completes them itself.
  *
- * Races, each a double free or a pack's reuse that a review found: a
- * free's claim re-checks the block's start bit (a drain may have completed
- * the same thread's earlier free of it in between); a drain takes a pack's
- * bits before it checks the pack's arena and hands both to the pack's new
- * arena if it moved (released while a stale queue entry waited, then taken
- * by another arena); the drain's rqueued store and its loads of the bits
- * are seq_cst against the freeing thread's OR and compare-exchange (on
- * arm64 a relaxed load could pass the store). */
+ * Races that reviews found: a double free racing the drain that completes
+ * the first free may claim a free block, so an allocation clears a stale
+ * claim (xm__remote_unclaim); a drain checks a pack's arena before it
+ * takes the bits and hands a pack that moved (released while a stale queue
+ * entry waited, then taken by another arena) to its new arena untouched;
+ * the drain's rqueued store and its loads of the bits are seq_cst against
+ * the freeing thread's OR and compare-exchange (on arm64 a relaxed load
+ * could pass the store). */
 
 /* Trade-off: remote frees waiting on one arena before the freeing thread
  * completes them itself (one lock, a membarrier while the arena is biased,
@@ -238,15 +238,9 @@ int xm__free_remote(xm_heap *h, uintptr_t rx)
         atomic_fetch_sub(&a->rcount, 1);
         return -1; /* requested at the same time by another thread */
     }
-    /* a drain may have completed an earlier request for this block between
-       the checks above and the claim (this thread's own double free): the
-       block is free now, the claim is void */
-    if (!(atomic_load(&ps->start) & m)) {
-        if (atomic_fetch_and(&p->x->rpend[g >> 6], ~m) & m)
-            atomic_fetch_sub(&a->rcount, 1); /* (else a drain took and
-                                                 counted it) */
-        return -1;
-    }
+    /* (a double free that races a drain completing the first free of the
+       same block claims a free block: the next allocation of it clears the
+       claim, xm__remote_unclaim) */
     /* the bit before the queue (a drain clears rqueued, then takes the
        bits: it sees this one, or this thread sees 0 and queues again) */
     remote_queue(h, p, ai);
@@ -272,17 +266,24 @@ void xm__remote_drain_locked(xm_heap *h, xm__arena *a)
            sets its bit, then tries rqueued; one of the two sees the
            other's store) */
         atomic_store(&p->rqueued, 0);
+        unsigned pa = atomic_load(&p->arena);
+        if (pa != ai) {
+            /* the pack was released and another arena took it (it stayed
+               queued here from a free that had been completed): its bits
+               are that arena's requests, and so is the pack */
+            remote_queue(h, p, pa);
+            p = next;
+            continue;
+        }
         uint64_t bits[XM__PACK_WORDS];
         unsigned n = 0;
         for (unsigned w = 0; w < XM__PACK_WORDS; w++) {
             bits[w] = atomic_load(&p->x->rpend[w]) ? atomic_exchange(&p->x->rpend[w], 0) : 0;
             n += (unsigned)__builtin_popcountll(bits[w]);
         }
-        unsigned pa = atomic_load(&p->arena);
-        if (pa != ai) {
-            /* the pack was released and another arena took it (it stayed
-               queued here from a free that had been completed): the bits
-               are that arena's requests, and so is the pack */
+        if ((pa = atomic_load(&p->arena)) != ai) {
+            /* taken by another arena just now (a spare pack: none of the
+               bits can be ours) */
             for (unsigned w = 0; w < XM__PACK_WORDS; w++)
                 if (bits[w])
                     atomic_fetch_or(&p->x->rpend[w], bits[w]);

@@ -180,6 +180,7 @@ static XM__FAST bool fast_mag_block(xm_heap *h, int kind, size_t size, size_t al
         ar->mag_mid_bytes[kind] -= usable;
     if (async)
         xm__clear_pend(p, (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT));
+    xm__remote_unclaim(ar, p, (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT));
     xm__start_bits(&ps[pg].start, m, true);
     ar->live_bytes += usable;
     ar->allocs++;

@@ -798,6 +798,8 @@ static xm_result block_alloc(xm_heap *h, xm__arena *ar, int kind, size_t size,
         return r;
     }
     xm__clear_pend(p, g); /* a stale request is void */
+    if (!p->large)
+        xm__remote_unclaim(ar, p, g);
     xm__set_start(p, g, true);
     uintptr_t rx = xm__block_addr(p, g);
 #if XM_DEBUG >= 2
@@ -868,6 +870,8 @@ static xm_result block_free(xm_heap *h, xm__pack *p, uint32_t g, bool filled)
        alias; under XM_STRICT it reaches rx only at publish) */
     if (h->shadow) /* the copy dies with the block: traps, as it started */
         memset(h->shadow + (rx - h->base), XM__TRAP_BYTE, sz);
+    if (filled && ar->nwin) /* a window on it may have written since */
+        filled = false;
     if ((pub || (!staged(h) && !h->shadow)) && !flip(h)) {
         uintptr_t off = rx - h->base;
         if (filled) {

@@ -133,6 +133,11 @@ static xm_result end_impl(xm_heap *h, void *rx)
     uint32_t g;
     r = xm__block_range(p, dst, w->len, &g);
     XM_ASSERT(r == XM_OK); /* a block's free drops its windows */
+    if (xm__remote_claimed(a, p, g)) { /* freed by another thread, not
+                                          completed: as if it were */
+        xm__windows_drop_locked(a, w->block);
+        return xm__leave(h, a, XM_ESTATE);
+    }
     if (w->buf) {
         r = xm__block_patch_locked(h, p, g, dst, w->buf, w->len);
         if (r != XM_OK)

@@ -146,6 +146,8 @@ unsigned xm__fast_gate(xm_heap *h);
 uint64_t xm__fast_loads(xm_heap *h); /* xm_load's fast-path hits */
 uint64_t xm__fast_allocs(xm_heap *h); /* the staged xm_alloc's fast-path hits */
 uint64_t xm__remote_frees(xm_heap *h); /* xm_free's without the arena's lock */
+unsigned xm__slot_of_thread(void); /* this thread's slot (assigned if none) */
+unsigned xm__arena_count(void);
 void xm__fast_inplace(xm_heap *h, uint64_t *allocs, uint64_t *publishes); /* XM_INPLACE's */
 
 #endif

@@ -620,6 +620,17 @@ TEST(bias_membarrier_failing_for_good_falls_back_to_mutex)
     CHECK_EQ(st, 0);
 }
 
+/* The next thread to start gets a slot whose home arena is not that of the
+ * thread in slot `not_slot` (slots only grow: a test that ran before
+ * started threads of its own). The slot counter only moves forward. */
+static void next_thread_off(unsigned not_slot)
+{
+    uint64_t cur = xm__slot_counter_set(0); /* (no other thread starts now) */
+    if (cur % xm__arena_count() == (not_slot - 1) % xm__arena_count())
+        cur++;
+    xm__slot_counter_set(cur);
+}
+
 /* xm_free from a thread that does not own the block's arena takes no lock
  * (src/deferred.c, remote frees): the block traps at once (a child forked
  * right after the free, before any other call, dies calling it), a second
@@ -666,6 +677,7 @@ static void remote_free(const config *c)
     CHECK_OK(xm_heap_stats(h, &s0));
     rf_arg r = {h, b, N, 0, 0};
     pthread_t t;
+    next_thread_off(xm__slot_of_thread());
     CHECK(pthread_create(&t, NULL, rf_free_thread, &r) == 0);
     pthread_join(t, NULL);
     CHECK_EQ(r.errors, 0);
@@ -705,12 +717,14 @@ typedef struct room_arg {
     xm_heap *h;
     xm_block b[80];
     int n;
+    unsigned slot; /* the filling thread's */
     xm_result r;
 } room_arg;
 
 static void *room_fill(void *p)
 {
     room_arg *a = p;
+    a->slot = xm__slot_of_thread();
     while (a->n < 80 && make_fn(a->h, 8192, (uint64_t)a->n, &a->b[a->n]) == XM_OK)
         a->n++;
     return NULL;
@@ -749,6 +763,7 @@ static void remote_room(const config *c)
     CHECK(pthread_create(&t, NULL, room_fill, &a) == 0);
     pthread_join(t, NULL);
     CHECK(a.n >= 40 && a.n < 80); /* the reserve is full */
+    next_thread_off(a.slot);
     CHECK(pthread_create(&t, NULL, room_free, &a) == 0);
     pthread_join(t, NULL);
     CHECK_OK(a.r);
@@ -802,6 +817,7 @@ static void remote_edges(const config *c)
     CHECK_OK(make_fn(h, 64, 2, &b[0]));
     edge_arg e = {h, b, 1, 0, NULL, 0};
     pthread_t t;
+    next_thread_off(xm__slot_of_thread());
     CHECK(pthread_create(&t, NULL, edge_free_thread, &e) == 0);
     pthread_join(t, NULL);
     CHECK_EQ(e.errors, 0);
@@ -821,6 +837,7 @@ static void remote_edges(const config *c)
     CHECK_OK(make_fn(h, 64, 4, &b[0]));
     CHECK_OK(xm_free_async(h, x.rx));
     e = (edge_arg){h, b, 1, 0, x.rx, 0};
+    next_thread_off(xm__slot_of_thread());
     CHECK(pthread_create(&t, NULL, edge_free_thread, &e) == 0);
     pthread_join(t, NULL);
     CHECK_EQ(e.errors, 0);
@@ -831,6 +848,7 @@ static void remote_edges(const config *c)
         CHECK_OK(make_fn(h, 48 + (size_t)(i % 7) * 16, 1000 + (uint64_t)i, &b[i]));
     uint64_t done0 = xm__remote_frees(h);
     e = (edge_arg){h, b, N, 0, NULL, 0};
+    next_thread_off(xm__slot_of_thread());
     CHECK(pthread_create(&t, NULL, edge_free_thread, &e) == 0);
     pthread_join(t, NULL);
     CHECK_EQ(e.errors, 0);
