@@ -238,9 +238,18 @@ int xm__free_remote(xm_heap *h, uintptr_t rx)
         atomic_fetch_sub(&a->rcount, 1);
         return -1; /* requested at the same time by another thread */
     }
-    /* (a double free that races a drain completing the first free of the
-       same block claims a free block: the next allocation of it clears the
-       claim, xm__remote_unclaim) */
+    /* a pack that moved to another arena since the checks above held the
+       block no more (a drain completed an earlier free of it, the pack was
+       released and taken again): this is a double free, the claim is void
+       (only such a free can find the pack moved: a live block keeps it).
+       A double free that races the completion of the first one and finds
+       the pack in place claims a free block: the next allocation of it
+       clears the claim (xm__remote_unclaim) */
+    if (atomic_load(&p->arena) != ai) {
+        if (atomic_fetch_and(&p->x->rpend[g >> 6], ~m) & m)
+            atomic_fetch_sub(&a->rcount, 1);
+        return -1;
+    }
     /* the bit before the queue (a drain clears rqueued, then takes the
        bits: it sees this one, or this thread sees 0 and queues again) */
     remote_queue(h, p, ai);

@@ -134,7 +134,10 @@ static xm_result end_impl(xm_heap *h, void *rx)
     r = xm__block_range(p, dst, w->len, &g);
     XM_ASSERT(r == XM_OK); /* a block's free drops its windows */
     if (xm__remote_claimed(a, p, g)) { /* freed by another thread, not
-                                          completed: as if it were */
+                                          completed: as if it were; what the
+                                          window wrote becomes traps again */
+        if (!w->buf)
+            xm__fill_freed(h->alias + (xm__block_addr(p, g) - h->base), xm__block_size(p, g));
         xm__windows_drop_locked(a, w->block);
         return xm__leave(h, a, XM_ESTATE);
     }
