@@ -37,6 +37,21 @@
 void (*xm__drain_hook)(xm_heap *h);
 #endif
 
+/* Pushes p on the Treiber stack *head through its link unless *queued is
+ * set already (then it is on the stack, or a drain takes it soon). Push
+ * only: a drain takes the whole stack with one exchange, so no ABA. */
+static void push_once(_Atomic int *queued, xm__pack *_Atomic *head,
+                      xm__pack *_Atomic *link, xm__pack *p)
+{
+    int expect = 0;
+    if (!atomic_compare_exchange_strong(queued, &expect, 1))
+        return;
+    xm__pack *top = atomic_load(head);
+    do {
+        atomic_store_explicit(link, top, memory_order_relaxed);
+    } while (!atomic_compare_exchange_weak(head, &top, p));
+}
+
 /* xm_free_async's request, once h and rx are known non-NULL (block.c), and
  * the drain's own re-request. */
 xm_result xm__free_request(xm_heap *h, void *rx)
@@ -57,13 +72,7 @@ xm_result xm__free_request(xm_heap *h, void *rx)
     if (old & m)
         return XM_EBADPTR; /* already requested */
     atomic_fetch_add_explicit(&h->async_frees, 1, memory_order_relaxed);
-    int expect = 0;
-    if (atomic_compare_exchange_strong(&p->queued, &expect, 1)) {
-        xm__pack *head = atomic_load(&h->pending);
-        do {
-            atomic_store_explicit(&p->next_pending, head, memory_order_relaxed);
-        } while (!atomic_compare_exchange_weak(&h->pending, &head, p));
-    }
+    push_once(&p->queued, &h->pending, &p->next_pending, p);
     return XM_OK;
 }
 
@@ -188,14 +197,7 @@ void xm__drain(xm_heap *h)
 /* Puts pack p on the stack of arena ai unless it is queued already. */
 static void remote_queue(xm_heap *h, xm__pack *p, unsigned ai)
 {
-    int expect = 0;
-    if (!atomic_compare_exchange_strong(&p->rqueued, &expect, 1))
-        return; /* queued meanwhile by a freeing thread */
-    xm__arena *a = &h->arenas[ai];
-    xm__pack *head = atomic_load(&a->rfree);
-    do {
-        atomic_store_explicit(&p->rnext, head, memory_order_relaxed);
-    } while (!atomic_compare_exchange_weak(&a->rfree, &head, p));
+    push_once(&p->rqueued, &h->arenas[ai].rfree, &p->rnext, p);
 }
 
 int xm__free_remote(xm_heap *h, uintptr_t rx)

@@ -178,9 +178,10 @@ static XM__FAST bool fast_mag_block(xm_heap *h, int kind, size_t size, size_t al
     xm__mag_unmark_bits(p, &ps[pg].cached, m, have);
     if (c >= XM__MAG_EXACT)
         ar->mag_mid_bytes[kind] -= usable;
+    uint32_t g = (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT);
     if (async)
-        xm__clear_pend(p, (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT));
-    xm__remote_unclaim(ar, p, (uint32_t)((rx - p->base) >> XM__GRAN_SHIFT));
+        xm__clear_pend(p, g);
+    xm__remote_unclaim(ar, p, g);
     xm__start_bits(&ps[pg].start, m, true);
     ar->live_bytes += usable;
     ar->allocs++;

@@ -625,15 +625,21 @@ TEST(bias_membarrier_failing_for_good_falls_back_to_mutex)
     CHECK_EQ(st, 0);
 }
 
-/* The next thread to start gets a slot whose home arena is not that of the
+/* Runs fn(arg) on a new thread, joined, whose home arena is not that of the
  * thread in slot `not_slot` (slots only grow: a test that ran before
- * started threads of its own). The slot counter only moves forward. */
-static void next_thread_off(unsigned not_slot)
+ * started threads of its own; the slot counter only moves forward, and no
+ * other thread starts meanwhile). */
+static bool run_off_arena(void *(*fn)(void *), void *arg, unsigned not_slot)
 {
-    uint64_t cur = xm__slot_counter_set(0); /* (no other thread starts now) */
+    uint64_t cur = xm__slot_counter_set(0);
     if (cur % xm__arena_count() == (not_slot - 1) % xm__arena_count())
         cur++;
     xm__slot_counter_set(cur);
+    pthread_t t;
+    if (pthread_create(&t, NULL, fn, arg))
+        return false;
+    pthread_join(t, NULL);
+    return true;
 }
 
 /* xm_free from a thread that does not own the block's arena takes no lock
@@ -681,10 +687,7 @@ static void remote_free(const config *c)
     xm_stats s0, s1;
     CHECK_OK(xm_heap_stats(h, &s0));
     rf_arg r = {h, b, N, 0, 0};
-    pthread_t t;
-    next_thread_off(xm__slot_of_thread());
-    CHECK(pthread_create(&t, NULL, rf_free_thread, &r) == 0);
-    pthread_join(t, NULL);
+    CHECK(run_off_arena(rf_free_thread, &r, xm__slot_of_thread()));
     CHECK_EQ(r.errors, 0);
     CHECK(r.sig == SIGTRAP || r.sig == SIGSEGV || r.sig == SIGILL);
     if (fast) /* every free of the other thread took no lock */
@@ -768,9 +771,7 @@ static void remote_room(const config *c)
     CHECK(pthread_create(&t, NULL, room_fill, &a) == 0);
     pthread_join(t, NULL);
     CHECK(a.n >= 40 && a.n < 80); /* the reserve is full */
-    next_thread_off(a.slot);
-    CHECK(pthread_create(&t, NULL, room_free, &a) == 0);
-    pthread_join(t, NULL);
+    CHECK(run_off_arena(room_free, &a, a.slot));
     CHECK_OK(a.r);
     CHECK(pthread_create(&t, NULL, room_take, &a) == 0);
     pthread_join(t, NULL);
@@ -821,10 +822,7 @@ static void remote_edges(const config *c)
     /* 1: the owner's second free */
     CHECK_OK(make_fn(h, 64, 2, &b[0]));
     edge_arg e = {h, b, 1, 0, NULL, 0};
-    pthread_t t;
-    next_thread_off(xm__slot_of_thread());
-    CHECK(pthread_create(&t, NULL, edge_free_thread, &e) == 0);
-    pthread_join(t, NULL);
+    CHECK(run_off_arena(edge_free_thread, &e, xm__slot_of_thread()));
     CHECK_EQ(e.errors, 0);
     CHECK_EQ(xm_free(h, b[0].rx), XM_EBADPTR);
     for (int i = 0; i < 40; i++) /* past the owner's batch of completions */
@@ -842,9 +840,7 @@ static void remote_edges(const config *c)
     CHECK_OK(make_fn(h, 64, 4, &b[0]));
     CHECK_OK(xm_free_async(h, x.rx));
     e = (edge_arg){h, b, 1, 0, x.rx, 0};
-    next_thread_off(xm__slot_of_thread());
-    CHECK(pthread_create(&t, NULL, edge_free_thread, &e) == 0);
-    pthread_join(t, NULL);
+    CHECK(run_off_arena(edge_free_thread, &e, xm__slot_of_thread()));
     CHECK_EQ(e.errors, 0);
     CHECK(e.sig == SIGTRAP || e.sig == SIGSEGV || e.sig == SIGILL);
     /* 3: more frees waiting than XM__REMOTE_MAX (256): the freeing thread
@@ -853,9 +849,7 @@ static void remote_edges(const config *c)
         CHECK_OK(make_fn(h, 48 + (size_t)(i % 7) * 16, 1000 + (uint64_t)i, &b[i]));
     uint64_t done0 = xm__remote_frees(h);
     e = (edge_arg){h, b, N, 0, NULL, 0};
-    next_thread_off(xm__slot_of_thread());
-    CHECK(pthread_create(&t, NULL, edge_free_thread, &e) == 0);
-    pthread_join(t, NULL);
+    CHECK(run_off_arena(edge_free_thread, &e, xm__slot_of_thread()));
     CHECK_EQ(e.errors, 0);
     if (fast)
         CHECK(xm__remote_frees(h) - done0 >= 256);
