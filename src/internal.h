@@ -117,10 +117,14 @@ void xm__range_init(xm_heap *h);
  * *taken may be more than npages: from NONE, the heap grows in chunks (map
  * them all, give back the rest mapped); from a mapped run, the whole run
  * when no more than `slack` pages would be left (a sliver of a hole that
- * no later block fits would wait in the quarantine for a purge). Returns
- * 0, or -1 when no run is large enough. */
+ * no later block fits would wait in the quarantine for a purge). With
+ * fresh_n (else NULL), a run of exactly npages may be mixed: pages in
+ * *state and, *fresh_n > 0 of them from *fresh_at on, NONE pages the
+ * caller maps (then *fresh_n is 0 for any other take). Returns 0, or -1
+ * when no run is large enough. */
 int xm__range_take(xm_heap *h, uint32_t npages, uint32_t slack, int want,
-                   uint32_t *page, int *state, int *raised, uint32_t *taken);
+                   uint32_t *page, int *state, int *raised, uint32_t *taken,
+                   uint32_t *fresh_at, uint32_t *fresh_n);
 void xm__range_put(xm_heap *h, uint32_t page, uint32_t npages, int state,
                    int raised);
 /* Releases the mapped free ranges (quarantine) in coalesced runs. */

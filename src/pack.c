@@ -526,16 +526,20 @@ static xm_result pack_new(xm_heap *h, xm__arena *a, int kind, uint32_t npages,
         h->all[h->nall++] = p;
     }
     int want = want_state(h, kind), state, raised;
-    uint32_t page, taken;
-    /* a large block takes up to 1/8 more pages rather than leave a sliver */
-    uint32_t slack = large ? npages / 8 : 0;
-    if (xm__range_take(h, npages, slack, want, &page, &state, &raised, &taken)) {
+    uint32_t page, taken, fresh_at = 0, fresh_n = 0;
+    /* a large block takes up to 1/8 more pages rather than leave a sliver,
+       and (DUAL) a shorter mapped run with the released pages beside it
+       rather than all fresh pages */
+    uint32_t slack = large ? npages / 8 : 0, *mixed = large && !flip(h) ? &fresh_n : NULL;
+    if (xm__range_take(h, npages, slack, want, &page, &state, &raised, &taken, &fresh_at,
+                       mixed)) {
         pthread_mutex_unlock(&h->lock);
         xm__arena_retire_empty_locked(h, a);
         pthread_mutex_lock(&h->lock);
         if (h->quarantine_bytes)
             (void)xm__purge_locked(h);
-        if (xm__range_take(h, npages, slack, want, &page, &state, &raised, &taken)) {
+        if (xm__range_take(h, npages, slack, want, &page, &state, &raised, &taken,
+                           &fresh_at, mixed)) {
             p->next = *spare;
             *spare = p;
             pthread_mutex_unlock(&h->lock);
@@ -543,7 +547,17 @@ static xm_result pack_new(xm_heap *h, xm__arena *a, int kind, uint32_t npages,
         }
     }
     uint32_t filled = npages;
-    if (state != want) {
+    if (fresh_n) { /* mapped pages, and fresh ones beside them to map */
+        xm_result r = map_fresh(h, kind, page + fresh_at, fresh_n, fresh_n);
+        if (r != XM_OK) { /* both parts back as they were */
+            xm__range_put(h, page + fresh_at, fresh_n, XM__FR_NONE, 0);
+            xm__range_put(h, fresh_at ? page : page + fresh_n, taken - fresh_n, state, raised);
+            p->next = *spare;
+            *spare = p;
+            pthread_mutex_unlock(&h->lock);
+            return r;
+        }
+    } else if (state != want) {
         XM_ASSERT(state == XM__FR_NONE);
         /* a small heap's small pack is filled as used (pack_reach: a heap
            that publishes one function fills one page); a growing heap's

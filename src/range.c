@@ -17,7 +17,10 @@
  *   - runs are on lists by state and length class (4 classes per power of
  *     two) with a bitmask of non-empty classes: a take is a good fit found
  *     with a ctz, preferring a run already mapped in the wanted state (no
- *     system call) over fresh reserve;
+ *     system call) over fresh reserve; a large block that no mapped run
+ *     fits takes a shorter one together with the released (NONE) pages
+ *     beside it, if they make up the rest (only those are mapped afresh:
+ *     mixed_fit, a bounded look at the longest runs);
  *   - mapped runs are also on an age list: a purge releases the oldest.
  *
  * Purge: releases a mapped run together with its contiguous mapped
@@ -82,6 +85,9 @@ static uint32_t fr_class_low(uint32_t c)
         return c;
     return (4 + (c & 3)) << (c / 4 - 2);
 }
+
+static uint32_t run_after(const xm_heap *h, uint32_t end);
+static uint32_t run_before(const xm_heap *h, uint32_t first);
 
 /* ---- the node pool ------------------------------------------------------ */
 
@@ -327,10 +333,96 @@ static void peak_note(xm_heap *h, size_t worn)
         h->peak_used = used;
 }
 
+/* Takes the last npages pages of NONE run t. */
+static void take_back(xm_heap *h, uint32_t t, uint32_t npages)
+{
+    xm__frange *r = &h->fr[t];
+    XM_ASSERT(!mapped(r->state) && npages <= r->npages);
+    if (r->npages == npages) {
+        run_remove(h, t);
+        node_free(h, t);
+        return;
+    }
+    /* the back goes; the front keeps the node */
+    class_del(h, t);
+    uint32_t last = r->page + r->npages - 1;
+    if (last + 1 < h->npages && h->ps[last].frtag == t)
+        h->ps[last].frtag = 0;
+    r->npages -= npages;
+    last = r->page + r->npages - 1;
+    if (last + 1 < h->npages)
+        h->ps[last].frtag = t;
+    class_add(h, t);
+}
+
+/* When no mapped run of `want` has n pages: one shorter than n that the
+ * NONE run beside it completes to n, the longest such among the first
+ * XM__FIT_SCAN runs of the highest classes (a bounded look, from the
+ * longest runs down); 0 if none. *left: the NONE run is on its left. */
+static uint32_t mixed_fit(const xm_heap *h, int want, uint32_t n, bool *left)
+{
+    uint32_t best = 0, k = 0;
+    for (int w = 1; w >= 0; w--) {
+        for (uint64_t m = h->frmask[want][w]; m;) {
+            uint32_t c = (uint32_t)w * 64 + 63 - (uint32_t)__builtin_clzll(m);
+            m &= ~(1ull << (c & 63));
+            for (uint32_t t = h->frhead[want][c]; t && k < XM__FIT_SCAN;
+                 t = h->fr[t].cnext, k++) {
+                uint32_t len = h->fr[t].npages, first = h->fr[t].page, nb;
+                if (len >= n || (best && len <= h->fr[best].npages))
+                    continue;
+                if ((nb = run_after(h, first + len)) && !mapped(h->fr[nb].state) &&
+                    len + h->fr[nb].npages >= n) {
+                    best = t;
+                    *left = false;
+                } else if ((nb = run_before(h, first)) && !mapped(h->fr[nb].state) &&
+                           len + h->fr[nb].npages >= n) {
+                    best = t;
+                    *left = true;
+                }
+            }
+            if (best || k >= XM__FIT_SCAN)
+                return best;
+        }
+    }
+    return 0;
+}
+
 int xm__range_take(xm_heap *h, uint32_t npages, uint32_t slack, int want,
-                   uint32_t *page, int *state, int *raised, uint32_t *taken)
+                   uint32_t *page, int *state, int *raised, uint32_t *taken,
+                   uint32_t *fresh_at, uint32_t *fresh_n)
 {
     uint32_t t = find_fit(h, want, npages), n = npages;
+    bool left = false;
+    if (fresh_n)
+        *fresh_n = 0;
+    /* (not while the heap grows by chunks larger than the block: those
+       serve the next blocks too, and a mixed take would map a few pages
+       per block) */
+    if (!t && fresh_n && grow_chunk(h, npages) <= npages &&
+        (t = mixed_fit(h, want, npages, &left))) {
+        /* the mapped run and, beside it, the NONE pages that make up the
+           rest: only those are fresh */
+        uint32_t len = h->fr[t].npages, first = h->fr[t].page;
+        if (left) {
+            take_back(h, run_before(h, first), npages - len);
+            first -= npages - len;
+            *fresh_at = 0;
+        } else {
+            take_front(h, run_after(h, first + len), npages - len);
+            *fresh_at = len;
+        }
+        *fresh_n = npages - len;
+        *state = h->fr[t].state;
+        *raised = h->fr[t].raised;
+        take_front(h, t, len);
+        if (first + npages + 1 > h->ps_hw)
+            h->ps_hw = first + npages + 1 < h->npages ? first + npages + 1 : h->npages;
+        *page = first;
+        *taken = npages;
+        peak_note(h, range_bytes(npages));
+        return 0;
+    }
     if (t && h->fr[t].npages - npages <= slack)
         n = h->fr[t].npages; /* no sliver left behind */
     if (!t) {

@@ -143,6 +143,76 @@ TEST(large_block_churn_makes_no_system_calls)
                                      !(configs[ci_].flags & XM_STRICT));
 }
 
+static void call_void_at(void *rx) { (void)call_at(rx); }
+
+/* A large block that no freed run fits takes a shorter freed run (mapped,
+ * trap-filled) with the released pages beside it, and maps only those
+ * afresh: on the right of the run, then on its left. a, b, c, d side by
+ * side; b released (a gap of 16 NONE pages); a freed, then c. */
+static void mixed_takes(const config *c)
+{
+    if (c->backend != XM_BACKEND_DUAL)
+        return; /* FLIP maps and revokes per block anyway */
+    xm_heap *h = make_heap(c, 0, SIZE_MAX);
+    CHECK(h);
+    enum { P = 4096 };
+    static const size_t pages[4] = {16, 16, 16, 16};
+    xm_block blk[4];
+    bool adjacent = true;
+    for (int i = 0; i < 4; i++) {
+        CHECK_OK(make_fn(h, pages[i] * P, (uint64_t)i + 1, &blk[i]));
+        adjacent &= !i || (char *)blk[i].rx == (char *)blk[i - 1].rx + 16 * P;
+    }
+    CHECK(adjacent); /* a fresh heap grows upwards, block after block */
+    xm_block a = blk[0], b = blk[1], cc = blk[2], d = blk[3];
+    CHECK_OK(xm_free(h, b.rx));
+    CHECK_OK(xm_purge(h));
+    CHECK_OK(xm_free(h, a.rx));
+    xm_stats s0, s1, s2;
+    CHECK_OK(xm_heap_stats(h, &s0));
+    CHECK_EQ(s0.quarantine_bytes, 16 * (size_t)P);
+    /* 24 pages: a's 16 and the first 8 of the gap */
+    xm_block x;
+    CHECK_OK(make_fn(h, 24 * P, 7, &x));
+    CHECK_OK(xm_heap_stats(h, &s1));
+    CHECK(x.rx == a.rx);
+    CHECK_EQ(x.size, 24 * (size_t)P);
+    CHECK_EQ(s1.quarantine_bytes, 0);
+    CHECK_EQ(s1.resident_bytes - s0.resident_bytes, 8 * (size_t)P);
+    CHECK_EQ(s1.revocations, s0.revocations);
+    CHECK_EQ(call_at(x.rx), 7);
+    /* the fresh pages are traps where the function did not write */
+    int sig = child_signal(call_void_at, (char *)x.rx + 20 * P + 5);
+    CHECK(sig == trap_sig_at((char *)x.rx + 20 * P + 5) || sig == SIGSEGV);
+    /* c freed: d lives on its right, the rest of the gap (8 pages) is on
+       its left; 20 pages take c's 16 and the gap's last 4 */
+    CHECK_OK(xm_free(h, cc.rx));
+    xm_block y;
+    CHECK_OK(make_fn(h, 20 * P, 8, &y));
+    CHECK_OK(xm_heap_stats(h, &s2));
+    CHECK((char *)y.rx == (char *)cc.rx - 4 * P);
+    CHECK_EQ(s2.quarantine_bytes, 0);
+    CHECK_EQ(s2.resident_bytes - s1.resident_bytes, 4 * (size_t)P);
+    CHECK_EQ(call_at(y.rx), 8);
+    CHECK_EQ(call_at(d.rx), 4);
+    CHECK(audit_clean(false));
+    /* freed, every page of both traps, the fresh ones too */
+    CHECK_OK(xm_free(h, x.rx));
+    CHECK_OK(xm_free(h, y.rx));
+    static const size_t offs[] = {0, 3 * P + 1, 17 * P + 9, 19 * P + 63};
+    for (size_t i = 0; i < sizeof offs / sizeof offs[0]; i++) {
+        char *at = (char *)x.rx + offs[i];
+        sig = child_signal(call_void_at, at);
+        CHECK(sig == trap_sig_at(at) || sig == SIGSEGV);
+        at = (char *)y.rx + offs[i];
+        sig = child_signal(call_void_at, at);
+        CHECK(sig == trap_sig_at(at) || sig == SIGSEGV);
+    }
+    CHECK_EQ(call_at(d.rx), 4);
+    xm_heap_destroy(h);
+}
+TEST(large_block_takes_freed_run_and_released_neighbour) { FOR_CONFIGS(mixed_takes); }
+
 /* What quarantine_bytes reports is what a purge releases: 1000 published
  * 16-byte blocks freed with no automatic purge (their pack is the arena's
  * kept empty one), then xm_purge. */
@@ -453,8 +523,6 @@ static int maps_in(uintptr_t a, size_t len, bool *one_none_page)
     *one_none_page = *one_none_page && n == 1;
     return n;
 }
-
-static void call_void_at(void *p) { (void)call_at(p); }
 
 /* A destroyed default heap leaves its anchors (meta.c): the first page of
  * its reserve and of its alias, PROT_NONE and anonymous (no file, nothing
