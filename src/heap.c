@@ -74,8 +74,10 @@ static xm_result purge_impl(xm_heap *h)
     if (r != XM_OK)
         return r;
     xm__arenas_lock_all(h);
-    for (unsigned i = 0; i < XM__ARENAS; i++)
+    for (unsigned i = 0; i < XM__ARENAS; i++) {
         xm__arena_retire_empty_locked(h, &h->arenas[i]);
+        xm__stage_big_drop(&h->arenas[i]); /* kept for later blocks */
+    }
     xm__arenas_unlock_all(h);
     pthread_mutex_lock(&h->lock);
     r = xm__purge_locked(h);

@@ -26,6 +26,8 @@ void *xm__stage_buf_new(size_t usable, size_t align);
 void *xm__stage_big_get(xm__arena *a, size_t usable);
 void xm__stage_big_put(xm__arena *a, void *buf, size_t usable);
 void xm__stage_buf_drop_all(xm__arena *a);
+/* The kept buffers of larger blocks (xm_purge), arena locked. */
+void xm__stage_big_drop(xm__arena *a);
 /* XM_DEBUG >= 2: keeps a released staging buffer out of use (above). */
 void xm__stage_dead_put(xm__arena *a, void *buf, size_t usable);
 /* Makes room for one more entry; -1 when out of memory. */

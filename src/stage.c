@@ -136,17 +136,26 @@ void *xm__stage_big_get(xm__arena *a, size_t usable)
     return b;
 }
 
-/* Keeps buf (taken for `usable` bytes) in its class's slot if that is empty
- * and the byte budget allows; frees it otherwise. */
+/* Keeps buf (taken for `usable` bytes) in its class's slot if that is
+ * empty; frees it otherwise. */
 void xm__stage_big_put(xm__arena *a, void *buf, size_t usable)
 {
     unsigned k = xm__stage_big_class(usable);
-    if (k >= XM__STAGE_BIG || a->stbig[k] || a->stbig_bytes + big_cap(k) > XM__STAGE_BIG_KEEP) {
+    if (k >= XM__STAGE_BIG || a->stbig[k]) {
         xm__mem_free(buf);
         return;
     }
     a->stbig[k] = buf;
     a->stbig_bytes += big_cap(k);
+}
+
+void xm__stage_big_drop(xm__arena *a)
+{
+    for (unsigned i = 0; i < XM__STAGE_BIG; i++) {
+        xm__mem_free(a->stbig[i]);
+        a->stbig[i] = NULL;
+    }
+    a->stbig_bytes = 0;
 }
 
 /* The oldest kept buffer must still be all traps. */
@@ -179,11 +188,7 @@ void xm__stage_buf_drop_all(xm__arena *a)
         if (a->dead[i])
             dead_check_free(a, i);
     a->ndead = a->dead_next = 0;
-    for (unsigned i = 0; i < XM__STAGE_BIG; i++) {
-        xm__mem_free(a->stbig[i]);
-        a->stbig[i] = NULL;
-    }
-    a->stbig_bytes = 0;
+    xm__stage_big_drop(a);
     for (size_t c = 0; c < XM__STAGE_CLASSES; c++) {
         while (a->stbuf[c]) {
             void *b = a->stbuf[c];

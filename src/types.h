@@ -212,16 +212,18 @@ typedef struct xm__frange {
 #define XM__STAGE_CLASSES 32u
 #define XM__STAGE_KEEP (256u << 10)
 /* Staging buffers of larger blocks: by power-of-two classes of 4 KiB to
- * 8 MiB (stage.c; a block above that gets a buffer of its own size, not
- * kept), one kept per class and arena, at most
- * XM__STAGE_BIG_KEEP bytes per arena, so a churn of large blocks does not
- * get a fresh buffer for every block (malloc maps a large one and faults
- * it in page by page: 20% of a 64 KiB-1 MiB churn's time went to the
- * kernel for it). Trade-off: up to 8 MiB of address space per arena that
- * made such blocks, resident as far as blocks wrote them. */
-#define XM__STAGE_BIG 12u
+ * 16 MiB (stage.c; a block above that gets a buffer of its own size, not
+ * kept), one kept per class and arena, so a churn of large blocks does
+ * not get a fresh buffer for every block (malloc maps a large one and
+ * faults it in page by page: 20% of a 64 KiB-1 MiB churn's time went to
+ * the kernel for it). Trade-off: the kept buffers of an arena are less
+ * than twice its largest (at most 32 MiB, resident as far as blocks wrote
+ * them), until xm_purge or the heap's destroy. A budget of 8 MiB had
+ * freed and re-faulted the 8 MiB class's buffer of every 4-4.5 MiB block
+ * in a churn of 1-4 MiB blocks (one taken with its hole's slack is a
+ * class up): 4 ms of page faults each on this VM. */
+#define XM__STAGE_BIG 13u
 #define XM__STAGE_BIG_SHIFT 12u /* the smallest class: 4 KiB */
-#define XM__STAGE_BIG_KEEP ((size_t)8 << 20)
 
 /* Debug builds (XM_DEBUG >= 2): the staging buffers of the last
  * XM__STAGE_DEAD published or freed blocks per arena are not recycled but

@@ -651,3 +651,50 @@ static void stage_classes(const config *c)
     xm_heap_destroy(h);
 }
 TEST(staging_buffers_recycled_by_class) { FOR_CONFIGS(stage_classes); }
+
+/* One buffer is kept per class up to 16 MiB, whatever their total (a
+ * budget of 8 MiB had freed the larger ones after every use, and malloc
+ * faults a large one in page by page): with malloc failing, a block of
+ * each class is staged again in its class's buffer. xm_purge frees them:
+ * the next large block needs malloc. */
+static void stage_big_kept(const config *c)
+{
+    if (c->backend != XM_BACKEND_DUAL || (c->flags & XM_INPLACE))
+        return; /* no staging */
+#if XM_DEBUG < 2 /* (debug builds keep released buffers to check them) */
+    xm_heap *h = make_heap(c, (size_t)256 << 20, SIZE_MAX);
+    CHECK(h);
+    static const size_t sizes[] = {1u << 20, 2u << 20, 4u << 20, 8u << 20, 16u << 20};
+    enum { N = sizeof sizes / sizeof sizes[0] };
+    void *rw[N];
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < N; i++) {
+            xm_block b;
+            xm__mem_inject(round); /* round 1: no malloc may succeed */
+            xm_result r = xm_alloc(h, sizes[i], 0, &b);
+            xm__mem_inject(0);
+            CHECK_OK(r);
+            CHECK_EQ(b.size, sizes[i]);
+            if (round)
+                CHECK(b.rw == rw[i]);
+            rw[i] = b.rw;
+            emit_ret(b.rw, 200 + (uint64_t)i);
+            CHECK_OK(xm_publish(h, b.rx, XM_PROT_RX));
+            CHECK_EQ(call_at(b.rx), 200 + (uint64_t)i);
+            CHECK_OK(xm_free(h, b.rx));
+        }
+    CHECK_OK(xm_purge(h));
+    xm_block b;
+    xm__mem_inject(1);
+    xm_result r = xm_alloc(h, 3u << 20, 0, &b);
+    xm__mem_inject(0);
+    CHECK_EQ(r, XM_ENOMEM);
+    CHECK_OK(make_fn(h, 3u << 20, 9, &b));
+    CHECK_EQ(call_at(b.rx), 9);
+    xm__heap_check(h);
+    xm_heap_destroy(h);
+#else
+    (void)c;
+#endif
+}
+TEST(staging_buffers_kept_for_every_class) { FOR_CONFIGS(stage_big_kept); }
