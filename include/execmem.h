@@ -249,7 +249,8 @@ XM_API xm_result xm_free(xm_heap *h, void *rx);
  * sequential double frees return XM_EBADPTR. */
 XM_API xm_result xm_free_async(xm_heap *h, void *rx);
 /* Completes all deferred work: pending async frees, and the quarantine is
- * released in coalesced runs (rights dropped, memory given back). */
+ * released in coalesced runs (rights dropped, memory given back); the
+ * staging buffers kept for later large blocks are freed. */
 XM_API xm_result xm_purge(xm_heap *h);
 /* Rewrites [dst, dst+len) inside one published block and makes it coherent.
  * NOT safe against threads executing those bytes while they change: stop

@@ -444,13 +444,15 @@ int xm__os_gettid(xm__osc *c)
 
 int xm__os_pwrite_traps(xm__osc *c, int fd, size_t len, uint64_t off)
 {
-    /* 16 KiB x 256 vectors: a 4 MiB growth chunk in one call (stack: 4 KiB) */
+    /* 16 KiB x 256 vectors: XM__PWRITE_TRAPS_MAX (4 MiB) in one call
+       (stack: 4 KiB) */
     static unsigned char traps[16384];
     static _Atomic int ready;
     if (!atomic_load_explicit(&ready, memory_order_acquire)) {
         memset(traps, XM__TRAP_BYTE, sizeof traps); /* idempotent */
         atomic_store_explicit(&ready, 1, memory_order_release);
     }
+    _Static_assert(256 * sizeof traps == XM__PWRITE_TRAPS_MAX, "one call's bytes");
     struct iovec iov[256];
     while (len) {
         int cnt = 0;

@@ -447,8 +447,10 @@ static xm_result map_fresh(xm_heap *h, int kind, uint32_t page, uint32_t n,
     } else {
         uint64_t off = (uint64_t)page << XM__PAGE_SHIFT;
         xm_result fr = fill ? fill_traps(h, page, fill) : XM_OK;
-        if (fr != XM_OK)
+        if (fr != XM_OK) { /* what a first call wrote goes back too */
+            (void)xm__file_release(h, off, (size_t)fill << XM__PAGE_SHIFT);
             return fr;
+        }
         int prot = kind == XM__K_CODE ? (XM__P_R | XM__P_X) : XM__P_R;
         int err = 0;
         if (!xm__os_map_fd(&h->osc, addr, len, prot, h->fd_ro, off, &err)) {
@@ -893,7 +895,19 @@ static xm_result block_free(xm_heap *h, xm__pack *p, uint32_t g, bool filled)
         } else if (h->alias) {
             xm__fill_freed(h->alias + off, sz);
         } else {
+            /* XM_STRICT: xm__os_pwrite_traps writes 4 MiB per call, and a
+               failure after the first would leave the live block part
+               traps: a larger one's bytes are kept to be put back */
+            void *keep = NULL;
+            if (sz > XM__PWRITE_TRAPS_MAX) {
+                if (!(keep = xm__mem_alloc(sz)))
+                    return XM_ENOMEM;
+                memcpy(keep, (const void *)rx, sz);
+            }
             int e = xm__os_pwrite_traps(&h->osc, h->fd, sz, off);
+            if (e && keep)
+                (void)xm__os_pwrite(&h->osc, h->fd, keep, sz, off);
+            xm__mem_free(keep);
             if (e)
                 return xm__os_result(e, false);
         }

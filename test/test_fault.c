@@ -19,6 +19,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int count_fds(void)
@@ -580,3 +581,67 @@ TEST(flip_frees_at_the_map_count_limit_succeed)
     }
     CHECK_EQ(child_status(map_limit_child, NULL), 0);
 }
+
+/* Bytes of this process's memfds (/proc/self/fd), in 512-byte blocks. */
+static long memfd_blocks(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    long n = 0;
+    char path[300], link[300];
+    while (d && (e = readdir(d))) {
+        snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+        ssize_t k = readlink(path, link, sizeof link - 1);
+        struct stat st;
+        if (k > 0 && (link[k] = 0, strstr(link, "memfd:")) && stat(path, &st) == 0)
+            n += (long)st.st_blocks;
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* Blocks larger than one system call's trap fill (XM_STRICT writes 4 MiB
+ * of traps per call): a free that fails on a later call leaves the block
+ * whole and live (its bytes were kept and are put back), and an
+ * allocation that fails on a later call of its pages' fill gives back
+ * what the first calls wrote. */
+static void large_fill_faults(const config *c)
+{
+    if (c->backend != XM_BACKEND_DUAL)
+        return;
+    enum { SZ = 6 << 20 };
+    for (long n = 1; n <= 6; n++) {
+        xm_heap *h = make_heap(c, (size_t)64 << 20, SIZE_MAX);
+        CHECK(h);
+        xm_block b;
+        CHECK_OK(make_fn(h, SZ, 42, &b));
+        static unsigned char head[64], tail[64];
+        memcpy(head, b.rx, sizeof head);
+        memcpy(tail, (char *)b.rx + SZ - sizeof tail, sizeof tail);
+        xm__os_inject(n, 0);
+        xm_result r = xm_free(h, b.rx);
+        xm__os_inject(0, 0);
+        if (r != XM_OK) { /* refused: the block as it was */
+            CHECK_EQ(memcmp(b.rx, head, sizeof head), 0);
+            CHECK_EQ(memcmp((char *)b.rx + SZ - sizeof tail, tail, sizeof tail), 0);
+            CHECK_EQ(call_at(b.rx), 42);
+            CHECK_OK(xm_free(h, b.rx));
+        }
+        const unsigned char *p = b.rx; /* mapped still (no purge) */
+        CHECK(p[0] == TRAP_BYTE && p[(4 << 20) + 1] == TRAP_BYTE && p[SZ - 1] == TRAP_BYTE);
+        /* a fresh allocation of as much, failing: no memory kept */
+        CHECK_OK(xm_purge(h));
+        long before = memfd_blocks();
+        xm__os_inject(n, 0);
+        r = xm_alloc(h, 2 * SZ, 0, &b);
+        xm__os_inject(0, 0);
+        if (r != XM_OK)
+            CHECK_EQ(memfd_blocks(), before);
+        else
+            CHECK_OK(xm_free(h, b.rx));
+        xm__heap_check(h);
+        xm_heap_destroy(h);
+    }
+}
+TEST(large_fill_faults_lose_nothing) { FOR_CONFIGS(large_fill_faults); }
