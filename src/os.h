@@ -83,8 +83,8 @@ int xm__os_close(xm__osc *c, int fd);
 /* Writes all of buf at off (loops on short writes). */
 int xm__os_pwrite(xm__osc *c, int fd, const void *buf, size_t len,
                   uint64_t off);
-/* Writes len trap bytes at off with gathered writes of one trap page. */
-/* (up to XM__PWRITE_TRAPS_MAX bytes per system call) */
+/* Writes len trap bytes at off with gathered writes of one trap page, up
+ * to XM__PWRITE_TRAPS_MAX bytes per system call. */
 #define XM__PWRITE_TRAPS_MAX ((size_t)4 << 20)
 int xm__os_pwrite_traps(xm__osc *c, int fd, size_t len, uint64_t off);
 /* Writes len trap bytes at addr in this process's own memory through
