@@ -396,11 +396,15 @@ int xm__range_take(xm_heap *h, uint32_t npages, uint32_t slack, int want,
     bool left = false;
     if (fresh_n)
         *fresh_n = 0;
-    /* (not while the heap grows by chunks larger than the block: those
-       serve the next blocks too, and a mixed take would map a few pages
-       per block) */
-    if (!t && fresh_n && grow_chunk(h, npages) <= npages &&
-        (t = mixed_fit(h, want, npages, &left))) {
+    /* Only with the quarantine past half the lazy bound, where fresh
+       pages would make purges: below it, a heap whose blocks find no hole
+       grows by whole blocks, and the holes they leave settle it (64 KiB-1
+       MiB x 1,000: 0.5 system calls per 1000 operations, 1.2 with mixed
+       takes at every miss, each a smaller growth). Not while the heap
+       grows by chunks larger than the block: those serve the next blocks
+       too, and a mixed take would map a few pages per block. */
+    if (!t && fresh_n && h->quarantine_bytes >= xm__lazy_bound(h) / 2 &&
+        grow_chunk(h, npages) <= npages && (t = mixed_fit(h, want, npages, &left))) {
         /* the mapped run and, beside it, the NONE pages that make up the
            rest: only those are fresh */
         uint32_t len = h->fr[t].npages, first = h->fr[t].page;

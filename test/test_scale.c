@@ -147,13 +147,14 @@ static void call_void_at(void *rx) { (void)call_at(rx); }
 
 /* A large block that no freed run fits takes a shorter freed run (mapped,
  * trap-filled) with the released pages beside it, and maps only those
- * afresh: on the right of the run, then on its left. a, b, c, d side by
- * side; b released (a gap of 16 NONE pages); a freed, then c. */
+ * afresh, when the quarantine is past half the lazy bound (96 KiB here):
+ * on the right of the run, then on its left. a, b, c, d side by side; b
+ * released (a gap of 16 NONE pages); a freed, then c. */
 static void mixed_takes(const config *c)
 {
     if (c->backend != XM_BACKEND_DUAL)
         return; /* FLIP maps and revokes per block anyway */
-    xm_heap *h = make_heap(c, 0, SIZE_MAX);
+    xm_heap *h = make_heap(c, 0, 96 << 10);
     CHECK(h);
     enum { P = 4096 };
     static const size_t pages[4] = {16, 16, 16, 16};
