@@ -110,16 +110,14 @@ void xm__check_locked(xm_heap *h)
                 }
             }
         CHECK(mid_bytes[0] == a->mag_mid_bytes[0] && mid_bytes[1] == a->mag_mid_bytes[1]);
-        size_t st_bytes = 0, big_bytes = 0; /* recycled staging buffers */
+        size_t st_bytes = 0; /* recycled staging buffers */
         for (uint32_t c = 0; c < XM__STAGE_CLASSES; c++) {
             size_t steps = 0; /* (a cycle would not end: bounded) */
             for (void *q = a->stbuf[c]; q && steps <= XM__STAGE_KEEP / XM__GRAN;
                  memcpy(&q, q, sizeof q), steps++)
                 st_bytes += (size_t)(c + 1) << XM__GRAN_SHIFT;
         }
-        for (unsigned k = 0; k < XM__STAGE_BIG; k++)
-            big_bytes += a->stbig[k] ? (size_t)1 << (k + XM__STAGE_BIG_SHIFT) : 0;
-        CHECK(st_bytes == a->stbuf_bytes && big_bytes == a->stbig_bytes);
+        CHECK(st_bytes == a->stbuf_bytes);
         live_blocks += (size_t)(a->allocs - a->frees);
         live_bytes += a->live_bytes;
         CHECK(a->stcount * 2 <= a->stcap || a->stcap == 0);

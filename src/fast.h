@@ -215,7 +215,6 @@ static XM__FAST bool fast_mag_block(xm_heap *h, int kind, size_t size, size_t al
     }
     if (big < XM__STAGE_BIG) { /* xm__stage_big_get */
         *slot = NULL;
-        ar->stbig_bytes -= (size_t)1 << (big + XM__STAGE_BIG_SHIFT);
     } else { /* xm__stage_buf_get: the link lives in the buffer */
         memcpy(slot, stage, sizeof stage);
         ar->stbuf_bytes -= usable;

@@ -490,6 +490,16 @@ static xm_result pack_reach(xm_heap *h, xm__pack *p, uint32_t endg)
     return r;
 }
 
+/* pack_new failed: descriptor p back on its spare list, the heap lock
+ * released; returns r. */
+static xm_result spare_back(xm_heap *h, xm__pack **spare, xm__pack *p, xm_result r)
+{
+    p->next = *spare;
+    *spare = p;
+    pthread_mutex_unlock(&h->lock);
+    return r;
+}
+
 /* Takes a descriptor and npages pages for arena a (a locked, the heap lock
  * not): from the reuse cache if it has a run, else fresh reserve. When the
  * reserve is exhausted, the arena's empty packs and the quarantine are
@@ -542,10 +552,7 @@ static xm_result pack_new(xm_heap *h, xm__arena *a, int kind, uint32_t npages,
             (void)xm__purge_locked(h);
         if (xm__range_take(h, npages, slack, want, &page, &state, &raised, &taken,
                            &fresh_at, mixed)) {
-            p->next = *spare;
-            *spare = p;
-            pthread_mutex_unlock(&h->lock);
-            return XM_ENOMEM;
+            return spare_back(h, spare, p, XM_ENOMEM);
         }
     }
     uint32_t filled = npages;
@@ -554,10 +561,7 @@ static xm_result pack_new(xm_heap *h, xm__arena *a, int kind, uint32_t npages,
         if (r != XM_OK) { /* both parts back as they were */
             xm__range_put(h, page + fresh_at, fresh_n, XM__FR_NONE, 0);
             xm__range_put(h, fresh_at ? page : page + fresh_n, taken - fresh_n, state, raised);
-            p->next = *spare;
-            *spare = p;
-            pthread_mutex_unlock(&h->lock);
-            return r;
+            return spare_back(h, spare, p, r);
         }
     } else if (state != want) {
         XM_ASSERT(state == XM__FR_NONE);
@@ -578,10 +582,7 @@ static xm_result pack_new(xm_heap *h, xm__arena *a, int kind, uint32_t npages,
         }
         if (r != XM_OK) {
             xm__range_put(h, page, npages, XM__FR_NONE, 0);
-            p->next = *spare;
-            *spare = p;
-            pthread_mutex_unlock(&h->lock);
-            return r;
+            return spare_back(h, spare, p, r);
         }
         if (taken > npages) /* mapped ahead: free, trap-filled */
             xm__range_put(h, page + npages, taken - npages, want, 0);

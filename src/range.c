@@ -333,6 +333,14 @@ static void peak_note(xm_heap *h, size_t worn)
         h->peak_used = used;
 }
 
+/* Pages [.., end) are taken: the pages' state up to end and the tag of the
+ * run that follows (meta.c). */
+static void hw_note(xm_heap *h, uint32_t end)
+{
+    if (end + 1 > h->ps_hw)
+        h->ps_hw = end + 1 < h->npages ? end + 1 : h->npages;
+}
+
 /* Takes the last npages pages of NONE run t. */
 static void take_back(xm_heap *h, uint32_t t, uint32_t npages)
 {
@@ -420,8 +428,7 @@ int xm__range_take(xm_heap *h, uint32_t npages, uint32_t slack, int want,
         *state = h->fr[t].state;
         *raised = h->fr[t].raised;
         take_front(h, t, len);
-        if (first + npages + 1 > h->ps_hw)
-            h->ps_hw = first + npages + 1 < h->npages ? first + npages + 1 : h->npages;
+        hw_note(h, first + npages);
         *page = first;
         *taken = npages;
         peak_note(h, range_bytes(npages));
@@ -439,9 +446,7 @@ int xm__range_take(xm_heap *h, uint32_t npages, uint32_t slack, int want,
     if (!t)
         return -1;
     xm__frange *r = &h->fr[t];
-    /* the pages' state and the tag of the run that follows (meta.c) */
-    if (r->page + n + 1 > h->ps_hw)
-        h->ps_hw = r->page + n + 1 < h->npages ? r->page + n + 1 : h->npages;
+    hw_note(h, r->page + n);
     *page = r->page;
     *state = r->state;
     *raised = r->raised;

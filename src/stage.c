@@ -132,7 +132,6 @@ void *xm__stage_big_get(xm__arena *a, size_t usable)
         return xm__stage_buf_new(big_cap(k), XM__PAGE);
     void *b = a->stbig[k];
     a->stbig[k] = NULL;
-    a->stbig_bytes -= big_cap(k);
     return b;
 }
 
@@ -146,7 +145,6 @@ void xm__stage_big_put(xm__arena *a, void *buf, size_t usable)
         return;
     }
     a->stbig[k] = buf;
-    a->stbig_bytes += big_cap(k);
 }
 
 void xm__stage_big_drop(xm__arena *a)
@@ -155,7 +153,6 @@ void xm__stage_big_drop(xm__arena *a)
         xm__mem_free(a->stbig[i]);
         a->stbig[i] = NULL;
     }
-    a->stbig_bytes = 0;
 }
 
 /* The oldest kept buffer must still be all traps. */

@@ -294,7 +294,6 @@ typedef struct xm__arena {
     void *stbuf[XM__STAGE_CLASSES]; /* recycled staging buffers by size */
     size_t stbuf_bytes;
     void *stbig[XM__STAGE_BIG]; /* and of larger blocks: one per class */
-    size_t stbig_bytes; /* their total size */
     uint8_t nmag[2][XM__MAG_CLASSES];
     size_t mag_mid_bytes[2]; /* bytes waiting in classes >= XM__MAG_EXACT */
     uintptr_t mag[2][XM__MAG_CLASSES][XM__MAG_DEPTH]; /* rx of cached blocks */
